@@ -1,0 +1,194 @@
+"""Symbolization: give every location of a Profile its frames.
+
+This reproduces what gperftools' pprof computes with nm and addr2line, using
+pyelftools only:
+
+1. Object files come from the profile's executable mappings: paths that look
+   like shared libraries, plus the mapping whose path is the main program
+   given on the command line.  Each is searched under ``--lib_prefix``
+   prefixes, and replaced by ``/usr/lib/debug<path>[.debug]`` when present.
+   The mapping offset is corrected by .text's (vma - file offset).  The main
+   program also gets a catch-all range [0, highest sampled address] with
+   offset 0, so non-PIE executables need no mapping at all.
+2. Addresses are assigned to objects by range, highest start first, so
+   libraries win over the catch-all range.
+3. For each address: the addr2line answer (DWARF functions with inlining,
+   else the ELF symbol) and the nm answer (symbol ranges); pprof prefers
+   nm's name when it agrees with addr2line's, because nm's names carry the
+   symbol's start address and so tell apart same-named functions.
+4. Names are shortened like pprof (argument lists, template arguments and
+   return types removed), and short names that stand for different symbols
+   get ``@<address>`` appended.
+
+Each object file is opened once; DWARF is decoded only for compile units
+that contain sampled addresses; results per object are cached on disk
+(symbolize/cache.py).
+"""
+import os
+import re
+import sys
+
+from pprof_py.errors import SymbolizationError
+from pprof_py.formats.procmaps import SHARED_LIBRARY
+from pprof_py.model import Frame
+from pprof_py.symbolize import cache as symcache
+from pprof_py.symbolize.objfile import ObjectFile
+
+_ARGS = re.compile(r"\([^()]*\)(\s*const)?")
+_TAG = re.compile(r"<[0-9a-f]*>$")
+_TEMPLATE = re.compile(r"<[^<>]*>")
+_LEADING_TYPE = re.compile(r"^.*\s+(\w+::)")
+
+
+def short_function_name(name, strip_templates=True):
+    """pprof's ShortFunctionName."""
+    while True:
+        new = _ARGS.sub("", name)
+        if new == name:
+            break
+        name = new
+    name = _TAG.sub("", name)
+    if strip_templates:
+        while True:
+            new = _TEMPLATE.sub("", name)
+            if new == name:
+                break
+            name = new
+    return _LEADING_TYPE.sub(r"\1", name, count=1)
+
+
+def find_library(path, prefixes):
+    """pprof's FindLibrary: try each prefix with shorter and shorter suffixes
+    of `path`; fall back to `path`."""
+    suffix = path
+    while True:
+        for prefix in prefixes:
+            candidate = prefix + suffix
+            if os.path.exists(candidate):
+                return candidate
+        m = re.match(r"^/[^/]+(/.*)$", suffix)
+        if not m:
+            break
+        suffix = m.group(1)
+    return path
+
+
+def debugging_library(path):
+    if path.startswith("/"):
+        for candidate in ("/usr/lib/debug" + path, "/usr/lib/debug" + path + ".debug"):
+            if os.path.isfile(candidate):
+                return candidate
+    return None
+
+
+class Symbolizer:
+    def __init__(self, program, lib_prefixes=(), strip_templates=True, warn=None, use_cache=True):
+        self.program = program
+        self.lib_prefixes = list(lib_prefixes)
+        self.strip_templates = strip_templates
+        self.warn = warn or (lambda msg: None)
+        self.use_cache = use_cache
+        self._objects = {}
+
+    def _open(self, path):
+        if path not in self._objects:
+            try:
+                self._objects[path] = ObjectFile(path)
+            except SymbolizationError:
+                self._objects[path] = None
+        return self._objects[path]
+
+    def libraries(self, mappings, max_pc):
+        """pprof's ParseLibraries: [(path, start, limit, offset)]."""
+        program = os.path.realpath(self.program) if self.program else None
+        result = []
+        for m in mappings:
+            if not (SHARED_LIBRARY.match(m.path) or (program and m.path == program)):
+                continue
+            path = find_library(m.path, self.lib_prefixes)
+            offset = m.offset
+            if not debugging_library(path):
+                obj = self._open(path)
+                if obj is not None:
+                    offset += obj.text_vma_minus_offset()
+            result.append((path, m.start, m.limit, offset))
+        if self.program:
+            result.append((self.program, 0, max_pc, 0))
+        return result
+
+    def symbolize(self, addresses, mappings):
+        """Map each address (int) to a list of (short name, file:line, full
+        name) triples, outermost first, like pprof's $symbols."""
+        symbols = {}
+        if not addresses:
+            return symbols
+        pending = sorted(set(addresses))
+        libs = self.libraries(mappings, pending[-1])
+        # Highest start first; Python's sort is stable like Perl's mergesort.
+        for path, start, limit, offset in sorted(libs, key=lambda l: -l[1]):
+            contained = [a for a in pending if start <= a <= limit]
+            if not contained:
+                continue
+            taken = set(contained)
+            pending = [a for a in pending if a not in taken]
+            self._map_to_symbols(path, start - offset, contained, symbols)
+        _disambiguate(symbols)
+        return symbols
+
+    def _map_to_symbols(self, image, bias, pcs, symbols):
+        debugging = debugging_library(image)
+        if debugging:
+            image = debugging
+        obj = self._open(image)
+        if obj is None:
+            return
+        if self.program and image == self.program:
+            self._check_build_id(obj)
+        table = symcache.object_symbols(obj, [pc - bias for pc in pcs], self.use_cache)
+        for pc in pcs:
+            rel = pc - bias
+            frames, nm_full = table[rel]
+            triples = []
+            for fullfunction, fileline in frames:      # innermost first
+                function = short_function_name(fullfunction, self.strip_templates)
+                if nm_full is not None:
+                    if fullfunction == "??":
+                        function = short_function_name(nm_full, self.strip_templates)
+                        fullfunction = nm_full
+                    elif nm_full.startswith(function):
+                        function = short_function_name(nm_full, self.strip_templates)
+                        fullfunction = nm_full
+                triples.insert(0, (function, fileline, fullfunction))
+            symbols[pc] = triples
+
+    def _check_build_id(self, obj):
+        pass
+
+
+def _disambiguate(symbols):
+    """pprof's FillFullnameToShortnameMap: short names shared by symbols at
+    different addresses become ``name@address``."""
+    seen_once = {}
+    ambiguous = set()
+    for triples in symbols.values():
+        short, _, full = triples[0]
+        if not re.search(r"<[0-9a-fA-F]+>$", full):
+            continue
+        if short in seen_once and seen_once[short] != full:
+            ambiguous.add(short)
+        else:
+            seen_once[short] = full
+    if not ambiguous:
+        return
+    rename = {}
+    for triples in symbols.values():
+        short, _, full = triples[0]
+        if full in rename:
+            continue
+        if short in ambiguous:
+            m = re.search(r"<0*([^>]*)>$", full)
+            if m:
+                rename[full] = f"{short}@{m.group(1)}"
+    for pc, triples in symbols.items():
+        if any(full in rename for _, _, full in triples):
+            symbols[pc] = [(rename.get(full, short), fl, full) for short, fl, full in triples]

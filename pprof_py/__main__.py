@@ -1,0 +1,3 @@
+from pprof_py.cli import main
+
+main()

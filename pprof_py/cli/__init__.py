@@ -1,0 +1,169 @@
+"""`pprof`: the command line, option-compatible with gperftools' pprof.
+
+    pprof [options] <program> <profiles...>
+    pprof [options] <profile>            (symbolize from the profile's maps)
+
+The CLI only turns argv into `report.Options`, runs the pipeline and writes
+the renderer's output; every user error becomes one line on stderr and a
+non-zero exit code.
+"""
+import os
+import sys
+
+import click
+
+from pprof_py import __version__
+from pprof_py.cli.console import error, note
+from pprof_py.errors import PprofError
+from pprof_py.render import REGISTRY
+from pprof_py.report import Options, prepare
+
+# Option groups, in the order gperftools' pprof prints them in --help.
+GROUPS = ["Options", "Reporting Granularity", "Output type", "Heap-Profile Options",
+          "Call-graph Options", "Miscellaneous"]
+
+
+class GroupedOption(click.Option):
+    def __init__(self, *args, group="Options", **kwargs):
+        super().__init__(*args, **kwargs)
+        self.group = group
+
+
+class GroupedCommand(click.Command):
+    def format_options(self, ctx, formatter):
+        sections = {g: [] for g in GROUPS}
+        for param in self.get_params(ctx):
+            record = param.get_help_record(ctx)
+            if record is None:
+                continue
+            sections.setdefault(getattr(param, "group", "Miscellaneous"), []).append(record)
+        for group, rows in sections.items():
+            if rows:
+                with formatter.section(group):
+                    formatter.write_dl(rows)
+
+
+def opt(*names, group="Options", **kwargs):
+    return click.option(*names, cls=GroupedOption, group=group, **kwargs)
+
+
+def _output_options(func):
+    for renderer in reversed(REGISTRY):
+        if renderer.takes_regex:
+            func = opt(f"--{renderer.name}", f"out_{renderer.name}", metavar="<regexp>",
+                       group="Output type", help=renderer.help)(func)
+        else:
+            func = opt(f"--{renderer.name}", f"out_{renderer.name}", is_flag=True,
+                       group="Output type", help=renderer.help)(func)
+    return func
+
+
+@click.command(cls=GroupedCommand, context_settings={"help_option_names": ["-h", "--help"],
+                                                     "max_content_width": 100})
+@click.version_option(__version__, "--version", prog_name="pprof (pprof_py)",
+                      message="%(prog)s %(version)s, compatible with gperftools' pprof")
+@opt("--cum", is_flag=True, help="Sort by cumulative data")
+@opt("--base", metavar="<base>", help="Subtract <base> from <profile> before display")
+@opt("--lib_prefix", metavar="<dir>", help="Comma separated list of library path prefixes")
+@opt("--no_strip_temp", is_flag=True, help="Do not strip template arguments from function names")
+@opt("--addresses", "granularity", flag_value="addresses", group="Reporting Granularity",
+     help="Report at address level")
+@opt("--lines", "granularity", flag_value="lines", group="Reporting Granularity",
+     help="Report at source line level")
+@opt("--functions", "granularity", flag_value="functions", group="Reporting Granularity",
+     help="Report at function level [default]")
+@opt("--files", "granularity", flag_value="files", group="Reporting Granularity",
+     help="Report at source file level")
+@_output_options
+@opt("--stacks", is_flag=True, group="Output type",
+     help="Generate stack traces similar to the heap profiler (requires --text)")
+@opt("--inuse_space", "sample_index", flag_value="inuse_space", group="Heap-Profile Options",
+     help="Display in-use (mega)bytes [default]")
+@opt("--inuse_objects", "sample_index", flag_value="inuse_objects", group="Heap-Profile Options",
+     help="Display in-use objects")
+@opt("--alloc_space", "sample_index", flag_value="alloc_space", group="Heap-Profile Options",
+     help="Display allocated (mega)bytes")
+@opt("--alloc_objects", "sample_index", flag_value="alloc_objects", group="Heap-Profile Options",
+     help="Display allocated objects")
+@opt("--show_bytes", is_flag=True, group="Heap-Profile Options", help="Display space in bytes")
+@opt("--drop_negative", is_flag=True, group="Heap-Profile Options", help="Ignore negative differences")
+@opt("--nodecount", type=click.IntRange(0), default=80, metavar="<n>", group="Call-graph Options",
+     help="Show at most so many nodes [default=80]")
+@opt("--nodefraction", type=click.FloatRange(0), default=0.005, metavar="<f>", group="Call-graph Options",
+     help="Hide nodes below <f>*total [default=.005]")
+@opt("--edgefraction", type=click.FloatRange(0), default=0.001, metavar="<f>", group="Call-graph Options",
+     help="Hide edges below <f>*total [default=.001]")
+@opt("--maxdegree", type=click.IntRange(0), default=8, metavar="<n>", group="Call-graph Options",
+     help="Max incoming/outgoing edges per node [default=8]")
+@opt("--focus", metavar="<regexp>", group="Call-graph Options", help="Focus on nodes matching <regexp>")
+@opt("--ignore", metavar="<regexp>", group="Call-graph Options", help="Ignore nodes matching <regexp>")
+@opt("--show_addresses", is_flag=True, group="Miscellaneous", help="Always show addresses when applicable")
+@opt("--no-auto-signal-frm", "no_auto_signal_frames", is_flag=True, group="Miscellaneous",
+     help="Do not drop the 2nd frame even if it is always the same (cpu-only)")
+@opt("--no-cache", "no_cache", is_flag=True, group="Miscellaneous",
+     help="Do not read or write the on-disk symbol cache")
+@click.argument("args", nargs=-1, required=True, metavar="[<program>] <profiles>...")
+def command(args, granularity, sample_index, stacks, **kw):
+    """Analyze gperftools CPU and heap profiles (a Python re-implementation of
+    gperftools' pprof)."""
+    outputs = [r for r in REGISTRY if kw.get(f"out_{r.name}")]
+    if len(outputs) > 1:
+        raise click.UsageError("Only specify one output mode")
+    if not outputs:
+        raise click.UsageError("no output mode given (use --text; interactive mode is not available yet)")
+    renderer = outputs[0]
+    if stacks and renderer.name != "text":
+        raise click.UsageError("--stacks requires --text")
+    options = Options(
+        granularity=renderer.granularity or granularity or "functions",
+        cum=kw["cum"], focus=kw["focus"], ignore=kw["ignore"],
+        sample_index=sample_index or "inuse_space", show_bytes=kw["show_bytes"],
+        drop_negative=kw["drop_negative"], base=kw["base"],
+        lib_prefixes=[p for p in (kw["lib_prefix"] or "").split(",") if p],
+        nodecount=kw["nodecount"], nodefraction=kw["nodefraction"], edgefraction=kw["edgefraction"],
+        maxdegree=kw["maxdegree"], show_addresses=kw["show_addresses"],
+        strip_templates=not kw["no_strip_temp"], no_auto_signal_frames=kw["no_auto_signal_frames"],
+        stacks=stacks, use_cache=not kw["no_cache"])
+    if len(args) == 1:
+        program, profiles = None, list(args)
+    else:
+        program, profiles = args[0], list(args[1:])
+    notes = []
+    prepared = prepare(program, profiles, options, notes)
+    for line in notes:
+        note(line)
+    output = renderer.render(prepared)
+    stream = sys.stdout.buffer
+    stream.write(output if isinstance(output, bytes) else output.encode("utf-8", "surrogateescape"))
+    stream.flush()
+
+
+def main(argv=None):
+    try:
+        command.main(args=argv, prog_name="pprof", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        error(exc.format_message())
+        sys.exit(2)
+    except click.exceptions.Abort:
+        error("aborted")
+        sys.exit(130)
+    except PprofError as exc:
+        error(str(exc))
+        sys.exit(exc.exit_code)
+    except BrokenPipeError:
+        # `pprof --text ... | head`: the reader went away; that is not an error.
+        try:
+            sys.stdout = None
+        finally:
+            os._exit(0)
+    except KeyboardInterrupt:
+        error("interrupted")
+        sys.exit(130)
+    except Exception as exc:        # a bug of ours: still one line, unless debugging
+        if os.environ.get("PPROF_PY_DEBUG"):
+            raise
+        error(f"internal error: {type(exc).__name__}: {exc} (set PPROF_PY_DEBUG=1 for a traceback)")
+        sys.exit(3)
+    sys.exit(0)

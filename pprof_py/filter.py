@@ -1,0 +1,154 @@
+"""Profile-level filters, in pprof's order: combine profiles (sum, base
+subtraction), drop uninteresting frames, focus, ignore.
+
+They work on an "address profile": a dict from a stack (tuple of addresses,
+leaf first) to a value, like gperftools' pprof's own profile hash, so each
+rule can be written exactly as pprof applies it.
+"""
+import re
+
+# Frames pprof drops from heap/growth profiles: the allocator's own functions.
+HEAP_SKIP = {
+    "calloc", "cfree", "malloc", "free", "memalign", "posix_memalign", "pvalloc", "valloc",
+    "realloc", "tc_calloc", "tc_cfree", "tc_malloc", "tc_free", "tc_memalign",
+    "tc_posix_memalign", "tc_pvalloc", "tc_valloc", "tc_realloc", "tc_new", "tc_delete",
+    "tc_newarray", "tc_deletearray", "tc_new_nothrow", "tc_newarray_nothrow", "do_malloc",
+    "::do_malloc", "::do_malloc_or_cpp_alloc", "DoSampledAllocation", "simple_alloc::allocate",
+    "__malloc_alloc_template::allocate", "__builtin_delete", "__builtin_new",
+    "__builtin_vec_delete", "__builtin_vec_new", "operator new", "operator new[]",
+    "malloc_zone_malloc", "malloc_zone_calloc", "malloc_zone_valloc", "malloc_zone_realloc",
+    "malloc_zone_memalign", "malloc_zone_free", "__start_google_malloc", "__stop_google_malloc",
+    "__start_malloc_hook", "__stop_malloc_hook",
+}
+HEAP_SKIP |= {"_" + n for n in HEAP_SKIP}
+HEAP_SKIP_RE = re.compile(r"TCMalloc|^tcmalloc::")
+CPU_SKIP = {"ProfileData::Add", "ProfileData::prof_handler", "CpuProfiler::prof_handler",
+            "__FRAME_END__", "__pthread_sighandler", "__restore"}
+CONTENTION_SKIP = {"base::RecordLockProfileData", "base::SubmitMutexProfileData",
+                   "base::SubmitSpinLockProfileData", "Mutex::Unlock", "Mutex::UnlockSlow",
+                   "Mutex::ReaderUnlock", "MutexLock::~MutexLock", "SpinLock::Unlock",
+                   "SpinLock::SlowUnlock", "SpinLockHolder::~SpinLockHolder"}
+
+
+def add_entry(profile, key, value):
+    profile[key] = profile.get(key, 0) + value
+
+
+def add_profiles(a, b):
+    result = dict(a)
+    for k, v in b.items():
+        add_entry(result, k, v)
+    return result
+
+
+def subtract_profile(a, b, drop_negative=False):
+    result = {}
+    for k, v in a.items():
+        v = v - b.get(k, 0)
+        if v < 0 and drop_negative:
+            v = 0
+        add_entry(result, k, v)
+    if not drop_negative:
+        for k, v in b.items():
+            if k not in a:
+                add_entry(result, k, -v)
+    return result
+
+
+def total(profile):
+    return sum(profile.values())
+
+
+def _second_pc_always_same(profile):
+    second = None
+    for k in profile:
+        if len(k) < 2:
+            return None
+        if second is None:
+            second = k[1]
+        elif second != k[1]:
+            return None
+    return second
+
+
+def remove_uninteresting_frames(profile, symbols, kind, notes):
+    """pprof's RemoveUninterestingFrames.  `notes` collects what pprof
+    prints on stderr."""
+    skip, skip_re = set(), None
+    if kind in ("heap", "growth"):
+        skip, skip_re = HEAP_SKIP, HEAP_SKIP_RE
+    elif kind == "contention":
+        skip = CONTENTION_SKIP
+    elif kind == "cpu":
+        skip = CPU_SKIP
+    if kind == "cpu":
+        while True:
+            second = _second_pc_always_same(profile)
+            if not second:     # pprof treats address 0 as "not the same" too
+                break
+            name = symbols[second][0][0] if second in symbols else "%016x" % second
+            notes.append(f"Removing {name} from all stack traces.")
+            result = {}
+            for k, count in profile.items():
+                addrs = list(k)
+                top = addrs[0]
+                del addrs[1]
+                if len(addrs) > 2 and addrs[1] + 1 == top:
+                    del addrs[1]
+                add_entry(result, tuple(addrs), count)
+            profile = result
+    result = {}
+    for k, count in profile.items():
+        path = []
+        for a in k:
+            sym = symbols.get(a)
+            if sym is not None:
+                func = sym[0][0]
+                if func in skip or (skip_re is not None and skip_re.search(func)):
+                    continue
+            path.append(a)
+        add_entry(result, tuple(path), count)
+    return result
+
+
+def _symbol_matches(triples, regex):
+    if triples:
+        for short, fileline, _ in triples:
+            if regex.search(short) or regex.search(fileline):
+                return True
+    return False
+
+
+def _address_matches(address, symbols, regex, width):
+    return bool(regex.search("%0*x" % (width, address))) or _symbol_matches(symbols.get(address), regex)
+
+
+def focus_profile(profile, symbols, regex, width):
+    result = {}
+    memo = {}
+    for k, count in profile.items():
+        for a in k:
+            hit = memo.get(a)
+            if hit is None:
+                hit = memo[a] = _address_matches(a, symbols, regex, width)
+            if hit:
+                add_entry(result, k, count)
+                break
+    return result
+
+
+def ignore_profile(profile, symbols, regex, width):
+    result = {}
+    memo = {}
+    for k, count in profile.items():
+        matched = False
+        for a in k:
+            hit = memo.get(a)
+            if hit is None:
+                hit = memo[a] = _address_matches(a, symbols, regex, width)
+            if hit:
+                matched = True
+                break
+        if not matched:
+            add_entry(result, k, count)
+    return result

@@ -1,0 +1,85 @@
+"""From an address profile to report keys at a granularity, and flat /
+cumulative totals per key.
+
+A stack of addresses becomes a stack of keys (pprof's TranslateStack):
+each address expands to its frames (inlined callees before callers); a key is
+the function name (``--functions``), "name file:line" (``--lines``), the file
+(``--files``) or "address name file:line" (``--addresses``).  Frames pprof
+cannot name become the zero-padded hexadecimal address.  Each key counts once
+per stack (recursion), the leaf key gets the flat value, every key the
+cumulative value.
+"""
+GRANULARITIES = ("functions", "lines", "files", "addresses")
+
+
+def _keys_for_address(address, symbols, granularity, width, show_addresses=False):
+    a = "%0*x" % (width, address)
+    # Skip large addresses: they show up as fake entries on some kernels.
+    if len(a) > 8 and a > "7fffffffffffffff":
+        return []
+    triples = symbols.get(address) or [(a, "", a)]
+    keys = []
+    for j in range(len(triples) - 1, -1, -1):
+        func, fileline, _full = triples[j]
+        if j > 0:
+            func = f"{func} (inline)"
+        if granularity == "addresses":
+            keys.append(f"{a} {func} {fileline}")
+        elif granularity == "lines":
+            if func == "??" and fileline == "??:0":
+                keys.append(a)
+            elif show_addresses:
+                keys.append(f"{func} {fileline} ({a})")
+            else:
+                keys.append(f"{func} {fileline}")
+        elif granularity == "functions":
+            if func == "??":
+                keys.append(a)
+            elif show_addresses:
+                keys.append(f"{func} ({a})")
+            else:
+                keys.append(func)
+        elif granularity == "files":
+            if fileline in ("??:0", ""):
+                keys.append(a)
+            else:
+                f = fileline
+                idx = f.rfind(":")
+                if idx >= 0 and f[idx + 1:].isdigit():
+                    f = f[:idx]
+                keys.append(f)
+        else:
+            keys.append(a)
+            break
+    return keys
+
+
+def reduce_profile(profile, symbols, granularity, width, show_addresses=False):
+    """pprof's ReduceProfile: {tuple of keys (deduplicated): value}."""
+    memo = {}
+    result = {}
+    for stack, count in profile.items():
+        path = []
+        seen = {""}
+        for a in stack:
+            keys = memo.get(a)
+            if keys is None:
+                keys = memo[a] = _keys_for_address(a, symbols, granularity, width, show_addresses)
+            for key in keys:
+                if key not in seen:
+                    seen.add(key)
+                    path.append(key)
+        path = tuple(path)
+        result[path] = result.get(path, 0) + count
+    return result
+
+
+def flat_and_cumulative(reduced):
+    flat, cum = {}, {}
+    for path, count in reduced.items():
+        if not path:
+            continue
+        flat[path[0]] = flat.get(path[0], 0) + count
+        for key in path:
+            cum[key] = cum.get(key, 0) + count
+    return flat, cum

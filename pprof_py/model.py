@@ -1,0 +1,142 @@
+"""The one profile model every parser produces and every renderer reads.
+
+It has the shape of profile.proto (github.com/google/pprof/proto/profile.proto):
+
+* ``sample_types``: what each column of ``Profile.values`` measures
+  (e.g. ``samples/count``, or heap's ``alloc_objects``, ``alloc_space``,
+  ``inuse_objects``, ``inuse_space``).
+* samples, kept array-shaped: ``values`` is an (n_samples, n_types) float64
+  array (heap profiles un-sample to fractional counts) and the stacks are in
+  CSR form: sample ``i`` has the location indices
+  ``stack_locations[stack_starts[i]:stack_starts[i+1]]``, leaf first.
+* ``locations``: one per distinct (adjusted) address.  Non-leaf frames of
+  gperftools profiles hold return addresses; parsers store ``address - 1`` for
+  them, as pprof does, so a location is a "call site" address.
+* ``frames`` of a location (filled by symbolization): outermost first, each a
+  ``Frame(function, file_line, full_name)``; more than one frame means inlining.
+* ``mappings``: the executable mappings read from the profile's memory map.
+
+Identical stacks are merged by the parsers, so a profile with 200,000 samples
+of 2,000 distinct stacks holds 2,000 rows.
+"""
+from dataclasses import dataclass, field
+from typing import List, Optional
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class ValueType:
+    type: str
+    unit: str
+
+
+@dataclass
+class Mapping:
+    start: int
+    limit: int
+    offset: int          # file offset of `start`
+    path: str
+    build_id: str = ""
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One (possibly inlined) function at a location, in pprof's terms:
+    ``function`` is the short display name, ``file_line`` is "path:line" (or
+    "??:0" / "?" when unknown), ``full_name`` the name before shortening."""
+
+    function: str
+    file_line: str
+    full_name: str
+
+
+@dataclass
+class Location:
+    address: int
+    frames: Optional[List[Frame]] = None   # None until symbolized
+
+
+@dataclass
+class Profile:
+    kind: str                           # "cpu", "heap", "growth", "contention"
+    sample_types: List[ValueType]
+    values: np.ndarray                  # float64 (n_samples, n_types)
+    stack_starts: np.ndarray            # int64 (n_samples + 1,)
+    stack_locations: np.ndarray         # int64, location indices, leaf first
+    locations: List[Location]
+    mappings: List[Mapping] = field(default_factory=list)
+    period: int = 0                     # CPU: microseconds per sample
+    address_width: int = 16             # hex digits pprof prints (8 for 32-bit)
+    comments: List[str] = field(default_factory=list)
+    # Raw per-stack records for `--text --stacks` of heap profiles, in file
+    # order: (inuse_objects, inuse_bytes, alloc_objects, alloc_bytes, sample row).
+    heap_records: Optional[list] = None
+
+    @property
+    def n_samples(self):
+        return len(self.stack_starts) - 1
+
+    def stack(self, i):
+        return self.stack_locations[self.stack_starts[i]:self.stack_starts[i + 1]]
+
+    def stacks(self):
+        """Yield each sample's location indices (leaf first) as a tuple."""
+        starts = self.stack_starts.tolist()
+        locs = self.stack_locations.tolist()
+        for i in range(len(starts) - 1):
+            yield tuple(locs[starts[i]:starts[i + 1]])
+
+    def sample_index(self, type_name):
+        for i, vt in enumerate(self.sample_types):
+            if vt.type == type_name:
+                return i
+        raise KeyError(type_name)
+
+
+class ProfileBuilder:
+    """Accumulates stacks of addresses into a Profile, merging identical stacks
+    and interning addresses into locations."""
+
+    def __init__(self, kind, sample_types, address_width=16):
+        self.kind = kind
+        self.sample_types = sample_types
+        self.address_width = address_width
+        self._loc_index = {}
+        self._addresses = []
+        self._stack_row = {}
+        self._stacks = []
+        self._values = []
+
+    def location(self, address):
+        idx = self._loc_index.get(address)
+        if idx is None:
+            idx = self._loc_index[address] = len(self._addresses)
+            self._addresses.append(address)
+        return idx
+
+    def add(self, addresses, values):
+        """Add one sample; `addresses` leaf first, already adjusted."""
+        key = tuple(self.location(a) for a in addresses)
+        row = self._stack_row.get(key)
+        if row is None:
+            self._stack_row[key] = len(self._stacks)
+            self._stacks.append(key)
+            self._values.append(list(values))
+            return len(self._stacks) - 1
+        acc = self._values[row]
+        for j, v in enumerate(values):
+            acc[j] += v
+        return row
+
+    def build(self, **kwargs):
+        starts = np.zeros(len(self._stacks) + 1, dtype=np.int64)
+        if self._stacks:
+            np.cumsum([len(s) for s in self._stacks], out=starts[1:])
+        flat = np.fromiter((i for s in self._stacks for i in s), dtype=np.int64,
+                           count=int(starts[-1]))
+        values = np.array(self._values, dtype=np.float64).reshape(len(self._stacks), len(self.sample_types))
+        locations = [Location(a) for a in self._addresses]
+        return Profile(kind=self.kind, sample_types=self.sample_types, values=values,
+                       stack_starts=starts, stack_locations=flat, locations=locations,
+                       address_width=self.address_width, **kwargs)

@@ -1,0 +1,466 @@
+/* Public allocation entry points: the C allocation surface, operator
+ * new/delete under their Itanium-mangled names, fork handling, the
+ * statistics API and the MALLOCSTATS report.
+ *
+ * operator new failure: C cannot throw.  The throwing forms look up the C++
+ * runtime with dlsym(RTLD_DEFAULT): while std::get_new_handler() returns a
+ * handler it is called and the allocation retried (as the standard says);
+ * without one a std::bad_alloc is built and thrown through __cxa_throw
+ * (our C frames have unwind tables).  If the process has no C++ runtime the
+ * message "operator new: out of memory" is written to stderr and we abort.
+ */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <pthread.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "malloc_extension.h"
+
+#define EXPORT __attribute__((visibility("default")))
+#define NOINLINE __attribute__((noinline))
+
+/* ------------------------------------------------------------------ */
+/* allocation core shared by every entry point                          */
+
+static NOINLINE void *alloc_slow(size_t n, size_t align, void *frame);
+
+static inline void *small_fast(size_t n) {
+    tcache_t *tc = pp_tc;
+    if (PP_LIKELY(tc != NULL && n <= MAX_SMALL_SIZE)) {
+        int cl = pp_size_class(n);
+        freelist_t *fl = &tc->lists[cl];
+        void *p = fl->head;
+        size_t sz = pp_class_size[cl];
+        if (PP_LIKELY(p != NULL) && PP_LIKELY((tc->sample_left -= (ssize_t)sz) >= 0)) {
+            fl->head = *(void **)p;
+            if (PP_UNLIKELY(--fl->length < fl->low_water)) fl->low_water = fl->length;
+            tc->size -= sz;
+            return p;
+        }
+    }
+    return NULL;
+}
+
+/* Small or large allocation without profiling. */
+static void *alloc_raw(size_t n, size_t align, int *zeroed) {
+    if (zeroed) *zeroed = 0;
+    if (n <= MAX_SMALL_SIZE && align <= PAGE_SIZE) {
+        int cl = pp_size_class(n);
+        if (align > 16)
+            while (cl < pp_num_classes && pp_class_size[cl] % align) cl++;
+        if (cl < pp_num_classes) {
+            tcache_t *tc = pp_tc ? pp_tc : pp_tc_get_slow();
+            if (tc) {
+                freelist_t *fl = &tc->lists[cl];
+                void *p = fl->head;
+                if (p) {
+                    fl->head = *(void **)p;
+                    if (--fl->length < fl->low_water) fl->low_water = fl->length;
+                    tc->size -= pp_class_size[cl];
+                    return p;
+                }
+                return pp_tc_fetch(tc, cl);
+            }
+            return pp_central_alloc_one(cl);
+        }
+    }
+    if (!pp_inited) pp_init();
+    return pp_large_alloc(n, align, zeroed);
+}
+
+static NOINLINE void *alloc_slow(size_t n, size_t align, void *frame) {
+    if (!pp_inited) pp_init();
+    tcache_t *tc = pp_tc;
+    int sample = 0;
+    if (tc && !pp_busy && pp_prof_mode != PROF_OFF) {
+        /* small_fast already charged the size when it got this far */
+        if (tc->sample_left < 0) {
+            sample = 1;
+            tc->sample_left = pp_next_sample_interval(tc);
+        } else {
+            /* small_fast did not charge this request (cache miss, large or aligned) */
+            tc->sample_left -= (ssize_t)n;
+            if (tc->sample_left < 0) {
+                sample = 1;
+                tc->sample_left = pp_next_sample_interval(tc);
+            }
+        }
+    } else if (tc && tc->sample_left < 0) {
+        tc->sample_left = pp_next_sample_interval(tc);
+    }
+    void *p = alloc_raw(n, align, NULL);
+    if (PP_UNLIKELY(!p)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    if (sample) pp_prof_record(p, n, frame);
+    return p;
+}
+
+static inline void *do_malloc(size_t n, void *frame) {
+    void *p = small_fast(n);
+    if (PP_LIKELY(p != NULL)) return p;
+    return alloc_slow(n, 0, frame);
+}
+
+static NOINLINE void free_slow(void *p, span_t *s) {
+    if (PP_UNLIKELY(s->location != SPAN_IN_USE))
+        pp_fatal("free(): double free or invalid pointer", p);
+    if (s->sampled) pp_prof_forget(p, s);
+    int cl = s->sizeclass;
+    if (cl == 0) {
+        if (PP_UNLIKELY((uintptr_t)p != (s->start << PAGE_SHIFT)))
+            pp_fatal("free(): invalid pointer (inside a large block)", p);
+        pp_large_free(s);
+        return;
+    }
+    tcache_t *tc = pp_tc ? pp_tc : pp_tc_get_slow();
+    if (!tc) {
+        pp_central_free_one(p, cl);
+        return;
+    }
+    freelist_t *fl = &tc->lists[cl];
+    *(void **)p = fl->head;
+    fl->head = p;
+    tc->size += pp_class_size[cl];
+    if (++fl->length > fl->max_length) pp_tc_list_too_long(tc, cl);
+    else if (tc->size > tc->max_size) pp_tc_scavenge(tc);
+}
+
+static inline void do_free(void *p) {
+    if (PP_UNLIKELY(p == NULL)) return;
+    span_t *s = pp_span_of(p);
+    if (PP_UNLIKELY(s == NULL)) pp_fatal("free(): invalid pointer (not allocated by this malloc)", p);
+    int cl = s->sizeclass;
+    tcache_t *tc = pp_tc;
+    if (PP_LIKELY(cl != 0 && tc != NULL && s->sampled == 0)) {
+        freelist_t *fl = &tc->lists[cl];
+        *(void **)p = fl->head;
+        fl->head = p;
+        tc->size += pp_class_size[cl];
+        if (PP_UNLIKELY(++fl->length > fl->max_length)) pp_tc_list_too_long(tc, cl);
+        else if (PP_UNLIKELY(tc->size > tc->max_size)) pp_tc_scavenge(tc);
+        return;
+    }
+    free_slow(p, s);
+}
+
+static size_t usable_size(const void *p) {
+    span_t *s = pp_span_of(p);
+    if (!s || s->location != SPAN_IN_USE) pp_fatal("malloc_usable_size(): invalid pointer", p);
+    if (s->sizeclass) return pp_class_size[s->sizeclass];
+    return s->npages << PAGE_SHIFT;
+}
+
+static void *do_memalign(size_t align, size_t n, void *frame) {
+    if (align <= 16) return do_malloc(n, frame);
+    if (n > ((size_t)1 << 46)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return alloc_slow(n, align, frame);
+}
+
+static void *do_calloc(size_t a, size_t b, void *frame) {
+    size_t n;
+    if (__builtin_mul_overflow(a, b, &n)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    void *p = small_fast(n);
+    if (p) {
+        memset(p, 0, n);
+        return p;
+    }
+    if (n > MAX_SMALL_SIZE && pp_prof_mode == PROF_OFF && pp_inited) {
+        int zeroed;
+        p = alloc_raw(n, 0, &zeroed);
+        if (!p) {
+            errno = ENOMEM;
+            return NULL;
+        }
+        if (!zeroed) memset(p, 0, n);
+        return p;
+    }
+    p = alloc_slow(n, 0, frame);
+    if (p) memset(p, 0, n);
+    return p;
+}
+
+static void *do_realloc(void *old, size_t n, void *frame) {
+    if (!old) return do_malloc(n, frame);
+    if (n == 0) {
+        do_free(old);
+        return NULL;
+    }
+    size_t have = usable_size(old);
+    span_t *s = pp_span_of(old);
+    if (n <= have && n >= have / 2 && !s->sampled) return old;
+    void *p = do_malloc(n, frame);
+    if (!p) return NULL;
+    memcpy(p, old, n < have ? n : have);
+    do_free(old);
+    return p;
+}
+
+/* ------------------------------------------------------------------ */
+/* C entry points                                                       */
+
+#define FRAME __builtin_frame_address(0)
+
+EXPORT void *malloc(size_t n) { return do_malloc(n, FRAME); }
+EXPORT void free(void *p) { do_free(p); }
+EXPORT void cfree(void *p) { do_free(p); }
+EXPORT void *calloc(size_t a, size_t b) { return do_calloc(a, b, FRAME); }
+EXPORT void *realloc(void *p, size_t n) { return do_realloc(p, n, FRAME); }
+
+EXPORT void *reallocarray(void *p, size_t a, size_t b) {
+    size_t n;
+    if (__builtin_mul_overflow(a, b, &n)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return do_realloc(p, n, FRAME);
+}
+
+static int pow2(size_t a) { return a && !(a & (a - 1)); }
+
+EXPORT void *memalign(size_t align, size_t n) {
+    if (!pow2(align)) {
+        /* glibc rounds up a non-power-of-two alignment */
+        size_t a = 1;
+        while (a < align && a) a <<= 1;
+        if (!a) { errno = EINVAL; return NULL; }
+        align = a;
+    }
+    return do_memalign(align, n, FRAME);
+}
+
+EXPORT int posix_memalign(void **out, size_t align, size_t n) {
+    if (!pow2(align) || align % sizeof(void *)) return EINVAL;
+    int saved = errno;
+    void *p = do_memalign(align, n, FRAME);
+    if (!p) {
+        errno = saved;
+        return ENOMEM;
+    }
+    *out = p;
+    return 0;
+}
+
+EXPORT void *aligned_alloc(size_t align, size_t n) {
+    if (!pow2(align)) {
+        errno = EINVAL;
+        return NULL;
+    }
+    return do_memalign(align, n, FRAME);
+}
+
+EXPORT void *valloc(size_t n) { return do_memalign(4096, n, FRAME); }
+
+EXPORT void *pvalloc(size_t n) {
+    size_t r = (n + 4095) & ~(size_t)4095;
+    if (r < n) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return do_memalign(4096, r ? r : 4096, FRAME);
+}
+
+EXPORT size_t malloc_usable_size(void *p) { return p ? usable_size(p) : 0; }
+
+/* glibc-internal names some programs call directly */
+EXPORT void *__libc_malloc(size_t n) { return do_malloc(n, FRAME); }
+EXPORT void __libc_free(void *p) { do_free(p); }
+EXPORT void *__libc_calloc(size_t a, size_t b) { return do_calloc(a, b, FRAME); }
+EXPORT void *__libc_realloc(void *p, size_t n) { return do_realloc(p, n, FRAME); }
+EXPORT void *__libc_memalign(size_t align, size_t n) { return do_memalign(align, n, FRAME); }
+
+/* ------------------------------------------------------------------ */
+/* operator new / delete                                               */
+
+typedef void (*new_handler_t)(void);
+
+static NOINLINE void *new_failed(size_t n, size_t align, void *frame) {
+    for (;;) {
+        new_handler_t (*get_handler)(void) = (new_handler_t(*)(void))dlsym(RTLD_DEFAULT, "_ZSt15get_new_handlerv");
+        new_handler_t h = get_handler ? get_handler() : NULL;
+        if (!h) break;
+        h();
+        void *p = align > 16 ? do_memalign(align, n, frame) : do_malloc(n, frame);
+        if (p) return p;
+    }
+    void *(*alloc_exc)(size_t) = (void *(*)(size_t))dlsym(RTLD_DEFAULT, "__cxa_allocate_exception");
+    void (*throw_fn)(void *, void *, void (*)(void *)) =
+        (void (*)(void *, void *, void (*)(void *)))dlsym(RTLD_DEFAULT, "__cxa_throw");
+    char *vtable = dlsym(RTLD_DEFAULT, "_ZTVSt9bad_alloc");
+    void *tinfo = dlsym(RTLD_DEFAULT, "_ZTISt9bad_alloc");
+    void (*dtor)(void *) = (void (*)(void *))dlsym(RTLD_DEFAULT, "_ZNSt9bad_allocD1Ev");
+    if (alloc_exc && throw_fn && vtable && tinfo && dtor) {
+        void *exc = alloc_exc(sizeof(void *));
+        *(void **)exc = vtable + 2 * sizeof(void *);   /* std::bad_alloc's vptr */
+        throw_fn(exc, tinfo, dtor);
+    }
+    pp_write_str(2, "pprof_py malloc: operator new: out of memory\n");
+    abort();
+}
+
+static inline void *new_impl(size_t n, size_t align, void *frame) {
+    void *p = align > 16 ? do_memalign(align, n, frame) : do_malloc(n, frame);
+    if (PP_UNLIKELY(!p)) p = new_failed(n, align, frame);
+    return p;
+}
+
+EXPORT void *_Znwm(size_t n) { return new_impl(n, 0, FRAME); }
+EXPORT void *_Znam(size_t n) { return new_impl(n, 0, FRAME); }
+EXPORT void *_ZnwmRKSt9nothrow_t(size_t n, const void *nt) { (void)nt; return do_malloc(n, FRAME); }
+EXPORT void *_ZnamRKSt9nothrow_t(size_t n, const void *nt) { (void)nt; return do_malloc(n, FRAME); }
+EXPORT void *_ZnwmSt11align_val_t(size_t n, size_t al) { return new_impl(n, al, FRAME); }
+EXPORT void *_ZnamSt11align_val_t(size_t n, size_t al) { return new_impl(n, al, FRAME); }
+EXPORT void *_ZnwmSt11align_val_tRKSt9nothrow_t(size_t n, size_t al, const void *nt) {
+    (void)nt;
+    return do_memalign(al, n, FRAME);
+}
+EXPORT void *_ZnamSt11align_val_tRKSt9nothrow_t(size_t n, size_t al, const void *nt) {
+    (void)nt;
+    return do_memalign(al, n, FRAME);
+}
+EXPORT void _ZdlPv(void *p) { do_free(p); }
+EXPORT void _ZdaPv(void *p) { do_free(p); }
+EXPORT void _ZdlPvm(void *p, size_t n) { (void)n; do_free(p); }
+EXPORT void _ZdaPvm(void *p, size_t n) { (void)n; do_free(p); }
+EXPORT void _ZdlPvRKSt9nothrow_t(void *p, const void *nt) { (void)nt; do_free(p); }
+EXPORT void _ZdaPvRKSt9nothrow_t(void *p, const void *nt) { (void)nt; do_free(p); }
+EXPORT void _ZdlPvSt11align_val_t(void *p, size_t al) { (void)al; do_free(p); }
+EXPORT void _ZdaPvSt11align_val_t(void *p, size_t al) { (void)al; do_free(p); }
+EXPORT void _ZdlPvmSt11align_val_t(void *p, size_t n, size_t al) { (void)n; (void)al; do_free(p); }
+EXPORT void _ZdaPvmSt11align_val_t(void *p, size_t n, size_t al) { (void)n; (void)al; do_free(p); }
+EXPORT void _ZdlPvSt11align_val_tRKSt9nothrow_t(void *p, size_t al, const void *nt) {
+    (void)al; (void)nt;
+    do_free(p);
+}
+EXPORT void _ZdaPvSt11align_val_tRKSt9nothrow_t(void *p, size_t al, const void *nt) {
+    (void)al; (void)nt;
+    do_free(p);
+}
+
+/* ------------------------------------------------------------------ */
+/* statistics API                                                       */
+
+EXPORT int pprofpy_malloc_stats(struct pprofpy_malloc_stats *st) {
+    pp_get_stats(st);
+    return 0;
+}
+
+static size_t append(char *buf, size_t len, size_t at, const char *s) {
+    while (*s && at + 1 < len) buf[at++] = *s++;
+    if (len) buf[at < len ? at : len - 1] = 0;
+    return at;
+}
+
+static size_t append_line(char *buf, size_t len, size_t at, const char *label, size_t v) {
+    char num[32], mib[40];
+    at = append(buf, len, at, "MALLOC: ");
+    pp_fmt_u(num, v);
+    for (size_t k = strlen(num); k < 14; k++) at = append(buf, len, at, " ");
+    at = append(buf, len, at, num);
+    at = append(buf, len, at, " (");
+    size_t m = v * 10 / (1 << 20);
+    size_t n = pp_fmt_u(mib, m / 10);
+    mib[n++] = '.';
+    mib[n++] = (char)('0' + m % 10);
+    mib[n] = 0;
+    for (size_t k = n; k < 8; k++) at = append(buf, len, at, " ");
+    at = append(buf, len, at, mib);
+    at = append(buf, len, at, " MiB) ");
+    at = append(buf, len, at, label);
+    return append(buf, len, at, "\n");
+}
+
+EXPORT size_t pprofpy_malloc_stats_text(char *buf, size_t len) {
+    struct pprofpy_malloc_stats st;
+    pp_get_stats(&st);
+    size_t at = 0;
+    if (len) buf[0] = 0;
+    at = append(buf, len, at, "------------------------------------------------\n");
+    at = append_line(buf, len, at, "Bytes in use by application", st.allocated_bytes);
+    at = append_line(buf, len, at, "Bytes in page heap freelist", st.pageheap_free_bytes);
+    at = append_line(buf, len, at, "Bytes in central cache freelist", st.central_cache_free_bytes);
+    at = append_line(buf, len, at, "Bytes in transfer cache freelist", st.transfer_cache_free_bytes);
+    at = append_line(buf, len, at, "Bytes in thread cache freelists", st.thread_cache_free_bytes);
+    at = append_line(buf, len, at, "Bytes released to OS (aka unmapped)", st.pageheap_unmapped_bytes);
+    at = append_line(buf, len, at, "Heap size (bytes reserved from the OS)", st.heap_size);
+    at = append_line(buf, len, at, "Bytes of allocator metadata", st.metadata_bytes);
+    at = append_line(buf, len, at, "Thread caches", st.thread_caches);
+    at = append_line(buf, len, at, "Size classes", st.size_classes);
+    char pct[32];
+    size_t f = (size_t)(st.fragmentation * 1000.0 + 0.5);
+    size_t n = pp_fmt_u(pct, f / 10);
+    pct[n++] = '.';
+    pct[n++] = (char)('0' + f % 10);
+    pct[n] = 0;
+    at = append(buf, len, at, "MALLOC: fragmentation ");
+    at = append(buf, len, at, pct);
+    at = append(buf, len, at, "% of the resident heap is free\n");
+    at = append(buf, len, at, "------------------------------------------------\n");
+    return at;
+}
+
+EXPORT void pprofpy_release_free_memory(void) { pp_release_free_memory(); }
+
+EXPORT int pprofpy_malloc_get_numeric_property(const char *name, size_t *value) {
+    struct pprofpy_malloc_stats st;
+    pp_get_stats(&st);
+    static const struct { const char *name; size_t off; } props[] = {
+        {"generic.current_allocated_bytes", offsetof(struct pprofpy_malloc_stats, allocated_bytes)},
+        {"generic.heap_size", offsetof(struct pprofpy_malloc_stats, heap_size)},
+        {"tcmalloc.pageheap_free_bytes", offsetof(struct pprofpy_malloc_stats, pageheap_free_bytes)},
+        {"tcmalloc.pageheap_unmapped_bytes", offsetof(struct pprofpy_malloc_stats, pageheap_unmapped_bytes)},
+        {"tcmalloc.central_cache_free_bytes", offsetof(struct pprofpy_malloc_stats, central_cache_free_bytes)},
+        {"tcmalloc.transfer_cache_free_bytes", offsetof(struct pprofpy_malloc_stats, transfer_cache_free_bytes)},
+        {"tcmalloc.thread_cache_free_bytes", offsetof(struct pprofpy_malloc_stats, thread_cache_free_bytes)},
+        {"tcmalloc.metadata_bytes", offsetof(struct pprofpy_malloc_stats, metadata_bytes)},
+    };
+    for (size_t i = 0; i < sizeof props / sizeof props[0]; i++)
+        if (strcmp(name, props[i].name) == 0) {
+            *value = *(size_t *)((char *)&st + props[i].off);
+            return 1;
+        }
+    return 0;
+}
+
+EXPORT size_t pprofpy_malloc_good_size(size_t n) {
+    if (!pp_inited) pp_init();
+    if (n <= MAX_SMALL_SIZE) return pp_class_size[pp_size_class(n)];
+    return (n + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1);
+}
+
+EXPORT int pprofpy_malloc_is_active(void) {
+    void *(*m)(size_t) = (void *(*)(size_t))dlsym(RTLD_DEFAULT, "malloc");
+    return m == malloc;
+}
+
+/* ------------------------------------------------------------------ */
+/* start-up, fork, exit                                                 */
+
+static void fork_prepare(void) { pp_lock_all(); }
+static void fork_parent(void) { pp_unlock_all(); }
+static void fork_child(void) { pp_unlock_all(); }
+
+__attribute__((constructor)) static void malloc_ctor(void) {
+    if (!pp_inited) pp_init();
+    pthread_atfork(fork_prepare, fork_parent, fork_child);
+}
+
+__attribute__((destructor)) static void malloc_dtor(void) {
+    const char *ms = pp_getenv("MALLOCSTATS");
+    if (ms && *ms && *ms != '0') {
+        char buf[2048];
+        pprofpy_malloc_stats_text(buf, sizeof buf);
+        pp_write_str(2, buf);
+    }
+    pp_prof_at_exit();
+}

@@ -1,0 +1,888 @@
+/* Allocator core: size map, metadata arena, page map, page heap, central
+ * free lists with transfer caches, and per-thread caches.
+ *
+ * Lock order (never reversed): thread-cache registry -> central list (by
+ * class) -> page heap -> metadata arena / region registry.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "malloc_extension.h"
+
+/* ------------------------------------------------------------------ */
+/* small helpers                                                        */
+
+void pp_lock_slow(pp_lock_t *l) {
+    for (int spins = 0;; spins++) {
+        while (__atomic_load_n(&l->v, __ATOMIC_RELAXED)) {
+            if (spins < 64) {
+                __builtin_ia32_pause();
+                spins++;
+            } else {
+                sched_yield();
+            }
+        }
+        if (!__atomic_exchange_n(&l->v, 1, __ATOMIC_ACQUIRE)) return;
+    }
+}
+
+void pp_write_str(int fd, const char *s) {
+    size_t n = strlen(s);
+    while (n > 0) {
+        ssize_t w = write(fd, s, n);
+        if (w <= 0) {
+            if (w < 0 && errno == EINTR) continue;
+            return;
+        }
+        s += w;
+        n -= (size_t)w;
+    }
+}
+
+size_t pp_fmt_u(char *out, unsigned long long v) {
+    char tmp[24];
+    size_t n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    for (size_t i = 0; i < n; i++) out[i] = tmp[n - 1 - i];
+    out[n] = 0;
+    return n;
+}
+
+size_t pp_fmt_x(char *out, unsigned long long v) {
+    char tmp[24];
+    size_t n = 0;
+    do {
+        tmp[n++] = "0123456789abcdef"[v & 15];
+        v >>= 4;
+    } while (v);
+    out[0] = '0';
+    out[1] = 'x';
+    for (size_t i = 0; i < n; i++) out[2 + i] = tmp[n - 1 - i];
+    out[n + 2] = 0;
+    return n + 2;
+}
+
+void pp_fatal(const char *msg, const void *ptr) {
+    char buf[256];
+    size_t n = 0;
+    const char *prefix = "pprof_py malloc: ";
+    memcpy(buf, prefix, strlen(prefix));
+    n += strlen(prefix);
+    size_t ml = strlen(msg);
+    if (ml > 150) ml = 150;
+    memcpy(buf + n, msg, ml);
+    n += ml;
+    if (ptr) {
+        buf[n++] = ' ';
+        n += pp_fmt_x(buf + n, (uintptr_t)ptr);
+    }
+    buf[n++] = '\n';
+    buf[n] = 0;
+    pp_write_str(2, buf);
+    abort();
+}
+
+uint64_t pp_random(uint64_t *state) {
+    uint64_t x = *state;
+    if (!x) x = 0x9e3779b97f4a7c15ull;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    *state = x;
+    return x;
+}
+
+/* ------------------------------------------------------------------ */
+/* OS memory, metadata arena, owned-region registry                     */
+
+#define MAX_REGIONS 4096
+static pp_lock_t region_lock;
+static uintptr_t region_start[MAX_REGIONS], region_end[MAX_REGIONS];
+static size_t region_count;
+
+static void register_region(void *p, size_t bytes) {
+    pp_lock(&region_lock);
+    /* extend an adjacent region if possible (heap grows are often contiguous) */
+    for (size_t i = 0; i < region_count; i++) {
+        if (region_end[i] == (uintptr_t)p) { region_end[i] += bytes; pp_unlock(&region_lock); return; }
+        if (region_start[i] == (uintptr_t)p + bytes) { region_start[i] = (uintptr_t)p; pp_unlock(&region_lock); return; }
+    }
+    if (region_count < MAX_REGIONS) {
+        region_start[region_count] = (uintptr_t)p;
+        region_end[region_count] = (uintptr_t)p + bytes;
+        region_count++;
+    }
+    pp_unlock(&region_lock);
+}
+
+size_t pp_owned_regions(uintptr_t *starts, uintptr_t *ends, size_t max) {
+    pp_lock(&region_lock);
+    size_t n = region_count < max ? region_count : max;
+    memcpy(starts, region_start, n * sizeof(uintptr_t));
+    memcpy(ends, region_end, n * sizeof(uintptr_t));
+    pp_unlock(&region_lock);
+    return n;
+}
+
+int pp_owned_region(uintptr_t addr, uintptr_t *end) {
+    for (size_t i = 0; i < region_count; i++)
+        if (addr >= region_start[i] && addr < region_end[i]) {
+            if (end) *end = region_end[i];
+            return 1;
+        }
+    return 0;
+}
+
+static size_t metadata_bytes;
+
+void *pp_os_map(size_t bytes) {
+    void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) return NULL;
+    register_region(p, bytes);
+    return p;
+}
+
+static pp_lock_t meta_lock;
+static char *meta_cur, *meta_end;
+
+void *pp_meta_alloc(size_t bytes) {
+    bytes = (bytes + 63) & ~(size_t)63;
+    pp_lock(&meta_lock);
+    if ((size_t)(meta_end - meta_cur) < bytes) {
+        size_t chunk = bytes > (1 << 20) ? (bytes + 4095) & ~(size_t)4095 : (1 << 20);
+        char *p = pp_os_map(chunk);
+        if (!p) { pp_unlock(&meta_lock); return NULL; }
+        metadata_bytes += chunk;
+        if (bytes >= (1 << 20)) { pp_unlock(&meta_lock); return p; }
+        meta_cur = p;
+        meta_end = p + chunk;
+    }
+    void *r = meta_cur;
+    meta_cur += bytes;
+    pp_unlock(&meta_lock);
+    return r;
+}
+
+/* ------------------------------------------------------------------ */
+/* size map                                                             */
+
+#define CLASS_ARRAY_SIZE (((MAX_SMALL_SIZE + 127 + (120 << 7)) >> 7) + 1)
+unsigned char pp_class_array[CLASS_ARRAY_SIZE];
+size_t pp_class_size[MAX_CLASSES];
+static size_t class_pages[MAX_CLASSES];
+static uint32_t class_batch[MAX_CLASSES];
+static uint32_t class_objs_per_span[MAX_CLASSES];
+int pp_num_classes;
+
+static size_t pow2_floor(size_t s) { return (size_t)1 << (63 - __builtin_clzll(s)); }
+
+static void init_size_map(void) {
+    int n = 1;                        /* class 0 = "not a small object" */
+    pp_class_size[n++] = 8;
+    for (size_t s = 16; s <= MAX_SMALL_SIZE;) {
+        pp_class_size[n++] = s;
+        size_t step;
+        if (s < 256) step = 16;
+        else if (s < 1024) step = pow2_floor(s) / 16 < 16 ? 16 : pow2_floor(s) / 16;
+        else step = pow2_floor(s) / 16 < 128 ? 128 : pow2_floor(s) / 16;
+        s += step;
+    }
+    pp_num_classes = n;
+    for (int c = 1; c < n; c++) {
+        size_t s = pp_class_size[c];
+        size_t min_objs = s <= 4096 ? 16 : (s <= 32768 ? 4 : 1);
+        size_t pages = (s * min_objs + PAGE_SIZE - 1) / PAGE_SIZE;
+        while (pages < 256 && (pages * PAGE_SIZE) % s > pages * PAGE_SIZE / 32) pages++;
+        class_pages[c] = pages;
+        class_objs_per_span[c] = (uint32_t)(pages * PAGE_SIZE / s);
+        size_t batch = 65536 / s;
+        if (batch < 2) batch = 2;
+        if (batch > 32) batch = 32;
+        class_batch[c] = (uint32_t)batch;
+    }
+    int c = 1;
+    for (size_t s = 0; s <= MAX_SMALL_SIZE; s += (s < 1024 ? 8 : 128)) {
+        while (pp_class_size[c] < s) c++;
+        pp_class_array[pp_class_index(s)] = (unsigned char)c;
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* page map (2-level radix tree: 17 + 18 bits of a 35-bit page id)       */
+
+span_t **pp_pagemap_root[1 << PM_ROOT_BITS];
+
+static int pagemap_ensure(uintptr_t page, size_t n) {
+    for (uintptr_t key = page >> PM_LEAF_BITS; key <= (page + n - 1) >> PM_LEAF_BITS; key++) {
+        if (key >= ((uintptr_t)1 << PM_ROOT_BITS)) return 0;
+        if (!pp_pagemap_root[key]) {
+            span_t **leaf = pp_os_map(sizeof(span_t *) << PM_LEAF_BITS);
+            if (!leaf) return 0;
+            metadata_bytes += sizeof(span_t *) << PM_LEAF_BITS;
+            __atomic_store_n(&pp_pagemap_root[key], leaf, __ATOMIC_RELEASE);
+        }
+    }
+    return 1;
+}
+
+static void pagemap_set_range(uintptr_t page, size_t n, span_t *s) {
+    for (size_t i = 0; i < n; i++) {
+        uintptr_t p = page + i;
+        pp_pagemap_root[p >> PM_LEAF_BITS][p & ((1 << PM_LEAF_BITS) - 1)] = s;
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* page heap                                                            */
+
+typedef struct { span_t head; } span_list_t;
+
+static struct {
+    pp_lock_t lock;
+    span_list_t normal[MAX_PAGES_LISTS + 1], returned[MAX_PAGES_LISTS + 1];
+    span_list_t large_normal, large_returned;
+    size_t free_bytes, unmapped_bytes, system_bytes;
+    size_t release_threshold;
+    span_t *span_freelist;
+} ph;
+
+static void list_init(span_list_t *l) { l->head.next = l->head.prev = &l->head; }
+static int list_empty(span_list_t *l) { return l->head.next == &l->head; }
+static void list_push(span_list_t *l, span_t *s) {
+    s->next = l->head.next;
+    s->prev = &l->head;
+    l->head.next->prev = s;
+    l->head.next = s;
+}
+static void list_remove(span_t *s) {
+    s->prev->next = s->next;
+    s->next->prev = s->prev;
+    s->next = s->prev = NULL;
+}
+
+static span_t *span_new(uintptr_t start, size_t npages) {
+    span_t *s = ph.span_freelist;
+    if (s) ph.span_freelist = s->next;
+    else {
+        s = pp_meta_alloc(sizeof(span_t));
+        if (!s) return NULL;
+    }
+    memset(s, 0, sizeof *s);
+    s->start = start;
+    s->npages = npages;
+    return s;
+}
+
+static void span_delete(span_t *s) {
+    s->location = SPAN_DEAD;
+    s->next = ph.span_freelist;
+    ph.span_freelist = s;
+}
+
+static span_list_t *free_list_for(span_t *s) {
+    if (s->npages <= MAX_PAGES_LISTS)
+        return s->location == SPAN_RETURNED ? &ph.returned[s->npages] : &ph.normal[s->npages];
+    return s->location == SPAN_RETURNED ? &ph.large_returned : &ph.large_normal;
+}
+
+static void ph_link_free(span_t *s) {
+    list_push(free_list_for(s), s);
+    if (s->location == SPAN_RETURNED) ph.unmapped_bytes += s->npages << PAGE_SHIFT;
+    else ph.free_bytes += s->npages << PAGE_SHIFT;
+}
+
+static void ph_unlink_free(span_t *s) {
+    list_remove(s);
+    if (s->location == SPAN_RETURNED) ph.unmapped_bytes -= s->npages << PAGE_SHIFT;
+    else ph.free_bytes -= s->npages << PAGE_SHIFT;
+}
+
+/* Merge free neighbours into s (s is not on a list); returns the survivor. */
+static span_t *ph_coalesce(span_t *s) {
+    for (int side = 0; side < 2; side++) {
+        span_t *o = side == 0 ? pp_pagemap_get(s->start - 1) : pp_pagemap_get(s->start + s->npages);
+        if (!o || (o->location != SPAN_FREE && o->location != SPAN_RETURNED)) continue;
+        ph_unlink_free(o);
+        /* a merged span counts as resident if either part is; the returned
+           part costs nothing until touched */
+        int loc = (s->location == SPAN_FREE || o->location == SPAN_FREE) ? SPAN_FREE : SPAN_RETURNED;
+        span_t *keep = o->npages >= s->npages ? o : s;
+        span_t *gone = keep == o ? s : o;
+        uintptr_t start = s->start < o->start ? s->start : o->start;
+        keep->start = start;
+        keep->npages = s->npages + o->npages;
+        keep->location = (uint8_t)loc;
+        pagemap_set_range(gone->start, gone->npages, keep);
+        span_delete(gone);
+        s = keep;
+    }
+    return s;
+}
+
+static void ph_release_until(size_t target) {
+    /* release the largest resident free spans first */
+    while (ph.free_bytes > target) {
+        span_t *s = NULL;
+        if (!list_empty(&ph.large_normal)) s = ph.large_normal.head.next;
+        else
+            for (int n = MAX_PAGES_LISTS; n >= 1 && !s; n--)
+                if (!list_empty(&ph.normal[n])) s = ph.normal[n].head.next;
+        if (!s) break;
+        ph_unlink_free(s);
+        madvise((void *)(s->start << PAGE_SHIFT), s->npages << PAGE_SHIFT, MADV_DONTNEED);
+        s->location = SPAN_RETURNED;
+        s = ph_coalesce(s);
+        ph_link_free(s);
+    }
+}
+
+/* Give a span back to the page heap.  Caller holds ph.lock. */
+static void ph_free_locked(span_t *s) {
+    s->sizeclass = 0;
+    s->freelist = NULL;
+    s->refcount = 0;
+    s->location = SPAN_FREE;
+    s = ph_coalesce(s);
+    ph_link_free(s);
+    if (ph.free_bytes > ph.release_threshold) ph_release_until(ph.release_threshold / 2);
+}
+
+static int ph_grow(size_t npages) {
+    size_t bytes = npages << PAGE_SHIFT;
+    size_t min = (size_t)4 << 20;
+    if (bytes < min) bytes = min;
+    if (bytes / PAGE_SIZE != (bytes >> PAGE_SHIFT) || bytes > ((size_t)1 << 46)) return 0;
+    size_t map_bytes = bytes + PAGE_SIZE;
+    char *p = mmap(NULL, map_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (p == MAP_FAILED) return 0;
+    uintptr_t a = ((uintptr_t)p + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1);
+    if (a > (uintptr_t)p) munmap(p, a - (uintptr_t)p);
+    size_t tail = ((uintptr_t)p + map_bytes) - (a + bytes);
+    if (tail) munmap((char *)(a + bytes), tail);
+    uintptr_t page = a >> PAGE_SHIFT;
+    if (!pagemap_ensure(page, bytes >> PAGE_SHIFT)) {
+        munmap((void *)a, bytes);
+        return 0;
+    }
+    register_region((void *)a, bytes);
+    span_t *s = span_new(page, bytes >> PAGE_SHIFT);
+    if (!s) return 0;
+    ph.system_bytes += bytes;
+    pagemap_set_range(page, s->npages, s);
+    s->location = SPAN_RETURNED;           /* fresh memory: not resident, zero-filled */
+    s = ph_coalesce(s);
+    ph_link_free(s);
+    return 1;
+}
+
+static span_t *ph_find(size_t n) {
+    for (size_t k = n; k <= MAX_PAGES_LISTS; k++) {
+        if (!list_empty(&ph.normal[k])) return ph.normal[k].head.next;
+        if (!list_empty(&ph.returned[k])) return ph.returned[k].head.next;
+    }
+    span_t *best = NULL;
+    for (int pass = 0; pass < 2; pass++) {
+        span_list_t *l = pass == 0 ? &ph.large_normal : &ph.large_returned;
+        for (span_t *s = l->head.next; s != &l->head; s = s->next)
+            if (s->npages >= n && (!best || s->npages < best->npages ||
+                                   (s->npages == best->npages && s->start < best->start)))
+                best = s;
+        if (best) return best;
+    }
+    return NULL;
+}
+
+/* Allocate a span of n pages; *zeroed tells whether all of it is fresh from the OS. */
+static span_t *ph_alloc_locked(size_t n, int *zeroed) {
+    span_t *s = ph_find(n);
+    if (!s) {
+        if (!ph_grow(n)) return NULL;
+        s = ph_find(n);
+        if (!s) return NULL;
+    }
+    ph_unlink_free(s);
+    int was_returned = s->location == SPAN_RETURNED;
+    if (zeroed) *zeroed = was_returned;
+    if (s->npages > n) {
+        /* carve the front; the remainder keeps the old span struct so only n
+           page-map entries change */
+        span_t *r = span_new(s->start, n);
+        if (!r) {
+            ph_link_free(s);
+            return NULL;
+        }
+        s->start += n;
+        s->npages -= n;
+        ph_link_free(s);
+        s = r;
+        pagemap_set_range(s->start, n, s);
+    }
+    s->location = SPAN_IN_USE;
+    s->sizeclass = 0;
+    s->sampled = 0;
+    return s;
+}
+
+void *pp_large_alloc(size_t bytes, size_t align, int *zeroed) {
+    if (bytes > ((size_t)1 << 46)) return NULL;
+    size_t n = (bytes + PAGE_SIZE - 1) >> PAGE_SHIFT;
+    if (n == 0) n = 1;
+    size_t align_pages = align > PAGE_SIZE ? align >> PAGE_SHIFT : 1;
+    pp_lock(&ph.lock);
+    span_t *s = ph_alloc_locked(n + align_pages - 1, zeroed);
+    if (s && align_pages > 1) {
+        uintptr_t aligned = (s->start + align_pages - 1) & ~(uintptr_t)(align_pages - 1);
+        size_t lead = aligned - s->start, trail = s->npages - lead - n;
+        if (lead) {
+            span_t *l = span_new(s->start, lead);
+            pagemap_set_range(l->start, lead, l);
+            ph_free_locked(l);
+        }
+        if (trail) {
+            span_t *t = span_new(aligned + n, trail);
+            pagemap_set_range(t->start, trail, t);
+            ph_free_locked(t);
+        }
+        s->start = aligned;
+        s->npages = n;
+    }
+    pp_unlock(&ph.lock);
+    if (!s) return NULL;
+    return (void *)(s->start << PAGE_SHIFT);
+}
+
+void pp_large_free(span_t *s) {
+    pp_lock(&ph.lock);
+    if (s->location != SPAN_IN_USE) {
+        pp_unlock(&ph.lock);
+        pp_fatal("free(): double free or invalid pointer", (void *)(s->start << PAGE_SHIFT));
+    }
+    ph_free_locked(s);
+    pp_unlock(&ph.lock);
+}
+
+/* ------------------------------------------------------------------ */
+/* central free lists                                                   */
+
+#define TC_SLOTS 64
+typedef struct {
+    pp_lock_t lock;
+    span_list_t nonempty;
+    size_t free_objs;            /* free objects inside spans (incl. uncarved) */
+    int used, cap;
+    void *slot_head[TC_SLOTS], *slot_tail[TC_SLOTS];
+} __attribute__((aligned(64))) central_t;
+
+static central_t central[MAX_CLASSES];
+
+static void central_release_to_spans(central_t *c, int cl, void *head, uint32_t n) {
+    size_t osize = pp_class_size[cl];
+    while (n--) {
+        void *p = head;
+        head = *(void **)p;
+        span_t *s = pp_span_of(p);
+        if (PP_UNLIKELY(!s || s->sizeclass != cl || s->location != SPAN_IN_USE))
+            pp_fatal("free(): invalid pointer", p);
+        if (PP_UNLIKELY(((uintptr_t)p - (s->start << PAGE_SHIFT)) % osize != 0))
+            pp_fatal("free(): pointer not at the start of an object", p);
+        *(void **)p = s->freelist;
+        s->freelist = p;
+        if (!s->on_list) {
+            list_push(&c->nonempty, s);
+            s->on_list = 1;
+        }
+        c->free_objs++;
+        if (--s->refcount == 0) {
+            list_remove(s);
+            s->on_list = 0;
+            c->free_objs -= class_objs_per_span[cl];
+            pp_lock(&ph.lock);
+            ph_free_locked(s);
+            pp_unlock(&ph.lock);
+        }
+    }
+}
+
+static void *central_take_from_spans(central_t *c, int cl) {
+    span_t *s;
+    if (list_empty(&c->nonempty)) {
+        int zeroed;
+        pp_lock(&ph.lock);
+        s = ph_alloc_locked(class_pages[cl], &zeroed);
+        if (s) {
+            s->sizeclass = (uint16_t)cl;
+            s->bump = (char *)(s->start << PAGE_SHIFT);
+            s->limit = s->bump + class_objs_per_span[cl] * pp_class_size[cl];
+        }
+        pp_unlock(&ph.lock);
+        if (!s) return NULL;
+        list_push(&c->nonempty, s);
+        s->on_list = 1;
+        c->free_objs += class_objs_per_span[cl];
+    } else {
+        s = c->nonempty.head.next;
+    }
+    void *p;
+    if (s->freelist) {
+        p = s->freelist;
+        s->freelist = *(void **)p;
+    } else {
+        p = s->bump;
+        s->bump += pp_class_size[cl];
+    }
+    s->refcount++;
+    c->free_objs--;
+    if (!s->freelist && s->bump >= s->limit) {
+        list_remove(s);
+        s->on_list = 0;
+    }
+    return p;
+}
+
+/* Insert a list of n objects (linked through their first word). */
+static void central_insert(int cl, void *head, void *tail, uint32_t n) {
+    central_t *c = &central[cl];
+    pp_lock(&c->lock);
+    if (n == class_batch[cl] && c->used < c->cap) {
+        c->slot_head[c->used] = head;
+        c->slot_tail[c->used] = tail;
+        c->used++;
+        pp_unlock(&c->lock);
+        return;
+    }
+    central_release_to_spans(c, cl, head, n);
+    pp_unlock(&c->lock);
+}
+
+/* Remove up to n objects; returns count, list in *head/*tail. */
+static uint32_t central_remove(int cl, uint32_t n, void **head, void **tail) {
+    central_t *c = &central[cl];
+    pp_lock(&c->lock);
+    if (n == class_batch[cl] && c->used > 0) {
+        c->used--;
+        *head = c->slot_head[c->used];
+        *tail = c->slot_tail[c->used];
+        pp_unlock(&c->lock);
+        return n;
+    }
+    void *h = NULL, *t = NULL;
+    uint32_t got = 0;
+    while (got < n) {
+        void *p = central_take_from_spans(c, cl);
+        if (!p) break;
+        if (!h) t = p;
+        *(void **)p = h;
+        h = p;
+        got++;
+    }
+    pp_unlock(&c->lock);
+    *head = h;
+    *tail = t;
+    return got;
+}
+
+void *pp_central_alloc_one(int cl) {
+    void *h, *t;
+    return central_remove(cl, 1, &h, &t) ? h : NULL;
+}
+
+void pp_central_free_one(void *p, int cl) {
+    *(void **)p = NULL;
+    central_insert(cl, p, p, 1);
+}
+
+/* ------------------------------------------------------------------ */
+/* thread caches                                                        */
+
+__thread tcache_t *pp_tc __attribute__((tls_model("initial-exec")));
+__thread int pp_busy __attribute__((tls_model("initial-exec")));
+static __thread int tc_state __attribute__((tls_model("initial-exec")));   /* 1 creating, 2 exited */
+
+#define MAX_LIST_LENGTH 8192
+#define OVERALL_TC_BUDGET ((size_t)32 << 20)
+#define MIN_TC_SIZE ((size_t)512 << 10)
+#define MAX_TC_SIZE ((size_t)4 << 20)
+
+static pp_lock_t tc_lock;
+static tcache_t *tc_all;             /* registry of live caches */
+static tcache_t *tc_free;            /* recycled cache structs */
+static size_t tc_budget_used;
+static pthread_key_t tc_key;
+static int tc_key_ok;
+
+static void tc_release(tcache_t *tc, int cl, uint32_t n) {
+    freelist_t *fl = &tc->lists[cl];
+    if (n > fl->length) n = fl->length;
+    if (!n) return;
+    void *head = fl->head, *tail = head;
+    for (uint32_t i = 1; i < n; i++) tail = *(void **)tail;
+    fl->head = *(void **)tail;
+    *(void **)tail = NULL;
+    fl->length -= n;
+    if (fl->low_water > fl->length) fl->low_water = fl->length;
+    tc->size -= (size_t)n * pp_class_size[cl];
+    /* hand over in whole batches so they land in the transfer cache */
+    uint32_t batch = class_batch[cl];
+    while (n > 0) {
+        uint32_t k = n < batch ? n : batch;
+        void *h = head, *t = head;
+        for (uint32_t i = 1; i < k; i++) t = *(void **)t;
+        head = *(void **)t;
+        *(void **)t = NULL;
+        central_insert(cl, h, t, k);
+        n -= k;
+    }
+}
+
+void *pp_tc_fetch(tcache_t *tc, int cl) {
+    freelist_t *fl = &tc->lists[cl];
+    uint32_t batch = class_batch[cl];
+    uint32_t want = fl->max_length < batch ? fl->max_length : batch;
+    if (want == 0) want = 1;
+    void *h, *t;
+    uint32_t got = central_remove(cl, want, &h, &t);
+    if (!got) return NULL;
+    /* slow start: grow the list limit while the thread keeps missing */
+    if (fl->max_length < batch) fl->max_length++;
+    else if (fl->max_length < MAX_LIST_LENGTH) fl->max_length += batch;
+    void *p = h;
+    h = *(void **)p;
+    if (got > 1) {
+        *(void **)t = fl->head;
+        fl->head = h;
+        fl->length += got - 1;
+        tc->size += (size_t)(got - 1) * pp_class_size[cl];
+    }
+    return p;
+}
+
+void pp_tc_list_too_long(tcache_t *tc, int cl) {
+    freelist_t *fl = &tc->lists[cl];
+    uint32_t batch = class_batch[cl];
+    tc_release(tc, cl, batch);
+    if (fl->max_length < batch) {
+        fl->max_length++;
+    } else if (fl->max_length > batch) {
+        if (++fl->overages > 3) {
+            fl->max_length -= batch;
+            fl->overages = 0;
+        }
+    }
+    if (tc->size > tc->max_size) pp_tc_scavenge(tc);
+}
+
+void pp_tc_scavenge(tcache_t *tc) {
+    /* give back half of what stayed unused since the last scavenge */
+    for (int cl = 1; cl < pp_num_classes; cl++) {
+        freelist_t *fl = &tc->lists[cl];
+        uint32_t drop = fl->low_water / 2;
+        if (drop) tc_release(tc, cl, drop);
+        fl->low_water = fl->length;
+    }
+    if (tc->size > tc->max_size) {
+        for (int cl = 1; cl < pp_num_classes && tc->size > tc->max_size / 2; cl++)
+            tc_release(tc, cl, (tc->lists[cl].length + 1) / 2);
+    }
+    /* a busy thread may take more of the global budget */
+    if (tc->max_size < MAX_TC_SIZE) {
+        pp_lock(&tc_lock);
+        if (tc_budget_used + (64 << 10) <= OVERALL_TC_BUDGET) {
+            tc_budget_used += 64 << 10;
+            tc->max_size += 64 << 10;
+        }
+        pp_unlock(&tc_lock);
+    }
+}
+
+static void tc_destroy(void *arg) {
+    tcache_t *tc = arg;
+    if (!tc) return;
+    pp_tc = NULL;
+    tc_state = 2;
+    for (int cl = 1; cl < pp_num_classes; cl++) tc_release(tc, cl, tc->lists[cl].length);
+    pp_lock(&tc_lock);
+    if (tc->prev_all) tc->prev_all->next_all = tc->next_all;
+    else tc_all = tc->next_all;
+    if (tc->next_all) tc->next_all->prev_all = tc->prev_all;
+    tc_budget_used -= tc->max_size;
+    tc->in_use = 0;
+    tc->next_all = tc_free;
+    tc_free = tc;
+    pp_unlock(&tc_lock);
+}
+
+static uintptr_t thread_stack_hi(void) {
+    extern void *__libc_stack_end;
+    if (syscall(SYS_gettid) == getpid()) return (uintptr_t)__libc_stack_end;
+    pthread_attr_t attr;
+    void *addr;
+    size_t size;
+    uintptr_t hi = 0;
+    if (pthread_getattr_np(pthread_self(), &attr) == 0) {
+        if (pthread_attr_getstack(&attr, &addr, &size) == 0) hi = (uintptr_t)addr + size;
+        pthread_attr_destroy(&attr);
+    }
+    return hi;
+}
+
+tcache_t *pp_tc_get_slow(void) {
+    if (!pp_inited) pp_init();
+    if (pp_tc) return pp_tc;
+    if (tc_state != 0) return NULL;          /* creating (re-entered) or exited */
+    tc_state = 1;
+    pp_lock(&tc_lock);
+    tcache_t *tc = tc_free;
+    if (tc) tc_free = tc->next_all;
+    pp_unlock(&tc_lock);
+    if (!tc) tc = pp_meta_alloc(sizeof(tcache_t));
+    if (!tc) {
+        tc_state = 0;
+        return NULL;
+    }
+    memset(tc, 0, sizeof *tc);
+    for (int cl = 1; cl < pp_num_classes; cl++) tc->lists[cl].max_length = 1;
+    tc->rng = (uintptr_t)tc ^ ((uint64_t)syscall(SYS_gettid) << 32) ^ 0x2545F4914F6CDD1Dull;
+    pp_lock(&tc_lock);
+    size_t give = MIN_TC_SIZE;
+    tc_budget_used += give;
+    tc->max_size = give;
+    tc->in_use = 1;
+    tc->next_all = tc_all;
+    if (tc_all) tc_all->prev_all = tc;
+    tc_all = tc;
+    pp_unlock(&tc_lock);
+    tc->sample_left = pp_next_sample_interval(tc);
+    int busy = pp_busy;
+    pp_busy = 1;
+    tc->stack_hi = thread_stack_hi();
+    if (tc_key_ok) pthread_setspecific(tc_key, tc);
+    pp_busy = busy;
+    pp_tc = tc;
+    tc_state = 0;
+    return tc;
+}
+
+void pp_tc_reset_all_samples(void) {
+    pp_lock(&tc_lock);
+    for (tcache_t *tc = tc_all; tc; tc = tc->next_all) tc->sample_left = 0;
+    pp_unlock(&tc_lock);
+}
+
+/* ------------------------------------------------------------------ */
+/* init, fork, stats, release                                           */
+
+int pp_inited;
+static pp_lock_t init_lock;
+
+void pp_init(void) {
+    pp_lock(&init_lock);
+    if (pp_inited) {
+        pp_unlock(&init_lock);
+        return;
+    }
+    init_size_map();
+    for (int i = 0; i <= MAX_PAGES_LISTS; i++) {
+        list_init(&ph.normal[i]);
+        list_init(&ph.returned[i]);
+    }
+    list_init(&ph.large_normal);
+    list_init(&ph.large_returned);
+    ph.release_threshold = (size_t)16 << 20;
+    const char *rt = pp_getenv("PPROFPY_MALLOC_RELEASE_THRESHOLD");
+    if (rt && *rt >= '0' && *rt <= '9') {
+        size_t v = 0;
+        for (; *rt >= '0' && *rt <= '9'; rt++) v = v * 10 + (size_t)(*rt - '0');
+        ph.release_threshold = v;
+    }
+    for (int cl = 1; cl < pp_num_classes; cl++) {
+        list_init(&central[cl].nonempty);
+        size_t per_batch = class_batch[cl] * pp_class_size[cl];
+        size_t cap = ((size_t)1 << 20) / per_batch;
+        central[cl].cap = (int)(cap < 2 ? 2 : cap > TC_SLOTS ? TC_SLOTS : cap);
+    }
+    tc_key_ok = pthread_key_create(&tc_key, tc_destroy) == 0;
+    __atomic_store_n(&pp_inited, 1, __ATOMIC_RELEASE);
+    pp_unlock(&init_lock);
+    pp_prof_init_from_env();
+}
+
+void pp_lock_all(void) {
+    pp_prof_lock_all();
+    pp_lock(&tc_lock);
+    for (int cl = 1; cl < pp_num_classes; cl++) pp_lock(&central[cl].lock);
+    pp_lock(&ph.lock);
+    pp_lock(&meta_lock);
+    pp_lock(&region_lock);
+}
+
+void pp_unlock_all(void) {
+    pp_unlock(&region_lock);
+    pp_unlock(&meta_lock);
+    pp_unlock(&ph.lock);
+    for (int cl = pp_num_classes - 1; cl >= 1; cl--) pp_unlock(&central[cl].lock);
+    pp_unlock(&tc_lock);
+    pp_prof_unlock_all();
+}
+
+void pp_release_free_memory(void) {
+    if (!pp_inited) return;
+    tcache_t *tc = pp_tc;
+    if (tc)
+        for (int cl = 1; cl < pp_num_classes; cl++) tc_release(tc, cl, tc->lists[cl].length);
+    /* flush transfer caches to the spans so empty spans go back to the heap */
+    for (int cl = 1; cl < pp_num_classes; cl++) {
+        central_t *c = &central[cl];
+        pp_lock(&c->lock);
+        while (c->used > 0) {
+            c->used--;
+            central_release_to_spans(c, cl, c->slot_head[c->used], class_batch[cl]);
+        }
+        pp_unlock(&c->lock);
+    }
+    pp_lock(&ph.lock);
+    ph_release_until(0);
+    pp_unlock(&ph.lock);
+}
+
+void pp_get_stats(struct pprofpy_malloc_stats *st) {
+    memset(st, 0, sizeof *st);
+    if (!pp_inited) return;
+    pp_lock(&ph.lock);
+    st->heap_size = ph.system_bytes;
+    st->pageheap_free_bytes = ph.free_bytes;
+    st->pageheap_unmapped_bytes = ph.unmapped_bytes;
+    pp_unlock(&ph.lock);
+    for (int cl = 1; cl < pp_num_classes; cl++) {
+        central_t *c = &central[cl];
+        pp_lock(&c->lock);
+        st->central_cache_free_bytes += c->free_objs * pp_class_size[cl];
+        st->transfer_cache_free_bytes += (size_t)c->used * class_batch[cl] * pp_class_size[cl];
+        pp_unlock(&c->lock);
+    }
+    pp_lock(&tc_lock);
+    for (tcache_t *tc = tc_all; tc; tc = tc->next_all) {
+        st->thread_cache_free_bytes += __atomic_load_n(&tc->size, __ATOMIC_RELAXED);
+        st->thread_caches++;
+    }
+    pp_unlock(&tc_lock);
+    st->metadata_bytes = metadata_bytes;
+    size_t free_all = st->pageheap_free_bytes + st->pageheap_unmapped_bytes + st->central_cache_free_bytes +
+                      st->transfer_cache_free_bytes + st->thread_cache_free_bytes;
+    st->allocated_bytes = st->heap_size > free_all ? st->heap_size - free_all : 0;
+    size_t resident = st->heap_size - st->pageheap_unmapped_bytes;
+    st->fragmentation = resident ? 1.0 - (double)st->allocated_bytes / (double)resident : 0.0;
+    st->size_classes = (size_t)(pp_num_classes - 1);
+    st->release_threshold = ph.release_threshold;
+}
+
+size_t pp_class_pages(int cl) { return class_pages[cl]; }

@@ -1,0 +1,141 @@
+/* Internal declarations shared by the allocator's translation units.
+ *
+ * Layout (tcmalloc's design, written from its public description):
+ *   size map      - request size -> size class (core.c)
+ *   thread cache  - per-thread free lists, no lock on the fast path (core.c)
+ *   central lists - per size class, spans with free objects + a transfer
+ *                   cache of whole batches (core.c)
+ *   page heap     - spans of 8 KiB pages, radix page map, coalescing,
+ *                   release to the OS (core.c)
+ *   entry points  - malloc & co, operator new/delete, fork (api.c)
+ *   heap profiler + leak checker (heapprof.c)
+ * Nothing here calls libc malloc; metadata lives in mmap'ed arenas.
+ */
+#ifndef PPROFPY_MALLOC_INTERNAL_H
+#define PPROFPY_MALLOC_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define PP_LIKELY(x) __builtin_expect(!!(x), 1)
+#define PP_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define PP_HIDDEN __attribute__((visibility("hidden")))
+
+#define PAGE_SHIFT 13
+#define PAGE_SIZE ((size_t)1 << PAGE_SHIFT)
+#define MAX_SMALL_SIZE ((size_t)256 * 1024)
+#define MAX_CLASSES 256
+#define MAX_PAGES_LISTS 128            /* exact free lists for spans of 1..128 pages */
+#define MAX_STACK_DEPTH 32
+
+/* ---- spin lock that never allocates ---- */
+typedef struct { volatile int v; } pp_lock_t;
+PP_HIDDEN void pp_lock_slow(pp_lock_t *l);
+static inline void pp_lock(pp_lock_t *l) {
+    if (PP_LIKELY(!__atomic_exchange_n(&l->v, 1, __ATOMIC_ACQUIRE))) return;
+    pp_lock_slow(l);
+}
+static inline void pp_unlock(pp_lock_t *l) { __atomic_store_n(&l->v, 0, __ATOMIC_RELEASE); }
+
+/* ---- spans ---- */
+enum { SPAN_IN_USE = 0, SPAN_FREE = 1, SPAN_RETURNED = 2, SPAN_DEAD = 3 };
+
+typedef struct span {
+    uintptr_t start;             /* first page id */
+    size_t npages;
+    struct span *next, *prev;    /* list links (page heap or central list) */
+    void *freelist;              /* small spans: returned objects */
+    char *bump, *limit;          /* small spans: not yet carved region */
+    uint32_t refcount;           /* small spans: objects handed out */
+    uint16_t sizeclass;          /* 0 = large allocation or free span */
+    uint8_t location;            /* SPAN_* */
+    uint8_t on_list;
+    uint32_t sampled;            /* objects of this span in the profiler's table */
+} span_t;
+
+/* ---- size map ---- */
+extern PP_HIDDEN unsigned char pp_class_array[];
+extern PP_HIDDEN size_t pp_class_size[MAX_CLASSES];
+extern PP_HIDDEN int pp_num_classes;
+
+static inline size_t pp_class_index(size_t s) {
+    return s <= 1024 ? (s + 7) >> 3 : (s + 127 + (120 << 7)) >> 7;
+}
+static inline int pp_size_class(size_t s) { return pp_class_array[pp_class_index(s)]; }
+
+/* ---- page map ---- */
+#define PM_LEAF_BITS 18
+#define PM_ROOT_BITS 17
+extern PP_HIDDEN span_t **pp_pagemap_root[1 << PM_ROOT_BITS];
+static inline span_t *pp_pagemap_get(uintptr_t page) {
+    uintptr_t i1 = page >> PM_LEAF_BITS;
+    if (PP_UNLIKELY(i1 >= ((uintptr_t)1 << PM_ROOT_BITS))) return NULL;
+    span_t **leaf = __atomic_load_n(&pp_pagemap_root[i1], __ATOMIC_ACQUIRE);
+    if (PP_UNLIKELY(!leaf)) return NULL;
+    return leaf[page & ((1 << PM_LEAF_BITS) - 1)];
+}
+static inline span_t *pp_span_of(const void *p) { return pp_pagemap_get((uintptr_t)p >> PAGE_SHIFT); }
+
+/* ---- thread cache ---- */
+typedef struct {
+    void *head;
+    uint32_t length, max_length, low_water, overages;
+} freelist_t;
+
+typedef struct tcache {
+    freelist_t lists[MAX_CLASSES];
+    size_t size;                 /* bytes held in the lists */
+    size_t max_size;
+    ssize_t sample_left;         /* bytes until the next profiler sample */
+    uint64_t rng;
+    uintptr_t stack_hi;          /* upper bound for frame-pointer walks */
+    struct tcache *next_all, *prev_all;
+    int in_use;
+} tcache_t;
+
+extern PP_HIDDEN __thread tcache_t *pp_tc __attribute__((tls_model("initial-exec")));
+extern PP_HIDDEN __thread int pp_busy __attribute__((tls_model("initial-exec")));   /* recursion guard */
+
+/* ---- core API (core.c) ---- */
+PP_HIDDEN void pp_init(void);
+extern PP_HIDDEN int pp_inited;
+PP_HIDDEN tcache_t *pp_tc_get_slow(void);        /* may return NULL (during setup / thread exit) */
+PP_HIDDEN void *pp_tc_fetch(tcache_t *tc, int cl);   /* list empty: refill from central, pop one */
+PP_HIDDEN void pp_tc_list_too_long(tcache_t *tc, int cl);
+PP_HIDDEN void pp_tc_scavenge(tcache_t *tc);
+PP_HIDDEN void *pp_central_alloc_one(int cl);
+PP_HIDDEN void pp_central_free_one(void *p, int cl);
+PP_HIDDEN void *pp_large_alloc(size_t bytes, size_t align, int *zeroed);
+PP_HIDDEN void pp_large_free(span_t *s);
+PP_HIDDEN void *pp_meta_alloc(size_t bytes);
+PP_HIDDEN void *pp_os_map(size_t bytes);       /* raw mmap, registered as allocator-owned region */
+PP_HIDDEN int pp_owned_region(uintptr_t addr, uintptr_t *end);   /* for the leak checker */
+PP_HIDDEN size_t pp_owned_regions(uintptr_t *starts, uintptr_t *ends, size_t max);
+PP_HIDDEN void pp_lock_all(void);
+PP_HIDDEN void pp_unlock_all(void);
+PP_HIDDEN void pp_release_free_memory(void);
+PP_HIDDEN void pp_fatal(const char *msg, const void *ptr) __attribute__((noreturn));
+PP_HIDDEN void pp_write_str(int fd, const char *s);
+PP_HIDDEN size_t pp_fmt_u(char *out, unsigned long long v);
+PP_HIDDEN size_t pp_fmt_x(char *out, unsigned long long v);
+PP_HIDDEN uint64_t pp_random(uint64_t *state);
+PP_HIDDEN void pp_tc_reset_all_samples(void);
+
+struct pprofpy_malloc_stats;
+PP_HIDDEN void pp_get_stats(struct pprofpy_malloc_stats *st);
+
+/* ---- profiler hooks (heapprof.c) ---- */
+enum { PROF_OFF = 0, PROF_ALL = 1, PROF_SAMPLED = 2 };
+extern PP_HIDDEN volatile int pp_prof_mode;
+extern PP_HIDDEN volatile size_t pp_sample_rate;
+PP_HIDDEN ssize_t pp_next_sample_interval(tcache_t *tc);
+PP_HIDDEN void pp_prof_record(void *p, size_t size, void *frame);
+PP_HIDDEN void pp_prof_forget(void *p, span_t *s);
+PP_HIDDEN void pp_prof_init_from_env(void);
+PP_HIDDEN void pp_prof_at_exit(void);
+PP_HIDDEN void pp_prof_lock_all(void);
+PP_HIDDEN void pp_prof_unlock_all(void);
+PP_HIDDEN const char *pp_getenv(const char *name);
+
+#endif

@@ -1,0 +1,367 @@
+/*
+ * The part of the sampler that runs inside the signal handler.
+ *
+ * Rules for everything reachable from pp_signal_handler(): no malloc, no
+ * stdio, no locks that code outside a signal handler may hold while the
+ * signal is deliverable, only async-signal-safe system calls (ioctl, futex).
+ *
+ * Samples go into a hash table of stacks (PP_SETS sets of PP_WAYS entries,
+ * each with a count).  When a new stack lands in a full set, the entry with
+ * the smallest count is evicted: its record (count, depth, pcs...) is
+ * appended to the current eviction buffer.  Eviction buffers form a ring;
+ * a full buffer is handed to the writer thread (profiler.c) through its
+ * state word and a futex wake, and the handler moves on to the next free
+ * buffer.  The handler never waits for the writer: if the writer has fallen
+ * behind and no buffer is free, the new sample is counted in pp_dropped
+ * instead (with 4 x 512 KiB buffers this needs thousands of distinct stacks
+ * per second and a stalled disk).
+ *
+ * All table and buffer updates happen under one spinlock.  It is only taken
+ * (a) inside the handler, where SIGPROF and SIGALRM are blocked by sa_mask,
+ * and (b) by ProfilerFlush()/ProfilerStop() with those signals blocked in
+ * the calling thread, so a thread can never interrupt itself while holding
+ * it; other threads only spin for the few hundred nanoseconds of one update.
+ */
+#include "profiler_internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/futex.h>
+#include <linux/perf_event.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/syscall.h>
+#include <ucontext.h>
+#include <unistd.h>
+
+struct pp_entry *pp_table;
+uint64_t *pp_bufs[PP_NBUF];
+uint64_t pp_buf_used[PP_NBUF];
+int pp_buf_state[PP_NBUF];
+int pp_cur_buf;
+int pp_collecting;
+int pp_in_handler;
+long pp_samples;
+long pp_dropped;
+unsigned pp_wake_seq;
+int pp_source;
+int (*pp_filter)(void *);
+void *pp_filter_arg;
+struct pp_region pp_regions[PP_MAX_REGIONS];
+int pp_nregions;
+
+static int pp_spin;
+
+static inline void cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  __asm__ __volatile__("yield" ::: "memory");
+#endif
+}
+
+void pp_lock(void) {
+  while (__atomic_exchange_n(&pp_spin, 1, __ATOMIC_ACQUIRE)) {
+    while (__atomic_load_n(&pp_spin, __ATOMIC_RELAXED)) cpu_relax();
+  }
+}
+
+void pp_unlock(void) { __atomic_store_n(&pp_spin, 0, __ATOMIC_RELEASE); }
+
+void pp_futex_wake(unsigned *addr) {
+  syscall(SYS_futex, addr, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
+void pp_futex_wait(unsigned *addr, unsigned expected, long timeout_ms) {
+  struct timespec ts;
+  ts.tv_sec = timeout_ms / 1000;
+  ts.tv_nsec = (timeout_ms % 1000) * 1000000L;
+  syscall(SYS_futex, addr, FUTEX_WAIT_PRIVATE, expected, &ts, NULL, 0);
+}
+
+/* ---------------------------------------------------------------- stacks */
+
+/* Stack bounds [lo, hi) for a thread whose stack pointer is sp: the
+ * registered bounds of that thread if known, else the readable and writable
+ * mapping containing sp in the snapshot of /proc/self/maps taken at start.
+ * Returns 0 if nothing is known (then only the leaf PC is recorded). */
+static int stack_bounds(uintptr_t sp, uintptr_t *lo, uintptr_t *hi) {
+  int n = __atomic_load_n(&pp_nthreads, __ATOMIC_ACQUIRE);
+  for (int i = 0; i < n; i++) {
+    struct pp_thread *t = &pp_threads[i];
+    if (__atomic_load_n(&t->tid, __ATOMIC_ACQUIRE) == 0) continue;
+    uintptr_t l = __atomic_load_n(&t->stack_lo, __ATOMIC_RELAXED);
+    uintptr_t h = __atomic_load_n(&t->stack_hi, __ATOMIC_RELAXED);
+    if (h && sp >= l && sp < h) {
+      *lo = l;
+      *hi = h;
+      return 1;
+    }
+  }
+  int a = 0, b = __atomic_load_n(&pp_nregions, __ATOMIC_ACQUIRE) - 1;
+  while (a <= b) {
+    int m = (a + b) / 2;
+    if (sp < pp_regions[m].lo) b = m - 1;
+    else if (sp >= pp_regions[m].hi) a = m + 1;
+    else {
+      *lo = pp_regions[m].lo;
+      *hi = pp_regions[m].hi;
+      return 1;
+    }
+  }
+  return 0;
+}
+
+/* Frame-pointer walk.  Frame record layout on x86_64 and aarch64 alike:
+ * [fp] = caller's frame pointer, [fp + 8] = return address.  A frame is
+ * followed only if it is 8-byte aligned, lies inside the stack bounds of
+ * the interrupted thread (above its stack pointer) and the chain strictly
+ * grows upwards, so a bogus rbp (code built without frame pointers) ends
+ * the walk instead of faulting.  Return addresses are stored as found;
+ * pprof subtracts one when symbolizing non-leaf frames. */
+static int walk_frames(uintptr_t pc, uintptr_t fp, uintptr_t sp, void **out, int max) {
+  int n = 0;
+  if (max <= 0) return 0;
+  out[n++] = (void *)pc;
+  uintptr_t lo, hi;
+  if (!stack_bounds(sp, &lo, &hi)) return n;
+  if (lo < sp) lo = sp;
+  while (n < max) {
+    if ((fp & 7) != 0 || fp < lo || fp > hi - 2 * sizeof(uintptr_t)) break;
+    uintptr_t next = ((const uintptr_t *)fp)[0];
+    uintptr_t ret = ((const uintptr_t *)fp)[1];
+    if (ret < 4096) break;
+    out[n++] = (void *)ret;
+    if (next <= fp) break;
+    fp = next;
+  }
+  return n;
+}
+
+static int context_regs(const void *uc, uintptr_t *pc, uintptr_t *fp, uintptr_t *sp) {
+  const ucontext_t *u = (const ucontext_t *)uc;
+#if defined(__x86_64__)
+  *pc = (uintptr_t)u->uc_mcontext.gregs[REG_RIP];
+  *fp = (uintptr_t)u->uc_mcontext.gregs[REG_RBP];
+  *sp = (uintptr_t)u->uc_mcontext.gregs[REG_RSP];
+  return 1;
+#elif defined(__aarch64__)
+  *pc = (uintptr_t)u->uc_mcontext.pc;
+  *fp = (uintptr_t)u->uc_mcontext.regs[29];
+  *sp = (uintptr_t)u->uc_mcontext.sp;
+  return 1;
+#else
+  (void)u;
+  *pc = *fp = *sp = 0;
+  return 0;
+#endif
+}
+
+int pp_walk_stack(const void *ucontext, void **out, int max) {
+  uintptr_t pc, fp, sp;
+  if (ucontext) {
+    if (!context_regs(ucontext, &pc, &fp, &sp)) return 0;
+    return walk_frames(pc, fp, sp, out, max);
+  }
+  /* Own stack: start from our caller's frame. */
+  fp = (uintptr_t)__builtin_frame_address(0);
+  sp = fp;
+  pc = (uintptr_t)__builtin_return_address(0);
+  uintptr_t next = ((const uintptr_t *)fp)[0];
+  return walk_frames(pc, next, sp, out, max);
+}
+
+/* ---------------------------------------------------------- hash table */
+
+static inline uint64_t hash_stack(void **pcs, int n) {
+  uint64_t h = 0x9e3779b97f4a7c15ULL ^ (uint64_t)n;
+  for (int i = 0; i < n; i++) {
+    h ^= (uint64_t)(uintptr_t)pcs[i];
+    h *= 0xff51afd7ed558ccdULL;
+    h ^= h >> 32;
+  }
+  return h;
+}
+
+/* Lock held.  Moves the current buffer to FULL and wakes the writer; the
+ * next buffer becomes current if the writer has emptied it. */
+void pp_publish_current_locked(void) {
+  int cur = pp_cur_buf;
+  if (cur < 0) return;
+  if (pp_buf_used[cur] == 0) return;
+  __atomic_store_n(&pp_buf_state[cur], PP_BUF_FULL, __ATOMIC_RELEASE);
+  __atomic_add_fetch(&pp_wake_seq, 1, __ATOMIC_RELEASE);
+  pp_futex_wake(&pp_wake_seq);
+  int next = (cur + 1) % PP_NBUF;
+  if (__atomic_load_n(&pp_buf_state[next], __ATOMIC_ACQUIRE) == PP_BUF_FREE) {
+    pp_buf_used[next] = 0;
+    __atomic_store_n(&pp_buf_state[next], PP_BUF_FILLING, __ATOMIC_RELAXED);
+    pp_cur_buf = next;
+  } else {
+    pp_cur_buf = -1; /* no space until the writer frees a buffer */
+  }
+}
+
+/* Lock held. */
+int pp_evict_locked(struct pp_entry *e) {
+  uint64_t need = 2 + e->depth;
+  if (pp_cur_buf < 0) {
+    /* All buffers were full last time; the writer may have freed one
+     * since.  Record order in the file does not matter. */
+    int next = -1;
+    for (int i = 0; i < PP_NBUF; i++) {
+      if (__atomic_load_n(&pp_buf_state[i], __ATOMIC_ACQUIRE) == PP_BUF_FREE) {
+        next = i;
+        break;
+      }
+    }
+    if (next < 0) return 0;
+    pp_buf_used[next] = 0;
+    __atomic_store_n(&pp_buf_state[next], PP_BUF_FILLING, __ATOMIC_RELAXED);
+    pp_cur_buf = next;
+  }
+  if (pp_buf_used[pp_cur_buf] + need > PP_BUF_WORDS) {
+    pp_publish_current_locked();
+    if (pp_cur_buf < 0) return 0;
+  }
+  uint64_t *dst = pp_bufs[pp_cur_buf] + pp_buf_used[pp_cur_buf];
+  dst[0] = e->count;
+  dst[1] = e->depth;
+  for (uint64_t i = 0; i < e->depth; i++) dst[2 + i] = (uint64_t)e->pcs[i];
+  pp_buf_used[pp_cur_buf] += need;
+  e->count = 0;
+  e->depth = 0;
+  return 1;
+}
+
+static void add_sample(void **pcs, int n) {
+  uint64_t h = hash_stack(pcs, n);
+  struct pp_entry *set = pp_table + (h % PP_SETS) * PP_WAYS;
+  pp_lock();
+  for (int w = 0; w < PP_WAYS; w++) {
+    struct pp_entry *e = &set[w];
+    if (e->count && e->depth == (uint64_t)n &&
+        memcmp(e->pcs, pcs, (size_t)n * sizeof(void *)) == 0) {
+      e->count++;
+      pp_unlock();
+      return;
+    }
+  }
+  struct pp_entry *victim = &set[0];
+  for (int w = 0; w < PP_WAYS; w++) {
+    if (set[w].count == 0) {
+      victim = &set[w];
+      break;
+    }
+    if (set[w].count < victim->count) victim = &set[w];
+  }
+  if (victim->count && !pp_evict_locked(victim)) {
+    __atomic_add_fetch(&pp_dropped, 1, __ATOMIC_RELAXED);
+    pp_unlock();
+    return;
+  }
+  victim->count = 1;
+  victim->depth = (uint64_t)n;
+  memcpy(victim->pcs, pcs, (size_t)n * sizeof(void *));
+  pp_unlock();
+}
+
+/* ------------------------------------------------------------- handler */
+
+static int perf_fd_is_ours(int fd) {
+  int n = __atomic_load_n(&pp_nthreads, __ATOMIC_ACQUIRE);
+  for (int i = 0; i < n; i++) {
+    if (__atomic_load_n(&pp_threads[i].tid, __ATOMIC_ACQUIRE) != 0 &&
+        __atomic_load_n(&pp_threads[i].fd, __ATOMIC_ACQUIRE) == fd)
+      return 1;
+  }
+  return 0;
+}
+
+void pp_signal_handler(int sig, siginfo_t *info, void *ucontext) {
+  (void)sig;
+  int saved_errno = errno;
+  __atomic_add_fetch(&pp_in_handler, 1, __ATOMIC_SEQ_CST);
+  int source = __atomic_load_n(&pp_source, __ATOMIC_ACQUIRE);
+  if (source == PP_SRC_PERF) {
+    /* Perf overflow signals carry si_code POLL_HUP (event limit reached)
+     * and the event's fd.  Anything else (kill -PROF, a stale itimer) is
+     * not a sample of ours. */
+    if (!info || (info->si_code != POLL_HUP && info->si_code != POLL_IN) ||
+        !perf_fd_is_ours(info->si_fd))
+      goto out;
+    /* Re-arm first: the event counts again from here, so the time spent
+     * in this handler is part of the next period. */
+    ioctl(info->si_fd, PERF_EVENT_IOC_REFRESH, 1);
+  }
+  if (!__atomic_load_n(&pp_collecting, __ATOMIC_SEQ_CST)) goto out;
+  if (pp_filter && !pp_filter(pp_filter_arg)) goto out;
+  void *pcs[PP_MAX_DEPTH];
+  int n = pp_walk_stack(ucontext, pcs, PP_MAX_DEPTH);
+  if (n > 0) {
+    add_sample(pcs, n);
+    __atomic_add_fetch(&pp_samples, 1, __ATOMIC_RELAXED);
+  }
+out:
+  __atomic_sub_fetch(&pp_in_handler, 1, __ATOMIC_SEQ_CST);
+  errno = saved_errno;
+}
+
+/* ------------------------------------------------------- maps snapshot */
+
+static uintptr_t parse_hex(const char **p) {
+  uintptr_t v = 0;
+  for (;;) {
+    char c = **p;
+    int d;
+    if (c >= '0' && c <= '9') d = c - '0';
+    else if (c >= 'a' && c <= 'f') d = c - 'a' + 10;
+    else break;
+    v = v * 16 + (uintptr_t)d;
+    (*p)++;
+  }
+  return v;
+}
+
+/* Record the readable+writable private mappings (stacks among them) as the
+ * fallback bounds for threads whose stack is not registered.  Called when
+ * no handler can be collecting (before pp_collecting is set). */
+void pp_snapshot_regions(void) {
+  static char buf[1 << 16];
+  int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+  int n = 0;
+  if (fd >= 0) {
+    size_t have = 0;
+    for (;;) {
+      ssize_t r = read(fd, buf + have, sizeof(buf) - 1 - have);
+      if (r < 0 && errno == EINTR) continue;
+      if (r <= 0) break;
+      have += (size_t)r;
+      buf[have] = 0;
+      /* Process complete lines, keep the partial tail. */
+      char *line = buf, *nl;
+      while ((nl = memchr(line, '\n', have - (size_t)(line - buf))) != NULL) {
+        const char *p = line;
+        uintptr_t lo = parse_hex(&p);
+        if (*p == '-') {
+          p++;
+          uintptr_t hi = parse_hex(&p);
+          if (*p == ' ' && p[1] == 'r' && p[2] == 'w' && n < PP_MAX_REGIONS) {
+            if (n > 0 && pp_regions[n - 1].hi == lo) pp_regions[n - 1].hi = hi;
+            else {
+              pp_regions[n].lo = lo;
+              pp_regions[n].hi = hi;
+              n++;
+            }
+          }
+        }
+        line = nl + 1;
+      }
+      size_t rest = have - (size_t)(line - buf);
+      memmove(buf, line, rest);
+      have = rest;
+    }
+    close(fd);
+  }
+  __atomic_store_n(&pp_nregions, n, __ATOMIC_RELEASE);
+}

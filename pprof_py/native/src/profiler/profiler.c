@@ -1,0 +1,588 @@
+/*
+ * pprof_py CPU sampler: public API (profiler.h), the writer thread, the
+ * profile file, environment variables, fork and CPUPROFILESIGNAL handling.
+ *
+ * Profile file (gperftools CPU profile format, native 64-bit words):
+ *   header   0, 3, 0, <sampling period in microseconds>, 0
+ *   records  <count>, <n>, <pc_1 (leaf)>, ..., <pc_n>
+ *   trailer  0, 1, 0
+ *   then the text of /proc/self/maps.
+ *
+ * Life of a run: ProfilerStart opens the file, writes the header, maps
+ * the hash table and eviction buffers, starts the writer thread and arms the
+ * timer source.  The writer thread writes every buffer the signal handler
+ * marks full, and (every 100 ms) picks up new threads for per-thread
+ * sources and checks that our signal handler is still installed.
+ * ProfilerStop disarms the timers, waits for running handlers, joins the
+ * writer, then writes the remaining buffer, every table entry, the trailer
+ * and the memory map.
+ */
+#include "profiler_internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+static pthread_mutex_t ctl_mu = PTHREAD_MUTEX_INITIALIZER;
+static int running;             /* protected by ctl_mu */
+static int out_fd = -1;
+static char out_name[1024];
+static time_t start_time;
+static int frequency = 100;
+static long period_us;
+static const char *source_name = "";
+static pid_t owner_pid;          /* process that owns the running profile */
+
+static pthread_t writer;
+static int writer_stop;
+static int writer_tid;
+static int warned_handler;
+
+/* CPUPROFILESIGNAL */
+static int toggle_signal;
+static unsigned toggle_seq;
+static char toggle_base[1024];
+static int toggle_count;
+static int toggle_tid;
+
+static const size_t table_bytes = sizeof(struct pp_entry) * PP_SETS * PP_WAYS;
+static const size_t bufs_bytes = sizeof(uint64_t) * PP_BUF_WORDS * PP_NBUF;
+
+/* ------------------------------------------------------------ file output */
+
+static void write_all(int fd, const void *data, size_t len) {
+  const char *p = data;
+  while (len > 0) {
+    ssize_t w = write(fd, p, len);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      return;
+    }
+    p += w;
+    len -= (size_t)w;
+  }
+}
+
+/* Staging buffer for Stop (ctl_mu held). */
+static uint64_t stage[8192];
+static size_t stage_used;
+
+static void stage_flush(void) {
+  write_all(out_fd, stage, stage_used * sizeof(uint64_t));
+  stage_used = 0;
+}
+
+static void stage_words(const uint64_t *w, size_t n) {
+  if (stage_used + n > sizeof stage / sizeof stage[0]) stage_flush();
+  memcpy(stage + stage_used, w, n * sizeof(uint64_t));
+  stage_used += n;
+}
+
+static void write_maps(int fd) {
+  int maps = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+  if (maps < 0) return;
+  char buf[8192];
+  for (;;) {
+    ssize_t r = read(maps, buf, sizeof buf);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) break;
+    write_all(fd, buf, (size_t)r);
+  }
+  close(maps);
+}
+
+/* Writer thread only (or Stop after the writer is joined). */
+static int drain_full_buffers(void) {
+  int wrote = 0;
+  for (int i = 0; i < PP_NBUF; i++) {
+    if (__atomic_load_n(&pp_buf_state[i], __ATOMIC_ACQUIRE) == PP_BUF_FULL) {
+      write_all(out_fd, pp_bufs[i], pp_buf_used[i] * sizeof(uint64_t));
+      pp_buf_used[i] = 0;
+      __atomic_store_n(&pp_buf_state[i], PP_BUF_FREE, __ATOMIC_RELEASE);
+      wrote = 1;
+    }
+  }
+  return wrote;
+}
+
+/* ------------------------------------------------------ handler check */
+
+static int profiling_signal(void) { return pp_source == PP_SRC_REALTIME ? SIGALRM : SIGPROF; }
+
+static int install_handler(int sig) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_sigaction = pp_signal_handler;
+  sa.sa_flags = SA_SIGINFO | SA_RESTART;
+  sigemptyset(&sa.sa_mask);
+  sigaddset(&sa.sa_mask, SIGPROF);
+  sigaddset(&sa.sa_mask, SIGALRM);
+  return sigaction(sig, &sa, NULL);
+}
+
+/* Outside any signal handler: warn once per run if the program replaced
+ * our handler (its samples are then lost, and with perf sources the
+ * event stops after the first overflow). */
+static void check_handler(void) {
+  struct sigaction cur;
+  if (sigaction(profiling_signal(), NULL, &cur) != 0) return;
+  if ((cur.sa_flags & SA_SIGINFO) && cur.sa_sigaction == pp_signal_handler) return;
+  if (__atomic_exchange_n(&warned_handler, 1, __ATOMIC_ACQ_REL)) return;
+  char msg[256];
+  int n = snprintf(msg, sizeof msg,
+                   "pprof_py profiler: the %s handler was replaced by the program; "
+                   "CPU samples are no longer collected\n",
+                   profiling_signal() == SIGALRM ? "SIGALRM" : "SIGPROF");
+  if (n > 0) write_all(2, msg, (size_t)n < sizeof msg ? (size_t)n : sizeof msg - 1);
+}
+
+/* ------------------------------------------------------------ writer */
+
+static long now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+}
+
+static void *writer_main(void *unused) {
+  (void)unused;
+  pp_register_self(1);
+  __atomic_store_n(&writer_tid, pp_gettid(), __ATOMIC_RELEASE);
+  long last_scan = now_ms();
+  for (;;) {
+    unsigned seen = __atomic_load_n(&pp_wake_seq, __ATOMIC_ACQUIRE);
+    drain_full_buffers();
+    if (__atomic_load_n(&writer_stop, __ATOMIC_ACQUIRE)) break;
+    long t = now_ms();
+    if (t - last_scan >= 100) {
+      last_scan = t;
+      if (pp_source == PP_SRC_PERF || pp_source == PP_SRC_POSIX) pp_rescan_tasks();
+      check_handler();
+    }
+    pp_futex_wait(&pp_wake_seq, seen, 100);
+  }
+  drain_full_buffers();
+  pp_unregister_tid(pp_gettid());
+  return NULL;
+}
+
+/* Creates a thread with every signal blocked (it inherits our mask). */
+static int start_internal_thread(pthread_t *t, void *(*fn)(void *)) {
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  int rc = pp_real_pthread_create(t, NULL, fn, NULL);
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  return rc;
+}
+
+/* ------------------------------------------------------------ start/stop */
+
+static long tick_micros(void) {
+  struct timespec res;
+  if (clock_getres(CLOCK_MONOTONIC_COARSE, &res) != 0) return 0;
+  return res.tv_sec * 1000000L + res.tv_nsec / 1000L;
+}
+
+static int env_true(const char *name) {
+  const char *v = getenv(name);
+  return v && *v && strcmp(v, "0") != 0 && strcasecmp(v, "false") != 0 && strcasecmp(v, "no") != 0;
+}
+
+static int choose_source(void) {
+  const char *forced = getenv("PPROF_PY_CPU_TIMER");
+  if (env_true("CPUPROFILE_REALTIME")) return PP_SRC_REALTIME;
+  if (forced && strcmp(forced, "itimer") == 0) return PP_SRC_ITIMER;
+  if (forced && strcmp(forced, "posix") == 0) return PP_SRC_POSIX;
+  if (forced && strcmp(forced, "perf") == 0) return pp_perf_available() ? PP_SRC_PERF : PP_SRC_ITIMER;
+  if (env_true("CPUPROFILE_PER_THREAD_TIMERS")) return PP_SRC_POSIX;
+  return pp_perf_available() ? PP_SRC_PERF : PP_SRC_ITIMER;
+}
+
+static void set_itimer(int which, long usec) {
+  struct itimerval it;
+  it.it_interval.tv_sec = usec / 1000000L;
+  it.it_interval.tv_usec = usec % 1000000L;
+  it.it_value = it.it_interval;
+  setitimer(which, &it, NULL);
+}
+
+static void release_memory(void) {
+  if (pp_table) munmap(pp_table, table_bytes);
+  if (pp_bufs[0]) munmap(pp_bufs[0], bufs_bytes);
+  pp_table = NULL;
+  for (int i = 0; i < PP_NBUF; i++) pp_bufs[i] = NULL;
+}
+
+/* ctl_mu held. */
+static int start_locked(const char *fname, const struct ProfilerOptions *options) {
+  if (running || !fname || !*fname) return 0;
+  if (strlen(fname) >= sizeof out_name) return 0;
+  int fd = open(fname, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+  if (fd < 0) return 0;
+  void *table = mmap(NULL, table_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  void *bufs = mmap(NULL, bufs_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (table == MAP_FAILED || bufs == MAP_FAILED) {
+    if (table != MAP_FAILED) munmap(table, table_bytes);
+    if (bufs != MAP_FAILED) munmap(bufs, bufs_bytes);
+    close(fd);
+    return 0;
+  }
+  pp_table = table;
+  for (int i = 0; i < PP_NBUF; i++) {
+    pp_bufs[i] = (uint64_t *)bufs + (size_t)i * PP_BUF_WORDS;
+    pp_buf_used[i] = 0;
+    pp_buf_state[i] = PP_BUF_FREE;
+  }
+  pp_buf_state[0] = PP_BUF_FILLING;
+  pp_cur_buf = 0;
+
+  int source = choose_source();
+  long period = 1000000L / frequency;
+  if (period < 1) period = 1;
+  if (source == PP_SRC_ITIMER || source == PP_SRC_POSIX) {
+    /* CPU-time timers fire at most once per scheduler tick: record the
+     * period that is really delivered. */
+    long tick = tick_micros();
+    if (tick > period && tick < 1000000L) period = tick;
+  }
+  if (source == PP_SRC_PERF && period < 10) period = 10; /* kernel minimum 10 us */
+  period_us = period;
+  source_name = source == PP_SRC_PERF ? "perf" : source == PP_SRC_ITIMER ? "itimer"
+              : source == PP_SRC_POSIX ? "posix" : "realtime";
+
+  out_fd = fd;
+  uint64_t header[5] = {0, 3, 0, (uint64_t)period, 0};
+  write_all(fd, header, sizeof header);
+  strcpy(out_name, fname);
+  start_time = time(NULL);
+  owner_pid = getpid();
+
+  pp_snapshot_regions();
+  pp_filter = options ? options->filter_in_thread : NULL;
+  pp_filter_arg = options ? options->filter_in_thread_arg : NULL;
+  __atomic_store_n(&pp_samples, 0, __ATOMIC_RELAXED);
+  __atomic_store_n(&pp_dropped, 0, __ATOMIC_RELAXED);
+  __atomic_store_n(&warned_handler, 0, __ATOMIC_RELAXED);
+  __atomic_store_n(&pp_source, source, __ATOMIC_RELEASE);
+  install_handler(source == PP_SRC_REALTIME ? SIGALRM : SIGPROF);
+  pp_register_self(0);
+
+  writer_stop = 0;
+  writer_tid = 0;
+  if (start_internal_thread(&writer, writer_main) != 0) {
+    out_fd = -1;
+    close(fd);
+    release_memory();
+    return 0;
+  }
+  while (__atomic_load_n(&writer_tid, __ATOMIC_ACQUIRE) == 0) sched_yield();
+
+  __atomic_store_n(&pp_collecting, 1, __ATOMIC_SEQ_CST);
+  switch (source) {
+    case PP_SRC_PERF:
+    case PP_SRC_POSIX:
+      pp_threads_arm_all(source, period * 1000L);
+      break;
+    case PP_SRC_ITIMER:
+      set_itimer(ITIMER_PROF, period);
+      break;
+    case PP_SRC_REALTIME:
+      set_itimer(ITIMER_REAL, period);
+      break;
+  }
+  running = 1;
+  return 1;
+}
+
+/* ctl_mu held. */
+static void stop_locked(void) {
+  if (!running) return;
+  __atomic_store_n(&pp_collecting, 0, __ATOMIC_SEQ_CST);
+  switch (pp_source) {
+    case PP_SRC_PERF:
+    case PP_SRC_POSIX:
+      pp_threads_disarm_all();
+      break;
+    case PP_SRC_ITIMER:
+      set_itimer(ITIMER_PROF, 0);
+      break;
+    case PP_SRC_REALTIME:
+      set_itimer(ITIMER_REAL, 0);
+      break;
+  }
+  /* Handlers that saw pp_collecting == 1 are finishing their sample. */
+  while (__atomic_load_n(&pp_in_handler, __ATOMIC_SEQ_CST) != 0) sched_yield();
+  __atomic_store_n(&writer_stop, 1, __ATOMIC_RELEASE);
+  __atomic_add_fetch(&pp_wake_seq, 1, __ATOMIC_RELEASE);
+  pp_futex_wake(&pp_wake_seq);
+  pthread_join(writer, NULL);
+  check_handler();
+
+  /* Nothing else touches the table and buffers now. */
+  for (int i = 0; i < PP_NBUF; i++) {
+    if (pp_buf_used[i] && pp_buf_state[i] != PP_BUF_FREE)
+      write_all(out_fd, pp_bufs[i], pp_buf_used[i] * sizeof(uint64_t));
+  }
+  stage_used = 0;
+  for (size_t i = 0; i < (size_t)PP_SETS * PP_WAYS; i++) {
+    struct pp_entry *e = &pp_table[i];
+    if (!e->count) continue;
+    uint64_t head[2] = {e->count, e->depth};
+    stage_words(head, 2);
+    stage_words((const uint64_t *)e->pcs, e->depth);
+  }
+  uint64_t trailer[3] = {0, 1, 0};
+  stage_words(trailer, 3);
+  stage_flush();
+  write_maps(out_fd);
+  close(out_fd);
+  out_fd = -1;
+  release_memory();
+  running = 0;
+}
+
+/* --------------------------------------------------------------- API */
+
+int ProfilerStartWithOptions(const char *fname, const struct ProfilerOptions *options) {
+  pthread_mutex_lock(&ctl_mu);
+  int ok = start_locked(fname, options);
+  pthread_mutex_unlock(&ctl_mu);
+  return ok;
+}
+
+int ProfilerStart(const char *fname) { return ProfilerStartWithOptions(fname, NULL); }
+
+void ProfilerStop(void) {
+  pthread_mutex_lock(&ctl_mu);
+  if (running && getpid() == owner_pid) stop_locked();
+  pthread_mutex_unlock(&ctl_mu);
+}
+
+static void block_profiling_signals(sigset_t *old) {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGPROF);
+  sigaddset(&set, SIGALRM);
+  pthread_sigmask(SIG_BLOCK, &set, old);
+}
+
+static int any_buffer_full(void) {
+  for (int i = 0; i < PP_NBUF; i++)
+    if (__atomic_load_n(&pp_buf_state[i], __ATOMIC_ACQUIRE) == PP_BUF_FULL) return 1;
+  return 0;
+}
+
+static void wait_for_writer(void) {
+  struct timespec ts = {0, 200000};
+  __atomic_add_fetch(&pp_wake_seq, 1, __ATOMIC_RELEASE);
+  pp_futex_wake(&pp_wake_seq);
+  nanosleep(&ts, NULL);
+}
+
+void ProfilerFlush(void) {
+  pthread_mutex_lock(&ctl_mu);
+  if (!running) {
+    pthread_mutex_unlock(&ctl_mu);
+    return;
+  }
+  sigset_t old;
+  block_profiling_signals(&old);
+  for (size_t i = 0; i < (size_t)PP_SETS * PP_WAYS; i++) {
+    struct pp_entry *e = &pp_table[i];
+    for (;;) {
+      pp_lock();
+      int ok = e->count == 0 || pp_evict_locked(e);
+      pp_unlock();
+      if (ok) break;
+      wait_for_writer();
+    }
+  }
+  pp_lock();
+  pp_publish_current_locked();
+  pp_unlock();
+  while (any_buffer_full()) wait_for_writer();
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  pthread_mutex_unlock(&ctl_mu);
+}
+
+void ProfilerEnable(void) {}
+void ProfilerDisable(void) {}
+
+int ProfilingIsEnabledForAllThreads(void) { return __atomic_load_n(&pp_collecting, __ATOMIC_ACQUIRE) != 0; }
+
+void ProfilerRegisterThread(void) { pp_register_self(0); }
+
+void ProfilerGetCurrentState(struct ProfilerState *state) {
+  if (!state) return;
+  pthread_mutex_lock(&ctl_mu);
+  memset(state, 0, sizeof *state);
+  state->enabled = running;
+  if (running) {
+    state->start_time = start_time;
+    memcpy(state->profile_name, out_name, sizeof state->profile_name);
+    state->profile_name[sizeof state->profile_name - 1] = 0;
+    state->samples_gathered = (int)__atomic_load_n(&pp_samples, __ATOMIC_RELAXED);
+  }
+  pthread_mutex_unlock(&ctl_mu);
+}
+
+__attribute__((noinline)) int ProfilerGetStackTrace(void **result, int max_depth, int skip_count,
+                                                    const void *uc) {
+  void *pcs[PP_MAX_DEPTH];
+  if (!result || max_depth <= 0) return 0;
+  int n = pp_walk_stack(uc, pcs, PP_MAX_DEPTH);
+  int skip = skip_count + (uc ? 0 : 1); /* drop our own frame */
+  int out = 0;
+  for (int i = skip; i < n && out < max_depth; i++) result[out++] = pcs[i];
+  return out;
+}
+
+int PprofPySetFrequency(int hz) {
+  int old = frequency;
+  if (hz >= 1 && hz <= 100000) frequency = hz;
+  return old;
+}
+
+const char *PprofPyTimerSource(void) { return source_name; }
+long PprofPyPeriodMicros(void) { return period_us; }
+long PprofPyDroppedSamples(void) { return __atomic_load_n(&pp_dropped, __ATOMIC_RELAXED); }
+
+/* ------------------------------------------------ CPUPROFILESIGNAL */
+
+static void toggle_handler(int sig) {
+  (void)sig;
+  int saved = errno;
+  __atomic_add_fetch(&toggle_seq, 1, __ATOMIC_RELEASE);
+  pp_futex_wake(&toggle_seq);
+  errno = saved;
+}
+
+/* Starting and stopping a profile is not async-signal-safe, so the signal
+ * handler only counts; this thread does the work. */
+static void *toggle_main(void *unused) {
+  (void)unused;
+  pp_register_self(1);
+  __atomic_store_n(&toggle_tid, pp_gettid(), __ATOMIC_RELEASE);
+  unsigned done = 0;
+  for (;;) {
+    unsigned seq = __atomic_load_n(&toggle_seq, __ATOMIC_ACQUIRE);
+    if (seq == done) {
+      pp_futex_wait(&toggle_seq, seq, 1000);
+      continue;
+    }
+    done++;
+    pthread_mutex_lock(&ctl_mu);
+    if (running) {
+      stop_locked();
+    } else {
+      char name[1100];
+      snprintf(name, sizeof name, "%s.%d", toggle_base, toggle_count);
+      if (start_locked(name, NULL)) toggle_count++;
+    }
+    pthread_mutex_unlock(&ctl_mu);
+  }
+  return NULL;
+}
+
+static void setup_toggle(const char *base, int sig) {
+  struct sigaction cur;
+  if (sigaction(sig, NULL, &cur) != 0 || cur.sa_handler != SIG_DFL) {
+    fprintf(stderr, "pprof_py profiler: signal %d already has a handler; CPUPROFILESIGNAL ignored\n", sig);
+    return;
+  }
+  snprintf(toggle_base, sizeof toggle_base, "%.1000s", base);
+  toggle_signal = sig;
+  pthread_t t;
+  if (start_internal_thread(&t, toggle_main) != 0) return;
+  pthread_detach(t);
+  while (__atomic_load_n(&toggle_tid, __ATOMIC_ACQUIRE) == 0) sched_yield();
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = toggle_handler;
+  sa.sa_flags = SA_RESTART;
+  sigemptyset(&sa.sa_mask);
+  sigaction(sig, &sa, NULL);
+}
+
+/* ------------------------------------------------ fork, load, exit */
+
+static void atfork_prepare(void) {
+  pthread_mutex_lock(&ctl_mu);
+  pthread_mutex_lock(&pp_threads_mu);
+}
+
+static void atfork_parent(void) {
+  pthread_mutex_unlock(&pp_threads_mu);
+  pthread_mutex_unlock(&ctl_mu);
+}
+
+/* The child of a profiled process does not profile and never writes to the
+ * parent's file: no timer is inherited by it, and we drop the copies of the
+ * run's state here.  (Children that exec a new program with CPUPROFILE
+ * still set write <file>_<pid>, see the constructor.) */
+static void atfork_child(void) {
+  pthread_mutex_init(&ctl_mu, NULL);
+  pp_unlock();
+  pp_collecting = 0;
+  pp_in_handler = 0;
+  if (running) {
+    close(out_fd);
+    out_fd = -1;
+    release_memory();
+    running = 0;
+  }
+  pp_threads_after_fork_child();
+  toggle_signal = 0;
+}
+
+static int env_int(const char *name, int def) {
+  const char *v = getenv(name);
+  if (!v || !*v) return def;
+  char *end;
+  long x = strtol(v, &end, 10);
+  if (*end || x <= 0 || x > 1000000) return def;
+  return (int)x;
+}
+
+__attribute__((constructor)) static void profiler_init(void) {
+  pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
+  PprofPySetFrequency(env_int("CPUPROFILE_FREQUENCY", 100));
+  const char *file = getenv("CPUPROFILE");
+  if (!file || !*file) return;
+  char name[1024];
+  char pidbuf[32];
+  const char *owner = getenv("PPROF_PY_CPUPROFILE_PID");
+  snprintf(pidbuf, sizeof pidbuf, "%d", (int)getpid());
+  if (owner && *owner && strcmp(owner, pidbuf) != 0) {
+    /* A program started by a profiled process: like libprofiler, profile
+     * it into <file>_<pid> instead of overwriting the parent's file. */
+    snprintf(name, sizeof name, "%s_%s", file, pidbuf);
+  } else {
+    snprintf(name, sizeof name, "%s", file);
+  }
+  setenv("PPROF_PY_CPUPROFILE_PID", pidbuf, 1);
+  const char *sigenv = getenv("CPUPROFILESIGNAL");
+  if (sigenv && *sigenv) {
+    int sig = env_int("CPUPROFILESIGNAL", 0);
+    if (sig < 1 || sig >= NSIG) {
+      fprintf(stderr, "pprof_py profiler: bad CPUPROFILESIGNAL '%s'\n", sigenv);
+      return;
+    }
+    setup_toggle(name, sig);
+    return;
+  }
+  if (!ProfilerStart(name))
+    fprintf(stderr, "pprof_py profiler: cannot start CPU profiling into '%s': %s\n", name, strerror(errno));
+}
+
+__attribute__((destructor)) static void profiler_fini(void) {
+  pthread_mutex_lock(&ctl_mu);
+  if (running && getpid() == owner_pid) stop_locked();
+  pthread_mutex_unlock(&ctl_mu);
+}

@@ -1,0 +1,120 @@
+/*
+ * Internal interfaces of the pprof_py CPU sampler.
+ *
+ *   collector.c  signal handler, stack walk, hash table of stacks, eviction
+ *                buffers (everything that runs inside the signal handler)
+ *   threads.c    registry of threads (stack bounds, per-thread timers),
+ *                timer sources, pthread_create wrapper
+ *   profiler.c   public API, writer thread, file output, environment,
+ *                fork handling, CPUPROFILESIGNAL toggling
+ */
+#ifndef PPROF_PY_PROFILER_INTERNAL_H_
+#define PPROF_PY_PROFILER_INTERNAL_H_
+
+#define _GNU_SOURCE 1
+#include <pthread.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "profiler.h"
+
+/* Deepest stack recorded (leaf included).  libprofiler keeps 64. */
+#define PP_MAX_DEPTH 128
+/* Hash table of stacks: PP_SETS sets of PP_WAYS entries. */
+#define PP_SETS 1024
+#define PP_WAYS 4
+/* Eviction buffers: a ring of PP_NBUF buffers of PP_BUF_WORDS 64-bit words. */
+#define PP_NBUF 4
+#define PP_BUF_WORDS 65536
+/* Registry sizes. */
+#define PP_MAX_THREADS 4096
+#define PP_MAX_REGIONS 8192
+
+enum pp_source {
+  PP_SRC_NONE = 0,
+  PP_SRC_PERF,     /* per-thread perf_event CPU clock (high resolution) */
+  PP_SRC_ITIMER,   /* process-wide ITIMER_PROF / SIGPROF */
+  PP_SRC_POSIX,    /* per-thread timer_create(thread CPU clock) / SIGPROF */
+  PP_SRC_REALTIME  /* process-wide ITIMER_REAL / SIGALRM */
+};
+
+/* Buffer states (accessed with __atomic builtins). */
+enum { PP_BUF_FREE = 0, PP_BUF_FILLING = 1, PP_BUF_FULL = 2 };
+
+struct pp_entry {
+  uint64_t count;
+  uint64_t depth;
+  uintptr_t pcs[PP_MAX_DEPTH];
+};
+
+struct pp_thread {
+  int tid;            /* 0: free slot */
+  int fd;             /* perf event fd, -1 if none */
+  int has_timer;      /* POSIX timer created */
+  int ours;           /* internal thread: never armed */
+  timer_t timer;
+  uintptr_t stack_lo; /* 0 when unknown */
+  uintptr_t stack_hi;
+  int seen;           /* used by the /proc/self/task rescan */
+};
+
+struct pp_region {
+  uintptr_t lo, hi;
+};
+
+/* ---- collector.c ---- */
+extern struct pp_entry *pp_table;             /* PP_SETS * PP_WAYS entries */
+extern uint64_t *pp_bufs[PP_NBUF];
+extern uint64_t pp_buf_used[PP_NBUF];
+extern int pp_buf_state[PP_NBUF];
+extern int pp_cur_buf;
+extern int pp_collecting;                      /* handler records samples */
+extern int pp_in_handler;                      /* handlers currently running */
+extern long pp_samples;
+extern long pp_dropped;
+extern unsigned pp_wake_seq;                   /* futex word of the writer */
+extern int pp_source;
+extern int (*pp_filter)(void *);
+extern void *pp_filter_arg;
+extern struct pp_region pp_regions[PP_MAX_REGIONS];
+extern int pp_nregions;
+
+void pp_signal_handler(int sig, siginfo_t *info, void *ucontext);
+void pp_lock(void);
+void pp_unlock(void);
+/* Move one table entry into the eviction buffers (lock held).  Returns 0 if
+ * no buffer space is free. */
+int pp_evict_locked(struct pp_entry *e);
+/* Mark the current buffer full and move to the next one (lock held). */
+void pp_publish_current_locked(void);
+void pp_futex_wake(unsigned *addr);
+void pp_futex_wait(unsigned *addr, unsigned expected, long timeout_ms);
+int pp_walk_stack(const void *ucontext, void **out, int max);
+void pp_snapshot_regions(void);
+
+/* ---- threads.c ---- */
+extern struct pp_thread pp_threads[PP_MAX_THREADS];
+extern int pp_nthreads;                        /* high-water mark of slots */
+extern pthread_mutex_t pp_threads_mu;
+
+int pp_gettid(void);
+/* Try to open a perf event for the calling thread; used to choose the
+ * source.  Returns 1 if perf_event_open works here. */
+int pp_perf_available(void);
+/* Arm/disarm all threads with a per-thread source (PERF or POSIX). */
+void pp_threads_arm_all(int source, long period_ns);
+void pp_threads_disarm_all(void);
+/* Register the calling thread (stack bounds; arms it when a per-thread
+ * source is active). */
+void pp_register_self(int ours);
+void pp_unregister_tid(int tid);
+/* Add threads listed in /proc/self/task, drop those gone. */
+void pp_rescan_tasks(void);
+void pp_threads_after_fork_child(void);
+/* pthread_create of libc (bypasses our wrapper). */
+int pp_real_pthread_create(pthread_t *thread, const pthread_attr_t *attr,
+                           void *(*fn)(void *), void *arg);
+
+#endif

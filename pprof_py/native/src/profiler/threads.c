@@ -1,0 +1,348 @@
+/*
+ * Threads and timer sources.
+ *
+ * Why perf_event: CPU-time interval timers (setitimer(ITIMER_PROF) and
+ * timer_create on a CPU-time clock) are only checked by the kernel at the
+ * scheduler tick, so they cannot fire more often than CONFIG_HZ per thread:
+ * with HZ=250, asking for 1000 Hz yields about 250 samples per CPU second.
+ * A perf_event software event PERF_COUNT_SW_CPU_CLOCK is driven by an
+ * hrtimer on the thread's CPU time instead, and delivers the requested rate
+ * (measured 98% at 1000 Hz on the development machine).  We open one event
+ * per thread with a sample_period in nanoseconds and route its overflow
+ * notification to that very thread as SIGPROF:
+ *
+ *     fcntl(fd, F_SETOWN_EX, {F_OWNER_TID, tid})   signal goes to the thread
+ *     fcntl(fd, F_SETSIG, SIGPROF)                 as SIGPROF with si_fd set
+ *     fcntl(fd, F_SETFL, O_ASYNC)
+ *     ioctl(fd, PERF_EVENT_IOC_REFRESH, 1)         one overflow, then the
+ *                                                  event disables itself and
+ *                                                  signals (si_code POLL_HUP)
+ *
+ * The handler re-arms with another PERF_EVENT_IOC_REFRESH.  Kernel time is
+ * included when the system allows it (perf_event_paranoid <= 1 or
+ * CAP_PERFMON); otherwise the event counts user time only
+ * (exclude_kernel=1), which paranoid level 2 permits for a process's own
+ * threads.  Where perf_event_open fails entirely (paranoid 3, seccomp,
+ * containers, old kernels) we fall back to ITIMER_PROF and record the
+ * period the kernel can really deliver (at least one tick, measured as the
+ * resolution of CLOCK_MONOTONIC_COARSE) in the profile header, so that
+ * sample counts times the period stay equal to CPU time.
+ *
+ * Per-thread sources (perf, POSIX timers) need every thread of the process:
+ * threads that exist at start are found in /proc/self/task, threads created
+ * later go through our pthread_create wrapper (when the library is preloaded
+ * or linked) or are picked up by the writer thread's periodic rescan of
+ * /proc/self/task (when it was loaded with dlopen/ctypes).
+ */
+#include "profiler_internal.h"
+
+#include <dirent.h>
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/perf_event.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+struct pp_thread pp_threads[PP_MAX_THREADS];
+int pp_nthreads;
+pthread_mutex_t pp_threads_mu = PTHREAD_MUTEX_INITIALIZER;
+
+/* Per-thread source currently armed (PP_SRC_PERF / PP_SRC_POSIX / NONE) and
+ * its period; protected by pp_threads_mu. */
+static int arm_source;
+static long arm_period_ns;
+/* perf: -1 unknown, 0 kernel time included, 1 user time only. */
+static int perf_exclude_kernel = -1;
+
+int pp_gettid(void) { return (int)syscall(SYS_gettid); }
+
+static int perf_open_once(int tid, long period_ns, int exclude_kernel) {
+  struct perf_event_attr attr;
+  memset(&attr, 0, sizeof attr);
+  attr.size = sizeof attr;
+  attr.type = PERF_TYPE_SOFTWARE;
+  attr.config = PERF_COUNT_SW_CPU_CLOCK;
+  attr.sample_period = (uint64_t)period_ns;
+  attr.disabled = 1;
+  attr.exclude_hv = 1;
+  attr.exclude_kernel = exclude_kernel ? 1 : 0;
+  return (int)syscall(SYS_perf_event_open, &attr, tid, -1, -1, PERF_FLAG_FD_CLOEXEC);
+}
+
+/* Opens a disabled perf CPU-clock event for tid, wired to send SIGPROF to
+ * that thread.  Returns the fd or -1. */
+static int perf_open(int tid, long period_ns) {
+  int fd;
+  if (perf_exclude_kernel < 0) {
+    fd = perf_open_once(tid, period_ns, 0);
+    if (fd >= 0) perf_exclude_kernel = 0;
+    else {
+      fd = perf_open_once(tid, period_ns, 1);
+      if (fd >= 0) perf_exclude_kernel = 1;
+    }
+  } else {
+    fd = perf_open_once(tid, period_ns, perf_exclude_kernel);
+  }
+  if (fd < 0) return -1;
+  struct f_owner_ex owner = {F_OWNER_TID, tid};
+  int flags = fcntl(fd, F_GETFL);
+  if (fcntl(fd, F_SETOWN_EX, &owner) != 0 || fcntl(fd, F_SETSIG, SIGPROF) != 0 ||
+      flags < 0 || fcntl(fd, F_SETFL, flags | O_ASYNC | O_NONBLOCK) != 0) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+int pp_perf_available(void) {
+  int fd = perf_open(pp_gettid(), 10000000L);
+  if (fd < 0) return 0;
+  close(fd);
+  return 1;
+}
+
+/* Clock id of another thread's CPU time (the kernel's encoding, as used by
+ * glibc's pthread_getcpuclockid: ~tid << 3 | PERTHREAD | SCHED). */
+static clockid_t thread_cpu_clock(int tid) {
+  if (tid == pp_gettid()) return CLOCK_THREAD_CPUTIME_ID;
+  return (clockid_t)((((unsigned)~tid) << 3) | 6u);
+}
+
+/* Lock held. */
+static void arm_slot(struct pp_thread *t) {
+  if (t->ours || arm_source == PP_SRC_NONE) return;
+  if (arm_source == PP_SRC_PERF && t->fd < 0) {
+    int fd = perf_open(t->tid, arm_period_ns);
+    if (fd < 0) return;
+    __atomic_store_n(&t->fd, fd, __ATOMIC_RELEASE);
+    ioctl(fd, PERF_EVENT_IOC_REFRESH, 1);
+  } else if (arm_source == PP_SRC_POSIX && !t->has_timer) {
+    struct sigevent ev;
+    memset(&ev, 0, sizeof ev);
+    ev.sigev_notify = SIGEV_THREAD_ID;
+    ev.sigev_signo = SIGPROF;
+    ev._sigev_un._tid = t->tid;
+    timer_t timer;
+    if (timer_create(thread_cpu_clock(t->tid), &ev, &timer) != 0) return;
+    struct itimerspec spec;
+    spec.it_interval.tv_sec = arm_period_ns / 1000000000L;
+    spec.it_interval.tv_nsec = arm_period_ns % 1000000000L;
+    spec.it_value = spec.it_interval;
+    if (timer_settime(timer, 0, &spec, NULL) != 0) {
+      timer_delete(timer);
+      return;
+    }
+    t->timer = timer;
+    t->has_timer = 1;
+  }
+}
+
+/* Lock held. */
+static void disarm_slot(struct pp_thread *t) {
+  int fd = t->fd;
+  if (fd >= 0) {
+    __atomic_store_n(&t->fd, -1, __ATOMIC_RELEASE);
+    ioctl(fd, PERF_EVENT_IOC_DISABLE, 0);
+    close(fd);
+  }
+  if (t->has_timer) {
+    timer_delete(t->timer);
+    t->has_timer = 0;
+  }
+}
+
+/* Lock held.  Returns the slot of tid, creating it if needed (NULL if the
+ * table is full). */
+static struct pp_thread *slot_for(int tid, int create) {
+  struct pp_thread *free_slot = NULL;
+  for (int i = 0; i < pp_nthreads; i++) {
+    struct pp_thread *t = &pp_threads[i];
+    if (t->tid == tid) return t;
+    if (t->tid == 0 && !free_slot) free_slot = t;
+  }
+  if (!create) return NULL;
+  if (!free_slot) {
+    if (pp_nthreads >= PP_MAX_THREADS) return NULL;
+    free_slot = &pp_threads[pp_nthreads];
+    free_slot->tid = 0;
+    __atomic_store_n(&pp_nthreads, pp_nthreads + 1, __ATOMIC_RELEASE);
+  }
+  free_slot->fd = -1;
+  free_slot->has_timer = 0;
+  free_slot->ours = 0;
+  free_slot->stack_lo = free_slot->stack_hi = 0;
+  free_slot->seen = 1;
+  __atomic_store_n(&free_slot->tid, tid, __ATOMIC_RELEASE);
+  return free_slot;
+}
+
+static void release_slot(struct pp_thread *t) {
+  disarm_slot(t);
+  __atomic_store_n(&t->tid, 0, __ATOMIC_RELEASE);
+  __atomic_store_n(&t->stack_hi, 0, __ATOMIC_RELEASE);
+  t->stack_lo = 0;
+}
+
+void pp_register_self(int ours) {
+  int tid = pp_gettid();
+  uintptr_t lo = 0, hi = 0;
+  pthread_attr_t attr;
+  if (pthread_getattr_np(pthread_self(), &attr) == 0) {
+    void *addr;
+    size_t size;
+    if (pthread_attr_getstack(&attr, &addr, &size) == 0) {
+      lo = (uintptr_t)addr;
+      hi = lo + size;
+    }
+    pthread_attr_destroy(&attr);
+  }
+  pthread_mutex_lock(&pp_threads_mu);
+  struct pp_thread *t = slot_for(tid, 1);
+  if (t) {
+    __atomic_store_n(&t->stack_lo, lo, __ATOMIC_RELAXED);
+    __atomic_store_n(&t->stack_hi, hi, __ATOMIC_RELEASE);
+    t->ours = ours;
+    if (ours) disarm_slot(t);
+    else arm_slot(t);
+  }
+  pthread_mutex_unlock(&pp_threads_mu);
+}
+
+void pp_unregister_tid(int tid) {
+  pthread_mutex_lock(&pp_threads_mu);
+  struct pp_thread *t = slot_for(tid, 0);
+  if (t) release_slot(t);
+  pthread_mutex_unlock(&pp_threads_mu);
+}
+
+void pp_rescan_tasks(void) {
+  DIR *dir = opendir("/proc/self/task");
+  if (!dir) return;
+  pthread_mutex_lock(&pp_threads_mu);
+  for (int i = 0; i < pp_nthreads; i++) pp_threads[i].seen = 0;
+  struct dirent *d;
+  int complete = 1;
+  while ((d = readdir(dir)) != NULL) {
+    if (d->d_name[0] < '0' || d->d_name[0] > '9') continue;
+    int tid = atoi(d->d_name);
+    struct pp_thread *t = slot_for(tid, 1);
+    if (!t) {
+      complete = 0;
+      continue;
+    }
+    t->seen = 1;
+    arm_slot(t);
+  }
+  /* Threads that have exited: free their slots and events.  Only when the
+   * listing was complete, so a full table does not drop live threads. */
+  if (complete) {
+    for (int i = 0; i < pp_nthreads; i++) {
+      struct pp_thread *t = &pp_threads[i];
+      if (t->tid != 0 && !t->seen) release_slot(t);
+    }
+  }
+  pthread_mutex_unlock(&pp_threads_mu);
+  closedir(dir);
+}
+
+void pp_threads_arm_all(int source, long period_ns) {
+  pthread_mutex_lock(&pp_threads_mu);
+  arm_source = source;
+  arm_period_ns = period_ns;
+  for (int i = 0; i < pp_nthreads; i++) {
+    if (pp_threads[i].tid != 0) arm_slot(&pp_threads[i]);
+  }
+  pthread_mutex_unlock(&pp_threads_mu);
+  pp_rescan_tasks();
+}
+
+void pp_threads_disarm_all(void) {
+  pthread_mutex_lock(&pp_threads_mu);
+  arm_source = PP_SRC_NONE;
+  for (int i = 0; i < pp_nthreads; i++) {
+    if (pp_threads[i].tid != 0) disarm_slot(&pp_threads[i]);
+  }
+  pthread_mutex_unlock(&pp_threads_mu);
+}
+
+/* In the child of fork(): only the forking thread exists, no timer or
+ * perf event is inherited as active for it (the fds we inherited refer to
+ * the parent's threads, so they are closed here without disabling). */
+void pp_threads_after_fork_child(void) {
+  pthread_mutex_init(&pp_threads_mu, NULL);
+  arm_source = PP_SRC_NONE;
+  for (int i = 0; i < pp_nthreads; i++) {
+    struct pp_thread *t = &pp_threads[i];
+    if (t->fd >= 0) close(t->fd);
+    t->fd = -1;
+    t->has_timer = 0; /* POSIX timers are not inherited */
+    t->tid = 0;
+    t->stack_lo = t->stack_hi = 0;
+  }
+  pp_nthreads = 0;
+}
+
+/* ------------------------------------------------ pthread_create wrapper */
+
+typedef int (*pthread_create_fn)(pthread_t *, const pthread_attr_t *, void *(*)(void *), void *);
+static pthread_create_fn real_create;
+
+int pthread_create(pthread_t *thread, const pthread_attr_t *attr, void *(*fn)(void *), void *arg);
+
+static pthread_create_fn resolve_real_create(void) {
+  pthread_create_fn f = __atomic_load_n(&real_create, __ATOMIC_ACQUIRE);
+  if (!f) {
+    f = (pthread_create_fn)dlsym(RTLD_NEXT, "pthread_create");
+    if (!f || f == pthread_create) f = (pthread_create_fn)dlvsym(RTLD_NEXT, "pthread_create", "GLIBC_2.34");
+    if (!f || f == pthread_create) f = (pthread_create_fn)dlvsym(RTLD_NEXT, "pthread_create", "GLIBC_2.2.5");
+    __atomic_store_n(&real_create, f, __ATOMIC_RELEASE);
+  }
+  return f;
+}
+
+int pp_real_pthread_create(pthread_t *thread, const pthread_attr_t *attr,
+                           void *(*fn)(void *), void *arg) {
+  pthread_create_fn f = resolve_real_create();
+  if (!f) return EAGAIN;
+  return f(thread, attr, fn, arg);
+}
+
+struct trampoline_arg {
+  void *(*fn)(void *);
+  void *arg;
+};
+
+static void thread_cleanup(void *unused) {
+  (void)unused;
+  pp_unregister_tid(pp_gettid());
+}
+
+static void *trampoline(void *p) {
+  struct trampoline_arg a = *(struct trampoline_arg *)p;
+  free(p);
+  pp_register_self(0);
+  void *ret;
+  pthread_cleanup_push(thread_cleanup, NULL);
+  ret = a.fn(a.arg);
+  pthread_cleanup_pop(1);
+  return ret;
+}
+
+/* Interposes libc's pthread_create when this library is preloaded or
+ * linked, so that every new thread registers its stack bounds and gets its
+ * own timer before running user code. */
+int pthread_create(pthread_t *thread, const pthread_attr_t *attr, void *(*fn)(void *), void *arg) {
+  pthread_create_fn f = resolve_real_create();
+  if (!f) return EAGAIN;
+  struct trampoline_arg *a = malloc(sizeof *a);
+  if (!a) return f(thread, attr, fn, arg);
+  a->fn = fn;
+  a->arg = arg;
+  int rc = f(thread, attr, trampoline, a);
+  if (rc != 0) free(a);
+  return rc;
+}

@@ -1,0 +1,303 @@
+"""DWARF lookups that answer what ``addr2line -f -i`` answers: for an address,
+the chain of functions (innermost inlined one first) with, for each, the
+file:line executing there (the address's own line for the innermost frame,
+the call site of the inlined callee for each outer frame).
+
+Only compile units that hold requested addresses are decoded: the CU is
+found through .debug_aranges (or, when that is missing, the CUs' top-level
+address ranges, read without decoding their children); its line table and
+its subprogram / inlined_subroutine DIEs are then decoded once and cached.
+
+Rules copied from BFD's behaviour (what addr2line prints):
+* the line row for an address is the last row at the greatest address <= it
+  within the sequence that contains it;
+* a file name is ``include_dir/name`` joined to the CU's comp_dir when
+  relative;
+* a function's name is its (demangled) DW_AT_linkage_name, else DW_AT_name,
+  following DW_AT_abstract_origin and DW_AT_specification.
+"""
+import bisect
+import os
+import posixpath
+
+from elftools.dwarf.ranges import BaseAddressEntry, RangeEntry
+
+from pprof_py.symbolize.demangle import demangle
+
+
+def _join(directory, name):
+    if not directory or name.startswith("/"):
+        return name
+    return directory.rstrip("/") + "/" + name
+
+
+class _CompileUnitIndex:
+    """Decoded line table and function ranges of one CU."""
+
+    def __init__(self, dwarf, cu):
+        self.dwarf = dwarf
+        self.cu = cu
+        top = cu.get_top_DIE()
+        self.comp_dir = _attr_str(top, "DW_AT_comp_dir") or ""
+        self.version = cu["version"]
+        self._load_lines()
+        self._load_functions(top)
+
+    # -- line table --------------------------------------------------------
+    def _file_names(self, lineprog):
+        header = lineprog.header
+        dirs = [d if isinstance(d, str) else d.decode("utf-8", "surrogateescape")
+                for d in (x.DW_LNCT_path if hasattr(x, "DW_LNCT_path") else x for x in header["include_directory"])]
+        names = []
+        for entry in header["file_entry"]:
+            name = entry.name if isinstance(entry.name, str) else entry.name.decode("utf-8", "surrogateescape")
+            dir_index = entry.dir_index
+            if self.version >= 5:
+                directory = dirs[dir_index] if dir_index < len(dirs) else ""
+            else:
+                directory = dirs[dir_index - 1] if 0 < dir_index <= len(dirs) else ""
+            path = _join(directory, name)
+            if not path.startswith("/"):
+                path = _join(self.comp_dir, path)
+            names.append(path)
+        return names
+
+    def _load_lines(self):
+        self.sequences = []   # list of (start, end, addresses[], rows[])
+        lineprog = self.dwarf.line_program_for_CU(self.cu)
+        if lineprog is None:
+            return
+        names = self._file_names(lineprog)
+        offset = 0 if self.version >= 5 else 1
+        addresses, rows = [], []
+        for entry in lineprog.get_entries():
+            state = entry.state
+            if state is None:
+                continue
+            if state.end_sequence:
+                if addresses:
+                    self.sequences.append((addresses[0], state.address, addresses, rows))
+                addresses, rows = [], []
+                continue
+            idx = state.file - offset
+            fname = names[idx] if 0 <= idx < len(names) else "??"
+            if addresses and addresses[-1] == state.address:
+                rows[-1] = (fname, state.line)     # the last row at an address wins
+            else:
+                addresses.append(state.address)
+                rows.append((fname, state.line))
+        self.sequences.sort(key=lambda s: s[0])
+
+    def line_for(self, address):
+        for start, end, addresses, rows in self.sequences:
+            if start <= address < end:
+                i = bisect.bisect_right(addresses, address) - 1
+                if i >= 0:
+                    return rows[i]
+        return None
+
+    # -- functions ----------------------------------------------------------
+    def _load_functions(self, top):
+        # (low, high, depth, name, call_file, call_line) for every subprogram
+        # and inlined subroutine range.
+        self.functions = []
+        files = None
+        lineprog = self.dwarf.line_program_for_CU(self.cu)
+        if lineprog is not None:
+            files = self._file_names(lineprog)
+        offset = 0 if self.version >= 5 else 1
+
+        def walk(die, depth):
+            for child in die.iter_children():
+                tag = child.tag
+                if tag in ("DW_TAG_subprogram", "DW_TAG_inlined_subroutine"):
+                    ranges = _die_ranges(self.dwarf, self.cu, child)
+                    if ranges:
+                        name = _function_name(child)
+                        call_file = call_line = None
+                        if tag == "DW_TAG_inlined_subroutine":
+                            cf = child.attributes.get("DW_AT_call_file")
+                            cl = child.attributes.get("DW_AT_call_line")
+                            if cf is not None and files is not None:
+                                idx = cf.value - offset
+                                call_file = files[idx] if 0 <= idx < len(files) else "??"
+                            call_line = cl.value if cl is not None else 0
+                        for lo, hi in ranges:
+                            self.functions.append((lo, hi, depth, name, call_file, call_line))
+                    walk(child, depth + 1)
+                elif child.has_children and tag in ("DW_TAG_lexical_block", "DW_TAG_namespace",
+                                                     "DW_TAG_class_type", "DW_TAG_structure_type",
+                                                     "DW_TAG_union_type", "DW_TAG_try_block",
+                                                     "DW_TAG_catch_block", "DW_TAG_module"):
+                    walk(child, depth)
+
+        walk(top, 0)
+        self.functions.sort(key=lambda f: (f[0], f[2]))
+        self._starts = [f[0] for f in self.functions]
+
+    def frames_for(self, address):
+        """addr2line -i: [(function name or None, file, line)], innermost first."""
+        containing = [f for f in self.functions[:bisect.bisect_right(self._starts, address)]
+                      if f[0] <= address < f[1]]
+        line = self.line_for(address)
+        file_name, line_no = line if line else ("??", 0)
+        if not containing:
+            return [(None, file_name, line_no)]
+        containing.sort(key=lambda f: f[2])
+        # Keep one chain: the outermost subprogram and the inlined callees
+        # nested in it, innermost last.
+        chain = []
+        for f in containing:
+            while chain and chain[-1][2] >= f[2]:
+                chain.pop()
+            chain.append(f)
+        frames = []
+        cur_file, cur_line = file_name, line_no
+        for f in reversed(chain):
+            frames.append((f[3], cur_file, cur_line))
+            if f[4] is not None or f[5] is not None:
+                cur_file, cur_line = f[4] or "??", f[5] or 0
+        return frames
+
+
+def _attr_str(die, name):
+    attr = die.attributes.get(name)
+    if attr is None:
+        return None
+    value = attr.value
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "surrogateescape")
+    return value if isinstance(value, str) else None
+
+
+def _function_name(die, depth=0):
+    linkage = _attr_str(die, "DW_AT_linkage_name") or _attr_str(die, "DW_AT_MIPS_linkage_name")
+    if linkage:
+        return demangle(linkage)
+    plain = _attr_str(die, "DW_AT_name")
+    if depth < 8:
+        for ref in ("DW_AT_abstract_origin", "DW_AT_specification"):
+            if ref in die.attributes:
+                try:
+                    target = die.get_DIE_from_attribute(ref)
+                except Exception:      # malformed reference: keep what we have
+                    continue
+                name = _function_name(target, depth + 1)
+                if name and (name != "??" or not plain):
+                    if plain is None or _has_linkage(target):
+                        return name
+    return plain if plain else "??"
+
+
+def _has_linkage(die, depth=0):
+    if _attr_str(die, "DW_AT_linkage_name") or _attr_str(die, "DW_AT_MIPS_linkage_name"):
+        return True
+    if depth < 8:
+        for ref in ("DW_AT_abstract_origin", "DW_AT_specification"):
+            if ref in die.attributes:
+                try:
+                    return _has_linkage(die.get_DIE_from_attribute(ref), depth + 1)
+                except Exception:
+                    return False
+    return False
+
+
+def _die_ranges(dwarf, cu, die):
+    attrs = die.attributes
+    low = attrs.get("DW_AT_low_pc")
+    high = attrs.get("DW_AT_high_pc")
+    if low is not None and high is not None:
+        lo = low.value
+        hi = high.value
+        if high.form not in ("DW_FORM_addr", "DW_FORM_addrx", "DW_FORM_addrx1", "DW_FORM_addrx2",
+                             "DW_FORM_addrx3", "DW_FORM_addrx4"):
+            hi = lo + hi
+        return [(lo, hi)] if hi > lo else []
+    rng = attrs.get("DW_AT_ranges")
+    if rng is None:
+        return []
+    range_lists = dwarf.range_lists()
+    if range_lists is None:
+        return []
+    offset = rng.value
+    if rng.form == "DW_FORM_rnglistx":
+        return []
+    top = cu.get_top_DIE()
+    base_attr = top.attributes.get("DW_AT_low_pc")
+    base = base_attr.value if base_attr is not None else 0
+    result = []
+    try:
+        entries = range_lists.get_range_list_at_offset(offset, cu=cu)
+    except Exception:
+        return []
+    for entry in entries:
+        if isinstance(entry, BaseAddressEntry):
+            base = entry.base_address
+        elif isinstance(entry, RangeEntry):
+            if entry.is_absolute:
+                lo, hi = entry.begin_offset, entry.end_offset
+            else:
+                lo, hi = base + entry.begin_offset, base + entry.end_offset
+            if hi > lo:
+                result.append((lo, hi))
+    return result
+
+
+class DwarfIndex:
+    """Address -> addr2line-style frames for one ELF file."""
+
+    def __init__(self, elf):
+        self.elf = elf
+        self.dwarf = elf.get_dwarf_info(relocate_dwarf_sections=False)
+        self._cu_ranges = None     # sorted list of (lo, hi, cu_offset)
+        self._starts = None
+        self._units = {}
+
+    def _build_cu_ranges(self):
+        ranges = []
+        aranges = None
+        try:
+            aranges = self.dwarf.get_aranges()
+        except Exception:
+            aranges = None
+        covered = set()
+        if aranges is not None:
+            for entry in aranges.entries:
+                if entry.length:
+                    ranges.append((entry.begin_addr, entry.begin_addr + entry.length, entry.info_offset))
+                    covered.add(entry.info_offset)
+        # CUs that aranges does not describe: read their top DIE's ranges.
+        for cu in self.dwarf.iter_CUs():
+            if cu.cu_offset in covered:
+                continue
+            top = cu.get_top_DIE()
+            for lo, hi in _die_ranges(self.dwarf, cu, top):
+                ranges.append((lo, hi, cu.cu_offset))
+        ranges.sort()
+        self._cu_ranges = ranges
+        self._starts = [r[0] for r in ranges]
+
+    def _unit_for(self, address):
+        if self._cu_ranges is None:
+            self._build_cu_ranges()
+        i = bisect.bisect_right(self._starts, address) - 1
+        while i >= 0:
+            lo, hi, cu_offset = self._cu_ranges[i]
+            if lo <= address < hi:
+                unit = self._units.get(cu_offset)
+                if unit is None:
+                    cu = self.dwarf.get_CU_at(cu_offset)
+                    unit = self._units[cu_offset] = _CompileUnitIndex(self.dwarf, cu)
+                return unit
+            if address - lo > (1 << 32):
+                break
+            i -= 1
+        return None
+
+    def frames_for(self, address):
+        """[(name or None, file, line)] innermost first, or None if no CU
+        covers `address`."""
+        unit = self._unit_for(address)
+        if unit is None:
+            return None
+        return unit.frames_for(address)

@@ -1,0 +1,310 @@
+"""One ELF object file: its symbol tables and identity, read once.
+
+Two symbol views are built, because gperftools' pprof combines two tools and
+we must give the same names it gives:
+
+* ``nm_table``: what ``nm -n --demangle`` lists (``nm -D`` when the file has
+  no .symtab), turned into address ranges the way pprof does: symbols sorted
+  by address, one per address (the first by name, unless a later one at that
+  address is a text symbol ``t``/``T``), each range running to the next
+  symbol's address, its full name tagged ``name<hex start>``.
+* ``function_symbol_at``: the symbol ``addr2line`` names when DWARF has no
+  function for an address (BFD's elf_find_function: the closest preceding
+  FUNC/NOTYPE/IFUNC symbol of the same section, ties broken by size).
+
+Both are built from the raw symbol table with numpy (one pass, no per-symbol
+Python objects for symbols we never name).
+"""
+import bisect
+import os
+import struct
+
+import numpy as np
+from elftools.common.exceptions import ELFError
+from elftools.elf.elffile import ELFFile
+
+from pprof_py.errors import SymbolizationError
+from pprof_py.symbolize.demangle import demangle
+
+SHN_UNDEF = 0
+SHN_ABS = 0xfff1
+SHN_COMMON = 0xfff2
+STT_NOTYPE, STT_OBJECT, STT_FUNC, STT_SECTION, STT_FILE, STT_COMMON, STT_TLS = 0, 1, 2, 3, 4, 5, 6
+STT_GNU_IFUNC = 10
+STB_LOCAL, STB_GLOBAL, STB_WEAK, STB_GNU_UNIQUE = 0, 1, 2, 10
+SHF_EXECINSTR = 0x4
+
+SYM64 = np.dtype([("name", "u4"), ("info", "u1"), ("other", "u1"), ("shndx", "u2"),
+                  ("value", "u8"), ("size", "u8")])
+SYM32 = np.dtype([("name", "u4"), ("value", "u4"), ("size", "u4"), ("info", "u1"),
+                  ("other", "u1"), ("shndx", "u2")])
+
+
+class ObjectFile:
+    def __init__(self, path):
+        self.path = path
+        try:
+            self._file = open(path, "rb")
+        except OSError as exc:
+            raise SymbolizationError(f"{path}: cannot open: {exc.strerror}") from None
+        try:
+            self.elf = ELFFile(self._file)
+        except (ELFError, struct.error, ValueError) as exc:
+            self._file.close()
+            raise SymbolizationError(f"{path}: not an ELF file ({exc})") from None
+        self.is64 = self.elf.elfclass == 64
+        self.hex_width = 16 if self.is64 else 8
+        self._sections = list(self.elf.iter_sections())
+        self._nm = None
+        self._funcsyms = None
+        self._symtab_cache = {}
+
+    def close(self):
+        self._file.close()
+
+    # ---- identity -------------------------------------------------------
+    @property
+    def build_id(self):
+        for sec in self._sections:
+            if sec["sh_type"] == "SHT_NOTE":
+                for note in sec.iter_notes():
+                    if note["n_type"] == "NT_GNU_BUILD_ID":
+                        return note["n_desc"]
+        return ""
+
+    def debuglink(self):
+        sec = self.elf.get_section_by_name(".gnu_debuglink")
+        if sec is None:
+            return None
+        data = sec.data()
+        return data.split(b"\0", 1)[0].decode("utf-8", "replace")
+
+    def has_dwarf(self):
+        return self.elf.get_section_by_name(".debug_info") is not None
+
+    def separate_debug_path(self):
+        """Where addr2line (BFD) finds this file's separate debug info: by
+        build-id under /usr/lib/debug/.build-id, else by .gnu_debuglink next
+        to the file, in its .debug/ folder, or under /usr/lib/debug."""
+        build_id = self.build_id
+        candidates = []
+        if build_id and len(build_id) > 2:
+            candidates.append(f"/usr/lib/debug/.build-id/{build_id[:2]}/{build_id[2:]}.debug")
+        link = self.debuglink()
+        if link:
+            directory = os.path.dirname(os.path.realpath(self.path))
+            candidates += [os.path.join(directory, link), os.path.join(directory, ".debug", link),
+                           "/usr/lib/debug" + directory + "/" + link]
+        for candidate in candidates:
+            if os.path.isfile(candidate) and os.path.realpath(candidate) != os.path.realpath(self.path):
+                return candidate
+        return None
+
+    def dwarf_object(self):
+        """The ObjectFile that carries this file's DWARF (itself, a separate
+        debug file, or None)."""
+        if not hasattr(self, "_dwarf_object"):
+            self._dwarf_object = None
+            if self.has_dwarf():
+                self._dwarf_object = self
+            else:
+                path = self.separate_debug_path()
+                if path:
+                    try:
+                        other = ObjectFile(path)
+                        if other.has_dwarf():
+                            self._dwarf_object = other
+                    except SymbolizationError:
+                        pass
+        return self._dwarf_object
+
+    def text_vma_minus_offset(self):
+        """pprof adjusts a mapping's offset by .text's (vma - file offset),
+        as read from `objdump -h`."""
+        sec = self.elf.get_section_by_name(".text")
+        if sec is None:
+            return 0
+        return sec["sh_addr"] - sec["sh_offset"]
+
+    def load_bias_candidates(self):
+        return [seg for seg in self.elf.iter_segments() if seg["p_type"] == "PT_LOAD"]
+
+    # ---- raw symbol tables ----------------------------------------------
+    def _raw_symbols(self, section_name):
+        """(array of symbols, string table bytes, section) or None."""
+        if section_name in self._symtab_cache:
+            return self._symtab_cache[section_name]
+        sec = self.elf.get_section_by_name(section_name)
+        result = None
+        if sec is not None and sec["sh_size"] > 0 and sec["sh_type"] in ("SHT_SYMTAB", "SHT_DYNSYM"):
+            strtab = self._sections[sec["sh_link"]]
+            dtype = SYM64 if self.is64 else SYM32
+            if not self.elf.little_endian:
+                dtype = dtype.newbyteorder(">")
+            data = sec.data()
+            syms = np.frombuffer(data, dtype=dtype, count=len(data) // dtype.itemsize)
+            result = (syms, strtab.data(), sec)
+        self._symtab_cache[section_name] = result
+        return result
+
+    @staticmethod
+    def _name(strtab, offset):
+        end = strtab.find(b"\0", offset)
+        return strtab[offset:end if end >= 0 else None].decode("utf-8", "surrogateescape")
+
+    def _versions(self, dynsym_count):
+        """For .dynsym: list of version suffixes as `nm -D` prints them
+        ("@@V" default, "@V" hidden, "" none)."""
+        versym = self.elf.get_section_by_name(".gnu.version")
+        verdef = self.elf.get_section_by_name(".gnu.version_d")
+        if versym is None or verdef is None:
+            return None
+        names = {}
+        for vd, aux_iter in verdef.iter_versions():
+            aux = next(iter(aux_iter), None)
+            if aux is not None:
+                names[vd["vd_ndx"]] = (aux.name, bool(vd["vd_flags"] & 0x1))
+        order = "<" if self.elf.little_endian else ">"
+        raw = np.frombuffer(versym.data(), dtype=f"{order}u2", count=dynsym_count)
+        return raw, names
+
+    # ---- nm view --------------------------------------------------------
+    def nm_table(self):
+        """(starts, ends, full names): pprof's ranges from nm output, sorted."""
+        if self._nm is not None:
+            return self._nm
+        table = self._nm_from("symtab")
+        if table is None or not len(table[0]):
+            table = self._nm_from("dynsym")
+        if table is None:
+            table = (np.zeros(0, np.uint64), np.zeros(0, np.uint64), [])
+        self._nm = table
+        return table
+
+    def _nm_from(self, which):
+        raw = self._raw_symbols(".symtab" if which == "symtab" else ".dynsym")
+        if raw is None:
+            return None
+        syms, strtab, _ = raw
+        types = syms["info"] & 0xf
+        binds = syms["info"] >> 4
+        shndx = syms["shndx"].astype(np.int64)
+        keep = ((shndx != SHN_UNDEF) & (types != STT_SECTION) & (types != STT_FILE)
+                & (syms["name"] != 0))
+        keep[0] = False
+        idx = np.nonzero(keep)[0]
+        if not len(idx):
+            return (np.zeros(0, np.uint64), np.zeros(0, np.uint64), [])
+        exec_sections = np.zeros(max(len(self._sections), 1), dtype=bool)
+        for i, sec in enumerate(self._sections):
+            exec_sections[i] = bool(sec["sh_flags"] & SHF_EXECINSTR)
+        versions = self._versions(len(syms)) if which == "dynsym" else None
+
+        names = []
+        for i in idx.tolist():
+            name = self._name(strtab, int(syms["name"][i]))
+            if versions is not None:
+                raw_versions, vnames = versions
+                v = int(raw_versions[i])
+                ndx = v & 0x7fff
+                if ndx > 1 and ndx in vnames:
+                    vname, is_base = vnames[ndx]
+                    if not (shndx[i] == SHN_ABS and vname == name):
+                        name = name + ("@" if v & 0x8000 else "@@") + vname
+            names.append(name)
+        values = syms["value"][idx].astype(np.uint64)
+        sec_idx = shndx[idx]
+        in_exec = np.where(sec_idx < len(exec_sections), exec_sections[np.minimum(sec_idx, len(exec_sections) - 1)], False)
+        is_text = in_exec & ((binds[idx] == STB_LOCAL) | (binds[idx] == STB_GLOBAL)) & (types[idx] != STT_GNU_IFUNC)
+
+        # nm -n: by address, then by (mangled) name.
+        raw_names = [n.encode("utf-8", "surrogateescape") for n in names]
+        order = sorted(range(len(names)), key=lambda k: (int(values[k]), raw_names[k]))
+        starts, chosen = [], []
+        last = None
+        for k in order:
+            v = int(values[k])
+            if v == last:
+                if is_text[k]:
+                    chosen[-1] = k
+                continue
+            last = v
+            starts.append(v)
+            chosen.append(k)
+        ends = starts[1:] + [starts[-1]]
+        fmt = "%0" + str(self.hex_width) + "x"
+        full = [demangle(names[k]) + "<" + (fmt % starts[j]) + ">" for j, k in enumerate(chosen)]
+        return (np.array(starts, dtype=np.uint64), np.array(ends, dtype=np.uint64), full)
+
+    def nm_lookup(self, address):
+        """pprof's MapSymbolsWithNM for one (file-relative) address: the full
+        nm name (tagged with its start) or None."""
+        starts, ends, full = self.nm_table()
+        if not len(full):
+            return None
+        i = int(np.searchsorted(ends, np.uint64(address), side="right"))
+        if i >= len(full) - 1:
+            i = len(full) - 1
+        if address < int(ends[i]):
+            return full[i]
+        return None
+
+    # ---- addr2line's symbol fallback -------------------------------------
+    def _function_symbols(self):
+        if self._funcsyms is not None:
+            return self._funcsyms
+        raw = self._raw_symbols(".symtab") or self._raw_symbols(".dynsym")
+        entries = {}
+        if raw is not None:
+            syms, strtab, _ = raw
+            types = syms["info"] & 0xf
+            keep = ((types == STT_FUNC) | (types == STT_NOTYPE) | (types == STT_GNU_IFUNC)) & \
+                   (syms["shndx"] != SHN_UNDEF) & (syms["shndx"] < 0xff00) & (syms["name"] != 0)
+            for i in np.nonzero(keep)[0].tolist():
+                entries.setdefault(int(syms["shndx"][i]), []).append(
+                    (int(syms["value"][i]), int(syms["size"][i]), int(types[i]), i))
+            for lst in entries.values():
+                lst.sort()
+        self._funcsyms = (raw, entries)
+        return self._funcsyms
+
+    def section_index_of(self, address):
+        for i, sec in enumerate(self._sections):
+            if sec["sh_flags"] & 0x2 and sec["sh_addr"] <= address < sec["sh_addr"] + sec["sh_size"]:
+                return i
+        return None
+
+    def function_symbol_at(self, address):
+        """Name BFD's elf_find_function picks for `address`, or None."""
+        raw, entries = self._function_symbols()
+        shndx = self.section_index_of(address)
+        if raw is None or shndx is None or shndx not in entries:
+            return None
+        lst = entries[shndx]
+        hi = bisect.bisect_right(lst, (address, float("inf")))
+        if hi == 0:
+            return None
+        best_off = lst[hi - 1][0]
+        best = None
+        # Among the symbols at the closest start, BFD's better_fit prefers the
+        # one that covers the address, then the smaller, then FUNC over NOTYPE.
+        j = hi - 1
+        while j >= 0 and lst[j][0] == best_off:
+            cand = lst[j]
+            if best is None:
+                best = cand
+            else:
+                best_covers = best[0] + best[1] > address
+                cand_covers = cand[0] + cand[1] > address
+                if cand_covers and not best_covers:
+                    best = cand
+                elif cand_covers == best_covers:
+                    if cand_covers and cand[1] < best[1]:
+                        best = cand
+                    elif not cand_covers and cand[1] > best[1]:
+                        best = cand
+                    elif cand[1] == best[1] and cand[2] == STT_FUNC and best[2] != STT_FUNC:
+                        best = cand
+            j -= 1
+        syms, strtab, _ = raw
+        return self._name(strtab, int(syms["name"][best[3]]))
