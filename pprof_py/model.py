@@ -72,6 +72,10 @@ class Profile:
     # Raw per-stack records for `--text --stacks` of heap profiles, in file
     # order: (inuse_objects, inuse_bytes, alloc_objects, alloc_bytes, sample row).
     heap_records: Optional[list] = None
+    # A symbolized profile (`pprof --raw`) carries its own names:
+    # {address: "outer name--inlined name"} and the program it named.
+    embedded_symbols: Optional[dict] = None
+    embedded_program: Optional[str] = None
 
     @property
     def n_samples(self):

@@ -10,7 +10,7 @@ from pprof_py import filter as filters
 from pprof_py import graph
 from pprof_py.errors import PprofError
 from pprof_py.formats import read_profile
-from pprof_py.symbolize import Symbolizer
+from pprof_py.symbolize import Symbolizer, symbols_from_names
 
 HEAP_COLUMNS = {"inuse_objects": 0, "inuse_space": 1, "alloc_objects": 2, "alloc_space": 3}
 
@@ -84,9 +84,9 @@ def prepare(program, profile_paths, options, notes=None):
     notes = notes if notes is not None else []
     if program is not None and not os.path.exists(program):
         raise PprofError(f"{program}: no such file (the program the profile was taken from)")
-    # pprof reads the last profile first and adds the others to it.
-    ordered = [profile_paths[-1]] + list(profile_paths[:-1])
-    profiles = [read_profile(p, notes) for p in ordered]
+    # The first profile's memory map (and highest address) drive
+    # symbolization, as in gperftools' pprof; the others are added to it.
+    profiles = [read_profile(p, notes) for p in profile_paths]
     main = profiles[0]
     kind = main.kind
     width = main.address_width
@@ -103,9 +103,16 @@ def prepare(program, profile_paths, options, notes=None):
     addresses = set()
     for p in profiles:
         addresses.update(loc.address for loc in p.locations)
-    symbolizer = Symbolizer(program, options.lib_prefixes, options.strip_templates,
-                            use_cache=options.use_cache)
-    symbols = symbolizer.symbolize(addresses, main.mappings)
+    if main.embedded_symbols is not None:
+        embedded = {}
+        for p in profiles:
+            embedded.update(p.embedded_symbols or {})
+        symbols = symbols_from_names(addresses, embedded, width, options.strip_templates)
+    else:
+        symbolizer = Symbolizer(program, options.lib_prefixes, options.strip_templates,
+                                use_cache=options.use_cache, width=width)
+        max_pc = max((loc.address for loc in main.locations), default=0)
+        symbols = symbolizer.symbolize(addresses, main.mappings, max_pc)
 
     stacks = filters.remove_uninteresting_frames(stacks, symbols, kind, notes)
     if options.focus:

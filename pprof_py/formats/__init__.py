@@ -4,10 +4,21 @@ Profile; every reader raises ProfileFormatError for a broken input.
 Formats, in the order they are tried:
 * text header lines (``%warn`` / ``%`` commands are skipped, as pprof does)
   then ``heap profile:`` (heap, growth, leak profiles: formats/heap_text.py);
+* a symbolized profile as ``pprof --raw`` writes it:
+
+      --- symbol
+      binary=<program>
+      0x<address> <outermost name>--<inlined name>--...
+      ---
+      --- profile
+      <a CPU profile (binary) or a heap profile (text)>
+
+  Addresses in it are already adjusted (callers minus one), and the names
+  are used instead of symbolizing;
 * ``--- profile`` followed by a binary CPU profile;
 * a binary CPU profile (formats/cpu_binary.py).
 """
-import os
+import re
 
 from pprof_py.errors import ProfileFormatError
 from pprof_py.formats.cpu_binary import looks_like_cpu_profile, parse_cpu_profile
@@ -35,8 +46,37 @@ def read_profile(path, warnings=None):
     if not data:
         raise ProfileFormatError(path, "profile is empty")
 
-    pos = 0
-    if _is_printable(data[0]):
+    return _parse(data, path, warnings, 0)
+
+
+def _read_line(data, pos):
+    nl = data.find(b"\n", pos)
+    end = len(data) if nl < 0 else nl
+    return data[pos:end].decode("utf-8", "replace").replace("\r", ""), (len(data) if nl < 0 else nl + 1)
+
+
+def _parse_symbols(data, pos, path):
+    """The `--- symbol` section: {address: "name--name"}, program, end."""
+    symbols = {}
+    program = None
+    while pos < len(data):
+        line, pos = _read_line(data, pos)
+        m = re.match(r"^0x0*([0-9a-f]+)\s+(.+)", line)
+        if m:
+            symbols[int(m.group(1), 16)] = m.group(2)
+        elif line.startswith("---"):
+            return symbols, program, pos
+        else:
+            m = re.match(r"^([a-z][^=]*)=(.*)$", line)
+            if m and m.group(1).strip() == "binary":
+                program = m.group(2).strip()
+    raise ProfileFormatError(path, "symbolized profile ends inside its symbol section", pos)
+
+
+def _parse(data, path, warnings, pos, symbolized=False):
+    if pos >= len(data):
+        raise ProfileFormatError(path, "profile is empty", pos)
+    if _is_printable(data[pos]):
         # Text header lines: skip pprof's '%' commands to find the header.
         while True:
             nl = data.find(b"\n", pos)
@@ -53,13 +93,19 @@ def read_profile(path, warnings=None):
         rest_start = len(data) if nl < 0 else nl + 1
         if line.startswith("heap profile:"):
             text = data[rest_start:].decode("utf-8", "surrogateescape")
-            return parse_heap_profile(text, path, line, header_offset, warnings)
-        if line.startswith("--- symbol"):
-            raise ProfileFormatError(path, "symbolized (--raw) profiles are not supported yet", header_offset)
-        if line.startswith("---") and "profile" in line:
-            return parse_cpu_profile(data[rest_start:], path, base_offset=rest_start)
+            return parse_heap_profile(text, path, line, header_offset, warnings, adjust=not symbolized)
+        if re.match(r"^--- *symbol", line) and not symbolized:
+            symbols, program, after = _parse_symbols(data, rest_start, path)
+            profile = _parse(data, path, warnings, after, symbolized=True)
+            profile.embedded_symbols = symbols
+            profile.embedded_program = program
+            return profile
+        if re.match(r"^--- *profile", line):
+            return parse_cpu_profile(data[rest_start:], path, base_offset=rest_start, adjust=not symbolized)
         kind = "a text file" if all(_is_printable(b) or b in b"\r\n\t" for b in data[:512]) else "unrecognized data"
         raise ProfileFormatError(path, f"not a profile: {kind} (no CPU or heap profile header)", header_offset)
-    if looks_like_cpu_profile(data):
-        return parse_cpu_profile(data, path)
-    raise ProfileFormatError(path, "not a profile: unrecognized binary data", 0)
+    if symbolized:
+        raise ProfileFormatError(path, "cannot recognize the profile section after the symbols", pos)
+    if looks_like_cpu_profile(data[pos:]):
+        return parse_cpu_profile(data[pos:], path, base_offset=pos)
+    raise ProfileFormatError(path, "not a profile: unrecognized binary data", pos)

@@ -32,7 +32,7 @@ def looks_like_cpu_profile(data):
     return len(data) >= 8 and (data[:8] == b"\0" * 8 or data[:4] == b"\0\0\0\0")
 
 
-def parse_cpu_profile(data, path, base_offset=0):
+def parse_cpu_profile(data, path, base_offset=0, adjust=True):
     """Parse the binary profile in `data` (bytes).  `base_offset` is where the
     binary part starts in the file, for error messages."""
     if len(data) < 8:
@@ -81,6 +81,10 @@ def parse_cpu_profile(data, path, base_offset=0):
     i = first
     end = None
     while True:
+        if i == n_words and not adjust:
+            # `pprof --raw` writes the records with no trailer and no map.
+            end = i
+            break
         if i + 2 > n_words:
             raise ProfileFormatError(path, "truncated CPU profile: no end-of-data trailer", word_offset(min(i, n_words)))
         depth = slots[i + 1]
@@ -107,7 +111,8 @@ def parse_cpu_profile(data, path, base_offset=0):
     np.cumsum(depths, out=csr[1:])
     pos_in_stack = np.arange(total, dtype=np.int64) - np.repeat(csr[:-1], depths)
     pcs = words[first_slot + pos_in_stack]
-    pcs = pcs - (pos_in_stack > 0).astype(np.uint64)   # return address -> call site
+    if adjust:
+        pcs = pcs - (pos_in_stack > 0).astype(np.uint64)   # return address -> call site
     del rec_of_slot
 
     # Merge identical stacks, keeping first-seen order.

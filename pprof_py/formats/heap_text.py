@@ -69,7 +69,7 @@ def _unsample(n, s, algorithm, adjustment):
     return n, s
 
 
-def parse_heap_profile(text, path, header, header_offset, warnings):
+def parse_heap_profile(text, path, header, header_offset, warnings, adjust=True):
     m = HEADER.match(header)
     if not m:
         raise ProfileFormatError(path, "malformed heap profile header line", header_offset)
@@ -112,7 +112,8 @@ def parse_heap_profile(text, path, header, header_offset, warnings):
             addresses = [int(a, 16) for a in words]
         except ValueError:
             raise ProfileFormatError(path, f"line {lineno + 2}: bad address in stack") from None
-        addresses = [a if i == 0 else a - 1 for i, a in enumerate(addresses)]
+        if adjust:
+            addresses = [a if i == 0 else a - 1 for i, a in enumerate(addresses)]
         row = builder.add(addresses, (n1, s1, n2, s2))
         leaf_text = words[0][2:] if words[0].startswith("0x") else words[0]
         records.append((n1, s1, n2, s2, leaf_text, tuple(addresses)))

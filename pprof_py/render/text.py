@@ -45,6 +45,21 @@ def _stacks_section(prepared, out):
         out.append("")
 
 
+def _display(key, symbols, width, opts):
+    """A key that is a bare address pprof could still look up (a frame whose
+    function is "??") is shown as "name file:line", like pprof does."""
+    if len(key) == width:
+        try:
+            address = int(key, 16)
+        except ValueError:
+            return key
+        triples = symbols.get(address)
+        if triples and "%0*x" % (width, address) == key:
+            sym = f"{triples[0][0]} {triples[0][1]}"
+            return f"{key} {sym}" if opts.granularity == "addresses" else sym
+    return key
+
+
 def _perl_num(value):
     """Perl's default stringification of a number (integers print bare)."""
     if float(value).is_integer():
@@ -65,6 +80,8 @@ def render_text(prepared):
     flat, cum = prepared.flat, prepared.cum
     total = sum(flat.values())
     sort_by = cum if opts.cum else flat
+    symbols = prepared.symbols
+    width = prepared.width
     running = 0
     for key in sorted(cum, key=lambda k: (-sort_by.get(k, 0), k.encode("utf-8", "surrogateescape"))):
         f = flat.get(key, 0)
@@ -73,5 +90,5 @@ def render_text(prepared):
         if f != 0 or c != 0:
             out.append("%8s %6s %6s %8s %6s %s" % (
                 unparse(f, kind, opts), percent(f, total), percent(running, total),
-                unparse(c, kind, opts), percent(c, total), key))
+                unparse(c, kind, opts), percent(c, total), _display(key, symbols, width, opts)))
     return "\n".join(out) + ("\n" if out else "")

@@ -32,7 +32,7 @@ from pprof_py.errors import SymbolizationError
 from pprof_py.formats.procmaps import SHARED_LIBRARY
 from pprof_py.model import Frame
 from pprof_py.symbolize import cache as symcache
-from pprof_py.symbolize.objfile import ObjectFile
+from pprof_py.symbolize.objfile import NOT_IN_TABLE, ObjectFile
 
 _ARGS = re.compile(r"\([^()]*\)(\s*const)?")
 _TAG = re.compile(r"<[0-9a-f]*>$")
@@ -82,8 +82,10 @@ def debugging_library(path):
 
 
 class Symbolizer:
-    def __init__(self, program, lib_prefixes=(), strip_templates=True, warn=None, use_cache=True):
+    def __init__(self, program, lib_prefixes=(), strip_templates=True, warn=None, use_cache=True,
+                 width=16):
         self.program = program
+        self.width = width
         self.lib_prefixes = list(lib_prefixes)
         self.strip_templates = strip_templates
         self.warn = warn or (lambda msg: None)
@@ -116,14 +118,17 @@ class Symbolizer:
             result.append((self.program, 0, max_pc, 0))
         return result
 
-    def symbolize(self, addresses, mappings):
+    def symbolize(self, addresses, mappings, max_pc):
         """Map each address (int) to a list of (short name, file:line, full
-        name) triples, outermost first, like pprof's $symbols."""
+        name) triples, outermost first, like pprof's $symbols.  `max_pc` ends
+        the main program's catch-all range: pprof takes it from the first
+        profile it reads only, so addresses of other profiles above it stay
+        unnamed."""
         symbols = {}
         if not addresses:
             return symbols
         pending = sorted(set(addresses))
-        libs = self.libraries(mappings, pending[-1])
+        libs = self.libraries(mappings, max_pc)
         # Highest start first; Python's sort is stable like Perl's mergesort.
         for path, start, limit, offset in sorted(libs, key=lambda l: -l[1]):
             contained = [a for a in pending if start <= a <= limit]
@@ -148,16 +153,16 @@ class Symbolizer:
         for pc in pcs:
             rel = pc - bias
             frames, nm_full = table[rel]
+            if nm_full == NOT_IN_TABLE:
+                nm_full = nm_short = "0x%0*x" % (self.width, pc)
+            elif nm_full is not None:
+                nm_short = short_function_name(nm_full, self.strip_templates)
             triples = []
             for fullfunction, fileline in frames:      # innermost first
                 function = short_function_name(fullfunction, self.strip_templates)
                 if nm_full is not None:
-                    if fullfunction == "??":
-                        function = short_function_name(nm_full, self.strip_templates)
-                        fullfunction = nm_full
-                    elif nm_full.startswith(function):
-                        function = short_function_name(nm_full, self.strip_templates)
-                        fullfunction = nm_full
+                    if fullfunction == "??" or nm_full.startswith(function):
+                        function, fullfunction = nm_short, nm_full
                 triples.insert(0, (function, fileline, fullfunction))
             symbols[pc] = triples
 
@@ -192,3 +197,18 @@ def _disambiguate(symbols):
     for pc, triples in symbols.items():
         if any(full in rename for _, _, full in triples):
             symbols[pc] = [(rename.get(full, short), fl, full) for short, fl, full in triples]
+
+
+def symbols_from_names(addresses, names, width, strip_templates=True):
+    """Symbols of a symbolized (`--raw`) profile: each address's names as the
+    file lists them ("outer--inlined"), file:line unknown ("?"); addresses
+    the file does not name are named by their value, as pprof does."""
+    symbols = {}
+    for address in addresses:
+        text = names.get(address)
+        if text is None:
+            text = "0x%0*x" % (width, address)
+        symbols[address] = [(short_function_name(full, strip_templates), "?", full)
+                            for full in text.split("--")]
+    _disambiguate(symbols)
+    return symbols

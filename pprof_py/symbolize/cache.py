@@ -1,7 +1,9 @@
 """Per-object symbolization, with an on-disk cache.
 
-For each object file we compute, per file-relative address, the addr2line
-frames (full function name, "file:line"), innermost first, and the nm name.
+For each object file we compute, per file-relative address, the facts
+addr2line's answer is made of (DWARF function chain, line, ELF symbol) and
+the nm name; the answer itself depends on the order of queries and is
+replayed from the facts each time (replay_addr2line).
 Results are stored under the user cache directory
 (``$XDG_CACHE_HOME/pprof_py``, default ``~/.cache/pprof_py``) in one file per
 object, keyed by its build-id (or path + size + mtime when it has none), so
@@ -17,7 +19,7 @@ import tempfile
 from pprof_py.symbolize.demangle import demangle
 from pprof_py.symbolize.dwarf import DwarfIndex
 
-CACHE_VERSION = 3
+CACHE_VERSION = 6
 
 
 def cache_dir():
@@ -61,18 +63,62 @@ def _store(path, answers):
         pass        # a read-only home is not an error
 
 
-def _addr2line(obj, dwarf, address):
-    """What `addr2line -f -C -i` prints for `address`: [(function, file:line)]."""
+def _facts(obj, dwarf_obj, dwarf, address):
+    """What addr2line needs to answer for `address`, before its stateful
+    naming rules are applied: (frames or None, elf symbol or None)."""
     frames = dwarf.frames_for(address) if dwarf is not None else None
     if frames is None:
-        name = obj.function_symbol_at(address)
-        return [(demangle(name) if name else "??", "??:0")]
-    result = []
-    for i, (name, file_name, line) in enumerate(frames):
-        if name is None:
-            sym = obj.function_symbol_at(address) if i == 0 else None
-            name = demangle(sym) if sym else "??"
-        result.append((name, f"{file_name}:{line}"))
+        return None, obj.function_symbol_at(address)
+    # With DWARF, BFD looks symbols up in the file that carries the DWARF.
+    return frames, dwarf_obj.function_symbol_at(address)
+
+
+def replay_addr2line(addresses, facts, inline=True):
+    """Emulate `addr2line -f -C -i` fed `addresses` in this order.
+
+    BFD names the innermost function of an address by its linkage name; when
+    DWARF only has a plain name (C++ DW_AT_name), it asks the ELF symbol
+    table instead, prints that symbol, adopts the symbol's name for good if
+    the symbol starts where the function does, and in any case never asks
+    again for that function.  So answers depend on the order of queries:
+    pprof sends each object's addresses in ascending order, and we replay
+    the same sequence.  Without `inline` (addr2line run without -i) only the
+    innermost line is printed.  Returns {address: [(name, "file:line")]},
+    innermost first, names demangled."""
+    state = {}
+    result = {}
+    for address in addresses:
+        frames, sym = facts[address]
+        if frames is None:
+            name = demangle(sym[0]) if sym else "??"
+            file_name = sym[2] if sym and sym[2] is not None else "??"
+            result[address] = [(name, f"{file_name}:0")]
+            continue
+        out = []
+        for i, (key, name, is_linkage, low, file_name, line) in enumerate(frames):
+            if key is not None and key in state:
+                name, is_linkage = state[key]
+            if i == 0:
+                if key is None:
+                    printed = sym[0] if sym else "??"
+                    if file_name == "??" and line == 0 and sym and sym[2] is not None:
+                        file_name = sym[2]
+                elif is_linkage:
+                    printed = name
+                else:
+                    if sym is not None:
+                        printed = sym[0]
+                        if sym[1] == low:
+                            name = sym[0]
+                    else:
+                        printed = name
+                    state[key] = (name, True)
+            else:
+                printed = name
+            out.append((demangle(printed) if printed else "??", f"{file_name}:{line}"))
+            if not inline:
+                break
+        result[address] = out
     return result
 
 
@@ -86,7 +132,10 @@ def object_symbols(obj, addresses, use_cache=True):
         dwarf_obj = obj.dwarf_object()
         dwarf = DwarfIndex(dwarf_obj.elf) if dwarf_obj is not None else None
         for a in missing:
-            answers[a] = (_addr2line(obj, dwarf, a), obj.nm_lookup(a))
+            answers[a] = (_facts(obj, dwarf_obj, dwarf, a), obj.nm_lookup(a))
         if path:
             _store(path, answers)
-    return {a: answers[a] for a in addresses}
+    ordered = sorted(set(addresses))
+    obj.nm_table()
+    lines = replay_addr2line(ordered, {a: answers[a][0] for a in ordered}, inline=obj.has_fini)
+    return {a: (lines[a], answers[a][1]) for a in ordered}

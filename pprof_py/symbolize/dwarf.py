@@ -52,7 +52,7 @@ class _CompileUnitIndex:
         for entry in header["file_entry"]:
             name = entry.name if isinstance(entry.name, str) else entry.name.decode("utf-8", "surrogateescape")
             dir_index = entry.dir_index
-            if self.version >= 5:
+            if header["version"] >= 5:
                 directory = dirs[dir_index] if dir_index < len(dirs) else ""
             else:
                 directory = dirs[dir_index - 1] if 0 < dir_index <= len(dirs) else ""
@@ -60,6 +60,13 @@ class _CompileUnitIndex:
             if not path.startswith("/"):
                 path = _join(self.comp_dir, path)
             names.append(path)
+        if header["version"] >= 5 and len(names) > 1:
+            # BFD 2.40 (what addr2line and so gperftools' pprof print)
+            # resolves DWARF 5 file number 1 to entry 0, the CU's primary
+            # file, and every other number to its own entry.  gcc lists the
+            # primary file as entry 0 only, so this shows up as headers
+            # named after the .c/.cc file; we reproduce it.
+            names[1] = names[0]
         return names
 
     def _load_lines(self):
@@ -68,7 +75,7 @@ class _CompileUnitIndex:
         if lineprog is None:
             return
         names = self._file_names(lineprog)
-        offset = 0 if self.version >= 5 else 1
+        offset = 0 if lineprog.header["version"] >= 5 else 1
         addresses, rows = [], []
         for entry in lineprog.get_entries():
             state = entry.state
@@ -98,22 +105,29 @@ class _CompileUnitIndex:
 
     # -- functions ----------------------------------------------------------
     def _load_functions(self, top):
-        # (low, high, depth, name, call_file, call_line) for every subprogram
-        # and inlined subroutine range.
+        """Index every subprogram / inlined_subroutine DIE with an address
+        range: self.functions[i] = (low, high, die index); self.dies[k] =
+        [offset, name, is_linkage, first low, call_file, call_line, parent]."""
         self.functions = []
+        self.dies = []
         files = None
         lineprog = self.dwarf.line_program_for_CU(self.cu)
         if lineprog is not None:
             files = self._file_names(lineprog)
-        offset = 0 if self.version >= 5 else 1
+        offset = 0 if (lineprog is not None and lineprog.header["version"] >= 5) else 1
+        lang_attr = top.attributes.get("DW_AT_language")
+        # BFD treats a plain DW_AT_name as a linkage name in languages
+        # without name mangling (C and friends).
+        plain_is_linkage = (lang_attr is None) or lang_attr.value not in MANGLED_LANGUAGES
 
-        def walk(die, depth):
+        def walk(die, parent):
             for child in die.iter_children():
                 tag = child.tag
                 if tag in ("DW_TAG_subprogram", "DW_TAG_inlined_subroutine"):
                     ranges = _die_ranges(self.dwarf, self.cu, child)
+                    me = parent
                     if ranges:
-                        name = _function_name(child)
+                        name, is_linkage = _bfd_function_name(child, plain_is_linkage)
                         call_file = call_line = None
                         if tag == "DW_TAG_inlined_subroutine":
                             cf = child.attributes.get("DW_AT_call_file")
@@ -122,42 +136,93 @@ class _CompileUnitIndex:
                                 idx = cf.value - offset
                                 call_file = files[idx] if 0 <= idx < len(files) else "??"
                             call_line = cl.value if cl is not None else 0
+                        me = len(self.dies)
+                        self.dies.append((child.offset, name, is_linkage, ranges[0][0],
+                                          call_file, call_line, parent))
                         for lo, hi in ranges:
-                            self.functions.append((lo, hi, depth, name, call_file, call_line))
-                    walk(child, depth + 1)
+                            self.functions.append((lo, hi, me))
+                    if child.has_children:
+                        walk(child, me)
                 elif child.has_children and tag in ("DW_TAG_lexical_block", "DW_TAG_namespace",
                                                      "DW_TAG_class_type", "DW_TAG_structure_type",
                                                      "DW_TAG_union_type", "DW_TAG_try_block",
                                                      "DW_TAG_catch_block", "DW_TAG_module"):
-                    walk(child, depth)
+                    walk(child, parent)
 
-        walk(top, 0)
-        self.functions.sort(key=lambda f: (f[0], f[2]))
+        walk(top, None)
+        self.functions.sort()
         self._starts = [f[0] for f in self.functions]
+        self._max_len = max((f[1] - f[0] for f in self.functions), default=0)
 
     def frames_for(self, address):
-        """addr2line -i: [(function name or None, file, line)], innermost first."""
-        containing = [f for f in self.functions[:bisect.bisect_right(self._starts, address)]
-                      if f[0] <= address < f[1]]
+        """Raw facts for addr2line -i at `address`: a list, innermost
+        function first, of (die key, name, is_linkage, low, file, line);
+        file/line are what addr2line prints on that function's line.  The
+        innermost entry has die key None when no function contains it."""
+        best = None
+        best_len = None
+        hi_index = bisect.bisect_right(self._starts, address)
+        i = hi_index - 1
+        while i >= 0:
+            lo, hi, die = self.functions[i]
+            if address - lo > self._max_len:
+                break
+            if lo <= address < hi and (best is None or hi - lo < best_len):
+                best, best_len = die, hi - lo
+            i -= 1
         line = self.line_for(address)
-        file_name, line_no = line if line else ("??", 0)
-        if not containing:
-            return [(None, file_name, line_no)]
-        containing.sort(key=lambda f: f[2])
-        # Keep one chain: the outermost subprogram and the inlined callees
-        # nested in it, innermost last.
-        chain = []
-        for f in containing:
-            while chain and chain[-1][2] >= f[2]:
-                chain.pop()
-            chain.append(f)
+        cur_file, cur_line = line if line else ("??", 0)
+        if best is None:
+            return [(None, None, False, None, cur_file, cur_line)]
         frames = []
-        cur_file, cur_line = file_name, line_no
-        for f in reversed(chain):
-            frames.append((f[3], cur_file, cur_line))
-            if f[4] is not None or f[5] is not None:
-                cur_file, cur_line = f[4] or "??", f[5] or 0
+        k = best
+        while k is not None:
+            offset, name, is_linkage, low, call_file, call_line, parent = self.dies[k]
+            frames.append(((self.cu.cu_offset, offset), name, is_linkage, low, cur_file, cur_line))
+            if call_file is not None or call_line is not None:
+                cur_file, cur_line = call_file or "??", call_line or 0
+            k = parent
         return frames
+
+
+# DW_LANG codes whose names are mangled (BFD's mangle_style != 0): C++ in all
+# its versions, Objective-C++, D, Rust, Swift...
+MANGLED_LANGUAGES = {0x4, 0x11, 0x13, 0x19, 0x1a, 0x1c, 0x1e, 0x21}
+
+
+def _bfd_function_name(die, plain_is_linkage, depth=0):
+    """(name, is_linkage) as BFD derives them: a linkage name anywhere along
+    DW_AT_abstract_origin / DW_AT_specification wins; else the first
+    DW_AT_name found, which counts as a linkage name only in C-like
+    languages."""
+    name, is_linkage = None, False
+    for attr_name, attr in die.attributes.items():
+        if attr_name == "DW_AT_name":
+            if name is None:
+                name = _decode(attr.value)
+                if plain_is_linkage:
+                    is_linkage = True
+        elif attr_name in ("DW_AT_linkage_name", "DW_AT_MIPS_linkage_name"):
+            value = _decode(attr.value)
+            if value is not None:
+                name, is_linkage = value, True
+        elif attr_name in ("DW_AT_abstract_origin", "DW_AT_specification") and depth < 8:
+            try:
+                target = die.get_DIE_from_attribute(attr_name)
+            except Exception:       # malformed reference: ignore it as BFD does
+                continue
+            sub_name, sub_linkage = _bfd_function_name(target, plain_is_linkage, depth + 1)
+            if sub_linkage and sub_name is not None and (not is_linkage or name is None):
+                name, is_linkage = sub_name, True
+            elif name is None and sub_name is not None:
+                name = sub_name
+    return name, is_linkage
+
+
+def _decode(value):
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "surrogateescape")
+    return value if isinstance(value, str) else None
 
 
 def _attr_str(die, name):
@@ -168,38 +233,6 @@ def _attr_str(die, name):
     if isinstance(value, bytes):
         return value.decode("utf-8", "surrogateescape")
     return value if isinstance(value, str) else None
-
-
-def _function_name(die, depth=0):
-    linkage = _attr_str(die, "DW_AT_linkage_name") or _attr_str(die, "DW_AT_MIPS_linkage_name")
-    if linkage:
-        return demangle(linkage)
-    plain = _attr_str(die, "DW_AT_name")
-    if depth < 8:
-        for ref in ("DW_AT_abstract_origin", "DW_AT_specification"):
-            if ref in die.attributes:
-                try:
-                    target = die.get_DIE_from_attribute(ref)
-                except Exception:      # malformed reference: keep what we have
-                    continue
-                name = _function_name(target, depth + 1)
-                if name and (name != "??" or not plain):
-                    if plain is None or _has_linkage(target):
-                        return name
-    return plain if plain else "??"
-
-
-def _has_linkage(die, depth=0):
-    if _attr_str(die, "DW_AT_linkage_name") or _attr_str(die, "DW_AT_MIPS_linkage_name"):
-        return True
-    if depth < 8:
-        for ref in ("DW_AT_abstract_origin", "DW_AT_specification"):
-            if ref in die.attributes:
-                try:
-                    return _has_linkage(die.get_DIE_from_attribute(ref), depth + 1)
-                except Exception:
-                    return False
-    return False
 
 
 def _die_ranges(dwarf, cu, die):
@@ -295,8 +328,8 @@ class DwarfIndex:
         return None
 
     def frames_for(self, address):
-        """[(name or None, file, line)] innermost first, or None if no CU
-        covers `address`."""
+        """_CompileUnitIndex.frames_for for the CU holding `address`, or None
+        if no CU covers it."""
         unit = self._unit_for(address)
         if unit is None:
             return None

@@ -34,6 +34,10 @@ STT_GNU_IFUNC = 10
 STB_LOCAL, STB_GLOBAL, STB_WEAK, STB_GNU_UNIQUE = 0, 1, 2, 10
 SHF_EXECINSTR = 0x4
 
+# nm_lookup's answer for an address past the last symbol of a non-empty
+# table: pprof then names the frame by its absolute address ("0x...").
+NOT_IN_TABLE = ""
+
 SYM64 = np.dtype([("name", "u4"), ("info", "u1"), ("other", "u1"), ("shndx", "u2"),
                   ("value", "u8"), ("size", "u8")])
 SYM32 = np.dtype([("name", "u4"), ("value", "u4"), ("size", "u4"), ("info", "u1"),
@@ -57,6 +61,9 @@ class ObjectFile:
         self._sections = list(self.elf.iter_sections())
         self._nm = None
         self._funcsyms = None
+        # pprof runs `addr2line -i` (inlined frames) only for objects whose
+        # nm listing has a `_fini` symbol, which it uses as a separator.
+        self.has_fini = False
         self._symtab_cache = {}
 
     def close(self):
@@ -228,6 +235,8 @@ class ObjectFile:
                 if is_text[k]:
                     chosen[-1] = k
                 continue
+            if names[k] == "_fini":
+                self.has_fini = True
             last = v
             starts.append(v)
             chosen.append(k)
@@ -247,7 +256,7 @@ class ObjectFile:
             i = len(full) - 1
         if address < int(ends[i]):
             return full[i]
-        return None
+        return NOT_IN_TABLE
 
     # ---- addr2line's symbol fallback -------------------------------------
     def _function_symbols(self):
@@ -255,9 +264,13 @@ class ObjectFile:
             return self._funcsyms
         raw = self._raw_symbols(".symtab") or self._raw_symbols(".dynsym")
         entries = {}
+        self._file_of = {}
         if raw is not None:
             syms, strtab, _ = raw
             types = syms["info"] & 0xf
+            # BFD names the source file of a local symbol after the STT_FILE
+            # symbol that precedes it in the table.
+            file_positions = np.nonzero(types == STT_FILE)[0]
             keep = ((types == STT_FUNC) | (types == STT_NOTYPE) | (types == STT_GNU_IFUNC)) & \
                    (syms["shndx"] != SHN_UNDEF) & (syms["shndx"] < 0xff00) & (syms["name"] != 0)
             for i in np.nonzero(keep)[0].tolist():
@@ -265,6 +278,7 @@ class ObjectFile:
                     (int(syms["value"][i]), int(syms["size"][i]), int(types[i]), i))
             for lst in entries.values():
                 lst.sort()
+            self._file_positions = file_positions
         self._funcsyms = (raw, entries)
         return self._funcsyms
 
@@ -275,7 +289,8 @@ class ObjectFile:
         return None
 
     def function_symbol_at(self, address):
-        """Name BFD's elf_find_function picks for `address`, or None."""
+        """(name, value, source file or None) of the symbol BFD's
+        elf_find_function picks for `address`, or None."""
         raw, entries = self._function_symbols()
         shndx = self.section_index_of(address)
         if raw is None or shndx is None or shndx not in entries:
@@ -307,4 +322,10 @@ class ObjectFile:
                         best = cand
             j -= 1
         syms, strtab, _ = raw
-        return self._name(strtab, int(syms["name"][best[3]]))
+        index = best[3]
+        file_name = None
+        if (int(syms["info"][index]) >> 4) == STB_LOCAL and len(self._file_positions):
+            k = int(np.searchsorted(self._file_positions, index)) - 1
+            if k >= 0:
+                file_name = self._name(strtab, int(syms["name"][self._file_positions[k]]))
+        return self._name(strtab, int(syms["name"][index])), best[0], file_name

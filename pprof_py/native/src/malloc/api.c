@@ -13,6 +13,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -73,7 +74,7 @@ static void *alloc_raw(size_t n, size_t align, int *zeroed) {
 
 static NOINLINE void *alloc_slow(size_t n, size_t align, void *frame) {
     if (!pp_inited) pp_init();
-    tcache_t *tc = pp_tc;
+    tcache_t *tc = pp_tc ? pp_tc : pp_tc_get_slow();
     int sample = 0;
     if (tc && !pp_busy && pp_prof_mode != PROF_OFF) {
         /* small_fast already charged the size when it got this far */

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
@@ -188,7 +189,7 @@ static size_t pow2_floor(size_t s) { return (size_t)1 << (63 - __builtin_clzll(s
 
 static void init_size_map(void) {
     int n = 1;                        /* class 0 = "not a small object" */
-    pp_class_size[n++] = 8;
+    /* smallest class is 16 bytes: every pointer is 16-byte aligned like glibc's */
     for (size_t s = 16; s <= MAX_SMALL_SIZE;) {
         pp_class_size[n++] = s;
         size_t step;
@@ -564,7 +565,7 @@ static void central_insert(int cl, void *head, void *tail, uint32_t n) {
     pp_unlock(&c->lock);
 }
 
-/* Remove up to n objects; returns count, list in *head/*tail. */
+/* Remove up to n objects; returns count, list in head and tail. */
 static uint32_t central_remove(int cl, uint32_t n, void **head, void **tail) {
     central_t *c = &central[cl];
     pp_lock(&c->lock);
@@ -572,6 +573,7 @@ static uint32_t central_remove(int cl, uint32_t n, void **head, void **tail) {
         c->used--;
         *head = c->slot_head[c->used];
         *tail = c->slot_tail[c->used];
+        c->slot_head[c->used] = c->slot_tail[c->used] = NULL;
         pp_unlock(&c->lock);
         return n;
     }
@@ -704,6 +706,12 @@ void pp_tc_scavenge(tcache_t *tc) {
     }
 }
 
+/* Stacks of exited threads stay mapped (glibc caches them) with stale
+   pointers; the leak checker must not treat them as roots. */
+#define MAX_DEAD_STACKS 256
+static uintptr_t dead_lo[MAX_DEAD_STACKS], dead_hi[MAX_DEAD_STACKS], dead_tp[MAX_DEAD_STACKS];
+static size_t dead_count;
+
 static void tc_destroy(void *arg) {
     tcache_t *tc = arg;
     if (!tc) return;
@@ -715,24 +723,46 @@ static void tc_destroy(void *arg) {
     else tc_all = tc->next_all;
     if (tc->next_all) tc->next_all->prev_all = tc->prev_all;
     tc_budget_used -= tc->max_size;
+    if (tc->stack_lo && tc->stack_hi - tc->stack_lo < ((size_t)1 << 30) && dead_count < MAX_DEAD_STACKS) {
+        dead_lo[dead_count] = tc->stack_lo;
+        dead_hi[dead_count] = tc->stack_hi;
+        dead_tp[dead_count] = tc->thread_pointer;
+        dead_count++;
+    }
     tc->in_use = 0;
     tc->next_all = tc_free;
     tc_free = tc;
     pp_unlock(&tc_lock);
 }
 
-static uintptr_t thread_stack_hi(void) {
+size_t pp_dead_stacks(uintptr_t *starts, uintptr_t *ends, uintptr_t *tps, size_t max) {
+    pp_lock(&tc_lock);
+    size_t n = dead_count < max ? dead_count : max;
+    memcpy(tps, dead_tp, n * sizeof(uintptr_t));
+    memcpy(starts, dead_lo, n * sizeof(uintptr_t));
+    memcpy(ends, dead_hi, n * sizeof(uintptr_t));
+    pp_unlock(&tc_lock);
+    return n;
+}
+
+static void thread_stack(uintptr_t *lo, uintptr_t *hi) {
     extern void *__libc_stack_end;
-    if (syscall(SYS_gettid) == getpid()) return (uintptr_t)__libc_stack_end;
+    *lo = *hi = 0;
+    if (syscall(SYS_gettid) == getpid()) {
+        *hi = (uintptr_t)__libc_stack_end;
+        *lo = *hi - ((size_t)1 << 30);
+        return;
+    }
     pthread_attr_t attr;
     void *addr;
     size_t size;
-    uintptr_t hi = 0;
     if (pthread_getattr_np(pthread_self(), &attr) == 0) {
-        if (pthread_attr_getstack(&attr, &addr, &size) == 0) hi = (uintptr_t)addr + size;
+        if (pthread_attr_getstack(&attr, &addr, &size) == 0) {
+            *lo = (uintptr_t)addr;
+            *hi = (uintptr_t)addr + size;
+        }
         pthread_attr_destroy(&attr);
     }
-    return hi;
 }
 
 tcache_t *pp_tc_get_slow(void) {
@@ -764,7 +794,20 @@ tcache_t *pp_tc_get_slow(void) {
     tc->sample_left = pp_next_sample_interval(tc);
     int busy = pp_busy;
     pp_busy = 1;
-    tc->stack_hi = thread_stack_hi();
+    thread_stack(&tc->stack_lo, &tc->stack_hi);
+    tc->thread_pointer = (uintptr_t)pthread_self();
+    pp_lock(&tc_lock);
+    for (size_t i = 0; i < dead_count;) {      /* a new thread may reuse a cached stack */
+        if (dead_lo[i] < tc->stack_hi && dead_hi[i] > tc->stack_lo) {
+            dead_lo[i] = dead_lo[dead_count - 1];
+            dead_hi[i] = dead_hi[dead_count - 1];
+            dead_tp[i] = dead_tp[dead_count - 1];
+            dead_count--;
+        } else {
+            i++;
+        }
+    }
+    pp_unlock(&tc_lock);
     if (tc_key_ok) pthread_setspecific(tc_key, tc);
     pp_busy = busy;
     pp_tc = tc;

@@ -89,7 +89,8 @@ typedef struct tcache {
     size_t max_size;
     ssize_t sample_left;         /* bytes until the next profiler sample */
     uint64_t rng;
-    uintptr_t stack_hi;          /* upper bound for frame-pointer walks */
+    uintptr_t stack_lo, stack_hi;  /* thread stack, bounds frame-pointer walks */
+    uintptr_t thread_pointer;      /* pthread_self(): TCB, static TLS just below */
     struct tcache *next_all, *prev_all;
     int in_use;
 } tcache_t;
@@ -121,6 +122,7 @@ PP_HIDDEN size_t pp_fmt_u(char *out, unsigned long long v);
 PP_HIDDEN size_t pp_fmt_x(char *out, unsigned long long v);
 PP_HIDDEN uint64_t pp_random(uint64_t *state);
 PP_HIDDEN void pp_tc_reset_all_samples(void);
+PP_HIDDEN size_t pp_dead_stacks(uintptr_t *starts, uintptr_t *ends, uintptr_t *tps, size_t max);
 
 struct pprofpy_malloc_stats;
 PP_HIDDEN void pp_get_stats(struct pprofpy_malloc_stats *st);

@@ -49,6 +49,8 @@ int (*pp_filter)(void *);
 void *pp_filter_arg;
 struct pp_region pp_regions[PP_MAX_REGIONS];
 int pp_nregions;
+struct pp_map pp_maps[PP_MAX_REGIONS];
+int pp_nmaps;
 
 static int pp_spin;
 
@@ -119,13 +121,86 @@ static int stack_bounds(uintptr_t sp, uintptr_t *lo, uintptr_t *hi) {
  * grows upwards, so a bogus rbp (code built without frame pointers) ends
  * the walk instead of faulting.  Return addresses are stored as found;
  * pprof subtracts one when symbolizing non-leaf frames. */
-static int walk_frames(uintptr_t pc, uintptr_t fp, uintptr_t sp, void **out, int max) {
+/* Permission bits of the mapping holding [addr, addr + len) in the snapshot
+ * of /proc/self/maps, 0 if unknown. */
+static int map_perms(uintptr_t addr, size_t len) {
+  int a = 0, b = __atomic_load_n(&pp_nmaps, __ATOMIC_ACQUIRE) - 1;
+  while (a <= b) {
+    int m = (a + b) / 2;
+    if (addr < pp_maps[m].lo) b = m - 1;
+    else if (addr >= pp_maps[m].hi) a = m + 1;
+    else return addr + len <= pp_maps[m].hi ? pp_maps[m].perms : 0;
+  }
+  return 0;
+}
+
+#if defined(__x86_64__)
+/* Where a PLT entry at t jumps: "[endbr64] [bnd] jmp *GOT(%rip)".  Returns
+ * the GOT value, or 0 if t does not look like a PLT entry. */
+PP_NO_SANITIZE_ADDRESS static uintptr_t plt_target(uintptr_t t) {
+  if (!(map_perms(t, 16) & PP_MAP_X)) return 0;
+  const unsigned char *c = (const unsigned char *)t;
+  if (c[0] == 0xf3 && c[1] == 0x0f && c[2] == 0x1e && c[3] == 0xfa) c += 4;
+  if (c[0] == 0xf2) c++;
+  if (c[0] != 0xff || c[1] != 0x25) return 0;
+  int32_t rel;
+  memcpy(&rel, c + 2, 4);
+  uintptr_t got = (uintptr_t)(c + 6) + (intptr_t)rel;
+  if (!(map_perms(got, sizeof(uintptr_t)) & PP_MAP_R)) return 0;
+  return *(const uintptr_t *)got;
+}
+
+/* Leaf functions are often compiled without a frame (gcc does that even
+ * with -fno-omit-frame-pointer at -O1 and above for functions that need no
+ * stack), and a signal can land on the first instruction of a function
+ * before it pushed its frame.  In both cases the frame-pointer chain starts
+ * at the caller's frame and the caller itself would be missing.  Its
+ * return address is then the word at the stack pointer; we accept that
+ * word only if it follows a direct "call rel32" whose target (or, through a
+ * PLT entry, whose final target) starts at most 64 KiB before the leaf PC,
+ * i.e. the call really entered the function we interrupted.  All memory
+ * reads are checked against the snapshot of the address space. */
+PP_NO_SANITIZE_ADDRESS static uintptr_t leaf_caller(uintptr_t pc, uintptr_t sp, uintptr_t lo, uintptr_t hi) {
+  if ((sp & 7) != 0 || sp < lo || sp + sizeof(uintptr_t) > hi) return 0;
+  uintptr_t r = *(const uintptr_t *)sp;
+  if (r < 4096 || !(map_perms(r - 5, 5) & PP_MAP_X)) return 0;
+  const unsigned char *call = (const unsigned char *)(r - 5);
+  if (call[0] != 0xe8) return 0;
+  int32_t rel;
+  memcpy(&rel, call + 1, 4);
+  uintptr_t target = r + (intptr_t)rel;
+  if (target <= pc && pc - target < 65536) return r;
+  uintptr_t real = plt_target(target);
+  if (real && real <= pc && pc - real < 65536) return r;
+  return 0;
+}
+#endif
+
+/* Frame-pointer walk.  Frame record layout on x86_64 and aarch64 alike:
+ * [fp] = caller's frame pointer, [fp + 8] = return address.  A frame is
+ * followed only if it is 8-byte aligned, lies inside the stack bounds of
+ * the interrupted thread (above its stack pointer) and the chain strictly
+ * grows upwards, so a bogus rbp (code built without frame pointers) ends
+ * the walk instead of faulting.  Return addresses are stored as found;
+ * pprof subtracts one when symbolizing non-leaf frames. */
+PP_NO_SANITIZE_ADDRESS static int walk_frames(uintptr_t pc, uintptr_t fp, uintptr_t sp, void **out, int max, int leaf_fixup) {
   int n = 0;
   if (max <= 0) return 0;
   out[n++] = (void *)pc;
   uintptr_t lo, hi;
   if (!stack_bounds(sp, &lo, &hi)) return n;
   if (lo < sp) lo = sp;
+#if defined(__x86_64__)
+  uintptr_t caller = leaf_fixup ? leaf_caller(pc, sp, lo, hi) : 0;
+  if (caller && n < max) {
+    /* Unless the chain's first frame already names this caller. */
+    int dup = (fp & 7) == 0 && fp >= lo && fp <= hi - 2 * sizeof(uintptr_t) &&
+              ((const uintptr_t *)fp)[1] == caller;
+    if (!dup) out[n++] = (void *)caller;
+  }
+#else
+  (void)leaf_fixup;
+#endif
   while (n < max) {
     if ((fp & 7) != 0 || fp < lo || fp > hi - 2 * sizeof(uintptr_t)) break;
     uintptr_t next = ((const uintptr_t *)fp)[0];
@@ -157,18 +232,18 @@ static int context_regs(const void *uc, uintptr_t *pc, uintptr_t *fp, uintptr_t 
 #endif
 }
 
-int pp_walk_stack(const void *ucontext, void **out, int max) {
+PP_NO_SANITIZE_ADDRESS int pp_walk_stack(const void *ucontext, void **out, int max) {
   uintptr_t pc, fp, sp;
   if (ucontext) {
     if (!context_regs(ucontext, &pc, &fp, &sp)) return 0;
-    return walk_frames(pc, fp, sp, out, max);
+    return walk_frames(pc, fp, sp, out, max, 1);
   }
   /* Own stack: start from our caller's frame. */
   fp = (uintptr_t)__builtin_frame_address(0);
   sp = fp;
   pc = (uintptr_t)__builtin_return_address(0);
   uintptr_t next = ((const uintptr_t *)fp)[0];
-  return walk_frames(pc, next, sp, out, max);
+  return walk_frames(pc, next, sp, out, max, 0);
 }
 
 /* ---------------------------------------------------------- hash table */
@@ -284,15 +359,16 @@ void pp_signal_handler(int sig, siginfo_t *info, void *ucontext) {
   __atomic_add_fetch(&pp_in_handler, 1, __ATOMIC_SEQ_CST);
   int source = __atomic_load_n(&pp_source, __ATOMIC_ACQUIRE);
   if (source == PP_SRC_PERF) {
-    /* Perf overflow signals carry si_code POLL_HUP (event limit reached)
-     * and the event's fd.  Anything else (kill -PROF, a stale itimer) is
-     * not a sample of ours. */
+    /* Perf overflow signals carry the event's fd in si_fd and si_code
+     * POLL_IN (ring-buffer wakeup, the event keeps running) or POLL_HUP
+     * (event limit reached, see threads.c).  Anything else (kill -PROF, a
+     * stale itimer) is not a sample of ours. */
     if (!info || (info->si_code != POLL_HUP && info->si_code != POLL_IN) ||
         !perf_fd_is_ours(info->si_fd))
       goto out;
-    /* Re-arm first: the event counts again from here, so the time spent
-     * in this handler is part of the next period. */
-    ioctl(info->si_fd, PERF_EVENT_IOC_REFRESH, 1);
+    /* Event-limit mode: re-arm first, so the event counts again from here
+     * and the time spent in this handler is part of the next period. */
+    if (info->si_code == POLL_HUP) ioctl(info->si_fd, PERF_EVENT_IOC_REFRESH, 1);
   }
   if (!__atomic_load_n(&pp_collecting, __ATOMIC_SEQ_CST)) goto out;
   if (pp_filter && !pp_filter(pp_filter_arg)) goto out;
@@ -329,7 +405,7 @@ static uintptr_t parse_hex(const char **p) {
 void pp_snapshot_regions(void) {
   static char buf[1 << 16];
   int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
-  int n = 0;
+  int n = 0, nmaps = 0;
   if (fd >= 0) {
     size_t have = 0;
     for (;;) {
@@ -346,6 +422,14 @@ void pp_snapshot_regions(void) {
         if (*p == '-') {
           p++;
           uintptr_t hi = parse_hex(&p);
+          if (*p == ' ' && nmaps < PP_MAX_REGIONS) {
+            int perms = (p[1] == 'r' ? PP_MAP_R : 0) | (p[2] == 'w' ? PP_MAP_W : 0) |
+                        (p[3] == 'x' ? PP_MAP_X : 0);
+            pp_maps[nmaps].lo = lo;
+            pp_maps[nmaps].hi = hi;
+            pp_maps[nmaps].perms = perms;
+            nmaps++;
+          }
           if (*p == ' ' && p[1] == 'r' && p[2] == 'w' && n < PP_MAX_REGIONS) {
             if (n > 0 && pp_regions[n - 1].hi == lo) pp_regions[n - 1].hi = hi;
             else {
@@ -364,4 +448,5 @@ void pp_snapshot_regions(void) {
     close(fd);
   }
   __atomic_store_n(&pp_nregions, n, __ATOMIC_RELEASE);
+  __atomic_store_n(&pp_nmaps, nmaps, __ATOMIC_RELEASE);
 }

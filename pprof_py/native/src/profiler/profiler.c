@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <unistd.h>
 
@@ -68,12 +69,68 @@ static void write_all(int fd, const void *data, size_t len) {
   }
 }
 
+/* The file is kept a complete profile at all times when it is a regular
+ * file: records are written at records_end with pwrite, followed by the
+ * trailer and the memory map (the "tail"), which the next records
+ * overwrite.  A program that leaves with _exit() (as shells do) or is
+ * killed after a checkpoint still leaves a readable profile of the samples
+ * written so far.  Pipes and other unseekable outputs are streamed and get
+ * their tail only at ProfilerStop.  Only one thread writes at a time: the
+ * writer thread while it runs, ProfilerStop after joining it. */
+static int out_seekable;
+static off_t records_end;
+
+static void pwrite_all(int fd, const void *data, size_t len, off_t off) {
+  const char *p = data;
+  while (len > 0) {
+    ssize_t w = pwrite(fd, p, len, off);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      return;
+    }
+    p += w;
+    off += w;
+    len -= (size_t)w;
+  }
+}
+
+static void out_records(const void *data, size_t len) {
+  if (out_seekable) pwrite_all(out_fd, data, len, records_end);
+  else write_all(out_fd, data, len);
+  records_end += (off_t)len;
+}
+
+/* Trailer and /proc/self/maps after the records; truncates stale bytes. */
+static void out_tail(void) {
+  static const uint64_t trailer[3] = {0, 1, 0};
+  off_t off = records_end;
+  char buf[8192];
+  if (out_seekable) pwrite_all(out_fd, trailer, sizeof trailer, off);
+  else write_all(out_fd, trailer, sizeof trailer);
+  off += (off_t)sizeof trailer;
+  int maps = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+  if (maps >= 0) {
+    for (;;) {
+      ssize_t r = read(maps, buf, sizeof buf);
+      if (r < 0 && errno == EINTR) continue;
+      if (r <= 0) break;
+      if (out_seekable) pwrite_all(out_fd, buf, (size_t)r, off);
+      else write_all(out_fd, buf, (size_t)r);
+      off += r;
+    }
+    close(maps);
+  }
+  if (out_seekable && ftruncate(out_fd, off) != 0) {
+    /* Nothing better to do: the tail is complete, extra bytes follow. */
+  }
+}
+
 /* Staging buffer for Stop (ctl_mu held). */
 static uint64_t stage[8192];
 static size_t stage_used;
 
 static void stage_flush(void) {
-  write_all(out_fd, stage, stage_used * sizeof(uint64_t));
+  out_records(stage, stage_used * sizeof(uint64_t));
   stage_used = 0;
 }
 
@@ -83,25 +140,12 @@ static void stage_words(const uint64_t *w, size_t n) {
   stage_used += n;
 }
 
-static void write_maps(int fd) {
-  int maps = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
-  if (maps < 0) return;
-  char buf[8192];
-  for (;;) {
-    ssize_t r = read(maps, buf, sizeof buf);
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) break;
-    write_all(fd, buf, (size_t)r);
-  }
-  close(maps);
-}
-
 /* Writer thread only (or Stop after the writer is joined). */
 static int drain_full_buffers(void) {
   int wrote = 0;
   for (int i = 0; i < PP_NBUF; i++) {
     if (__atomic_load_n(&pp_buf_state[i], __ATOMIC_ACQUIRE) == PP_BUF_FULL) {
-      write_all(out_fd, pp_bufs[i], pp_buf_used[i] * sizeof(uint64_t));
+      out_records(pp_bufs[i], pp_buf_used[i] * sizeof(uint64_t));
       pp_buf_used[i] = 0;
       __atomic_store_n(&pp_buf_state[i], PP_BUF_FREE, __ATOMIC_RELEASE);
       wrote = 1;
@@ -156,7 +200,7 @@ static void *writer_main(void *unused) {
   long last_scan = now_ms();
   for (;;) {
     unsigned seen = __atomic_load_n(&pp_wake_seq, __ATOMIC_ACQUIRE);
-    drain_full_buffers();
+    if (drain_full_buffers() && out_seekable) out_tail();
     if (__atomic_load_n(&writer_stop, __ATOMIC_ACQUIRE)) break;
     long t = now_ms();
     if (t - last_scan >= 100) {
@@ -257,8 +301,12 @@ static int start_locked(const char *fname, const struct ProfilerOptions *options
               : source == PP_SRC_POSIX ? "posix" : "realtime";
 
   out_fd = fd;
+  struct stat st;
+  out_seekable = fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
+  records_end = 0;
   uint64_t header[5] = {0, 3, 0, (uint64_t)period, 0};
-  write_all(fd, header, sizeof header);
+  out_records(header, sizeof header);
+  out_tail(); /* a valid, empty profile from the start */
   strcpy(out_name, fname);
   start_time = time(NULL);
   owner_pid = getpid();
@@ -327,7 +375,7 @@ static void stop_locked(void) {
   /* Nothing else touches the table and buffers now. */
   for (int i = 0; i < PP_NBUF; i++) {
     if (pp_buf_used[i] && pp_buf_state[i] != PP_BUF_FREE)
-      write_all(out_fd, pp_bufs[i], pp_buf_used[i] * sizeof(uint64_t));
+      out_records(pp_bufs[i], pp_buf_used[i] * sizeof(uint64_t));
   }
   stage_used = 0;
   for (size_t i = 0; i < (size_t)PP_SETS * PP_WAYS; i++) {
@@ -337,10 +385,8 @@ static void stop_locked(void) {
     stage_words(head, 2);
     stage_words((const uint64_t *)e->pcs, e->depth);
   }
-  uint64_t trailer[3] = {0, 1, 0};
-  stage_words(trailer, 3);
   stage_flush();
-  write_maps(out_fd);
+  out_tail();
   close(out_fd);
   out_fd = -1;
   release_memory();

@@ -20,6 +20,20 @@
 
 #include "profiler.h"
 
+/* Functions that read other frames' stack memory: exempt them from
+ * AddressSanitizer, whose redzones would turn legitimate reads of live
+ * stack words into reports (tests/native/sanitize_sampler.sh). */
+#if defined(__SANITIZE_ADDRESS__)
+#define PP_NO_SANITIZE_ADDRESS __attribute__((no_sanitize_address))
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define PP_NO_SANITIZE_ADDRESS __attribute__((no_sanitize_address))
+#endif
+#endif
+#ifndef PP_NO_SANITIZE_ADDRESS
+#define PP_NO_SANITIZE_ADDRESS
+#endif
+
 /* Deepest stack recorded (leaf included).  libprofiler keeps 64. */
 #define PP_MAX_DEPTH 128
 /* Hash table of stacks: PP_SETS sets of PP_WAYS entries. */
@@ -52,6 +66,7 @@ struct pp_entry {
 struct pp_thread {
   int tid;            /* 0: free slot */
   int fd;             /* perf event fd, -1 if none */
+  void *ring;         /* perf ring buffer mapping, NULL if none */
   int has_timer;      /* POSIX timer created */
   int ours;           /* internal thread: never armed */
   timer_t timer;
@@ -62,6 +77,15 @@ struct pp_thread {
 
 struct pp_region {
   uintptr_t lo, hi;
+};
+
+/* One line of /proc/self/maps: bounds and permission bits. */
+#define PP_MAP_R 1
+#define PP_MAP_W 2
+#define PP_MAP_X 4
+struct pp_map {
+  uintptr_t lo, hi;
+  int perms;
 };
 
 /* ---- collector.c ---- */
@@ -80,6 +104,8 @@ extern int (*pp_filter)(void *);
 extern void *pp_filter_arg;
 extern struct pp_region pp_regions[PP_MAX_REGIONS];
 extern int pp_nregions;
+extern struct pp_map pp_maps[PP_MAX_REGIONS];
+extern int pp_nmaps;
 
 void pp_signal_handler(int sig, siginfo_t *info, void *ucontext);
 void pp_lock(void);
