@@ -132,7 +132,13 @@ def command(args, granularity, sample_index, stacks, **kw):
     prepared = prepare(program, profiles, options, notes)
     for line in notes:
         note(line)
-    output = renderer.render(prepared)
+    printed = len(notes)
+    try:
+        output = renderer.render(prepared)
+    finally:
+        # Renderers append their own diagnostics (e.g. --dot's thresholds).
+        for line in prepared.notes[printed:]:
+            note(line)
     stream = sys.stdout.buffer
     stream.write(output if isinstance(output, bytes) else output.encode("utf-8", "surrogateescape"))
     stream.flush()

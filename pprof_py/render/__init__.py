@@ -30,6 +30,46 @@ REGISTRY = [
 ]
 
 
+def _lazy(module, function, *args):
+    """A render function that imports its module on first use."""
+    def render(prepared):
+        import importlib
+        return getattr(importlib.import_module(module), function)(prepared, *args)
+    return render
+
+
+# Pictures and interchange formats (pprof_py/render/{dot,flame,collapsed,raw,callgrind}.py).
+REGISTRY.extend([
+    Renderer("callgrind", _lazy("pprof_py.render.callgrind", "render_callgrind"),
+             "Generate callgrind format to stdout"),
+    Renderer("gv", _lazy("pprof_py.render.dot", "render_viewer", "gv"),
+             "Generate Postscript and display", needs_dot=True),
+    Renderer("evince", _lazy("pprof_py.render.dot", "render_viewer", "evince"),
+             "Generate PDF and display", needs_dot=True),
+    Renderer("web", _lazy("pprof_py.render.dot", "render_viewer", "web"),
+             "Generate SVG and display", needs_dot=True),
+    Renderer("dot", _lazy("pprof_py.render.dot", "render_dot"), "Generate DOT file to stdout"),
+    Renderer("ps", _lazy("pprof_py.render.dot", "render_image", "ps"),
+             "Generate Postscript to stdout", needs_dot=True),
+    Renderer("pdf", _lazy("pprof_py.render.dot", "render_image", "pdf"),
+             "Generate PDF to stdout", needs_dot=True),
+    Renderer("svg", _lazy("pprof_py.render.dot", "render_image", "svg"),
+             "Generate SVG to stdout", needs_dot=True),
+    Renderer("png", _lazy("pprof_py.render.dot", "render_image", "png"),
+             "Generate PNG to stdout", needs_dot=True),
+    Renderer("gif", _lazy("pprof_py.render.dot", "render_image", "gif"),
+             "Generate GIF to stdout", needs_dot=True),
+    Renderer("raw", _lazy("pprof_py.render.raw", "render_raw"),
+             "Generate symbolized pprof data (useful with remote fetch)"),
+    Renderer("collapsed", _lazy("pprof_py.render.collapsed", "render_collapsed"),
+             "Generate collapsed stacks for building flame graphs"),
+    Renderer("flame", _lazy("pprof_py.render.flame", "render_flame", False),
+             "Generate an interactive SVG flame graph to stdout (differential with --base)"),
+    Renderer("icicle", _lazy("pprof_py.render.flame", "render_flame", True),
+             "Generate an interactive SVG icicle graph (flame graph, root on top)"),
+])
+
+
 def by_name(name):
     for r in REGISTRY:
         if r.name == name:

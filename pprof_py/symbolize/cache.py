@@ -130,7 +130,7 @@ def object_symbols(obj, addresses, use_cache=True):
     missing = [a for a in addresses if a not in answers]
     if missing:
         dwarf_obj = obj.dwarf_object()
-        dwarf = DwarfIndex(dwarf_obj.elf) if dwarf_obj is not None else None
+        dwarf = DwarfIndex(dwarf_obj.elf, missing) if dwarf_obj is not None else None
         for a in missing:
             answers[a] = (_facts(obj, dwarf_obj, dwarf, a), obj.nm_lookup(a))
         if path:

@@ -107,7 +107,9 @@ static inline void *do_malloc(size_t n, void *frame) {
     return alloc_slow(n, 0, frame);
 }
 
-static NOINLINE void free_slow(void *p, span_t *s) {
+static NOINLINE void free_slow(void *p) {
+    span_t *s = pp_span_of(p);
+    if (PP_UNLIKELY(s == NULL)) pp_fatal("free(): invalid pointer (not allocated by this malloc)", p);
     if (PP_UNLIKELY(s->location != SPAN_IN_USE))
         pp_fatal("free(): double free or invalid pointer", p);
     if (s->sampled) pp_prof_forget(p, s);
@@ -133,11 +135,11 @@ static NOINLINE void free_slow(void *p, span_t *s) {
 
 static inline void do_free(void *p) {
     if (PP_UNLIKELY(p == NULL)) return;
-    span_t *s = pp_span_of(p);
-    if (PP_UNLIKELY(s == NULL)) pp_fatal("free(): invalid pointer (not allocated by this malloc)", p);
-    int cl = s->sizeclass;
+    /* fast path: class from the byte map, no span access; objects the
+       profiler may know about, large blocks and bad pointers go slow */
+    int cl = pp_classmap_get((uintptr_t)p >> PAGE_SHIFT);
     tcache_t *tc = pp_tc;
-    if (PP_LIKELY(cl != 0 && tc != NULL && s->sampled == 0)) {
+    if (PP_LIKELY(cl != 0 && tc != NULL && !pp_any_sampled)) {
         freelist_t *fl = &tc->lists[cl];
         *(void **)p = fl->head;
         fl->head = p;
@@ -146,7 +148,7 @@ static inline void do_free(void *p) {
         else if (PP_UNLIKELY(tc->size > tc->max_size)) pp_tc_scavenge(tc);
         return;
     }
-    free_slow(p, s);
+    free_slow(p);
 }
 
 static size_t usable_size(const void *p) {

@@ -222,18 +222,28 @@ static void init_size_map(void) {
 /* page map (2-level radix tree: 17 + 18 bits of a 35-bit page id)       */
 
 span_t **pp_pagemap_root[1 << PM_ROOT_BITS];
+unsigned char *pp_classmap_root[1 << PM_ROOT_BITS];
 
 static int pagemap_ensure(uintptr_t page, size_t n) {
     for (uintptr_t key = page >> PM_LEAF_BITS; key <= (page + n - 1) >> PM_LEAF_BITS; key++) {
         if (key >= ((uintptr_t)1 << PM_ROOT_BITS)) return 0;
         if (!pp_pagemap_root[key]) {
             span_t **leaf = pp_os_map(sizeof(span_t *) << PM_LEAF_BITS);
-            if (!leaf) return 0;
-            metadata_bytes += sizeof(span_t *) << PM_LEAF_BITS;
+            unsigned char *cleaf = pp_os_map((size_t)1 << PM_LEAF_BITS);
+            if (!leaf || !cleaf) return 0;
+            metadata_bytes += (sizeof(span_t *) + 1) << PM_LEAF_BITS;
+            __atomic_store_n(&pp_classmap_root[key], cleaf, __ATOMIC_RELEASE);
             __atomic_store_n(&pp_pagemap_root[key], leaf, __ATOMIC_RELEASE);
         }
     }
     return 1;
+}
+
+static void classmap_set_range(uintptr_t page, size_t n, int cl) {
+    for (size_t i = 0; i < n; i++) {
+        uintptr_t p = page + i;
+        pp_classmap_root[p >> PM_LEAF_BITS][p & ((1 << PM_LEAF_BITS) - 1)] = (unsigned char)cl;
+    }
 }
 
 static void pagemap_set_range(uintptr_t page, size_t n, span_t *s) {
@@ -247,6 +257,7 @@ static void pagemap_set_range(uintptr_t page, size_t n, span_t *s) {
 /* page heap                                                            */
 
 typedef struct { span_t head; } span_list_t;
+#define RELEASE_EVERY_PAGES ((size_t)(64 << 20) >> PAGE_SHIFT)
 
 static struct {
     pp_lock_t lock;
@@ -254,6 +265,7 @@ static struct {
     span_list_t large_normal, large_returned;
     size_t free_bytes, unmapped_bytes, system_bytes;
     size_t release_threshold;
+    size_t freed_since_release;
     span_t *span_freelist;
 } ph;
 
@@ -349,13 +361,22 @@ static void ph_release_until(size_t target) {
 
 /* Give a span back to the page heap.  Caller holds ph.lock. */
 static void ph_free_locked(span_t *s) {
+    if (s->sizeclass) classmap_set_range(s->start, s->npages, 0);
     s->sizeclass = 0;
     s->freelist = NULL;
     s->refcount = 0;
     s->location = SPAN_FREE;
+    ph.freed_since_release += s->npages;
     s = ph_coalesce(s);
     ph_link_free(s);
-    if (ph.free_bytes > ph.release_threshold) ph_release_until(ph.release_threshold / 2);
+    /* return memory to the OS in bulk, at most once per RELEASE_EVERY pages
+       freed, so a churning program does not pay madvise + page faults on
+       every free; far above the threshold release at once */
+    if (ph.free_bytes > ph.release_threshold &&
+        (ph.freed_since_release >= RELEASE_EVERY_PAGES || ph.free_bytes > 4 * ph.release_threshold)) {
+        ph.freed_since_release = 0;
+        ph_release_until(ph.release_threshold / 2);
+    }
 }
 
 static int ph_grow(size_t npages) {
@@ -522,6 +543,7 @@ static void *central_take_from_spans(central_t *c, int cl) {
         s = ph_alloc_locked(class_pages[cl], &zeroed);
         if (s) {
             s->sizeclass = (uint16_t)cl;
+            classmap_set_range(s->start, s->npages, cl);
             s->bump = (char *)(s->start << PAGE_SHIFT);
             s->limit = s->bump + class_objs_per_span[cl] * pp_class_size[cl];
         }
@@ -611,9 +633,9 @@ __thread int pp_busy __attribute__((tls_model("initial-exec")));
 static __thread int tc_state __attribute__((tls_model("initial-exec")));   /* 1 creating, 2 exited */
 
 #define MAX_LIST_LENGTH 8192
-#define OVERALL_TC_BUDGET ((size_t)32 << 20)
-#define MIN_TC_SIZE ((size_t)512 << 10)
-#define MAX_TC_SIZE ((size_t)4 << 20)
+#define OVERALL_TC_BUDGET ((size_t)64 << 20)
+#define MIN_TC_SIZE ((size_t)2 << 20)
+#define MAX_TC_SIZE ((size_t)16 << 20)
 
 static pp_lock_t tc_lock;
 static tcache_t *tc_all;             /* registry of live caches */
@@ -840,7 +862,7 @@ void pp_init(void) {
     }
     list_init(&ph.large_normal);
     list_init(&ph.large_returned);
-    ph.release_threshold = (size_t)16 << 20;
+    ph.release_threshold = (size_t)32 << 20;
     const char *rt = pp_getenv("PPROFPY_MALLOC_RELEASE_THRESHOLD");
     if (rt && *rt >= '0' && *rt <= '9') {
         size_t v = 0;

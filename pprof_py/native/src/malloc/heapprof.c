@@ -31,6 +31,7 @@
 #define EXPORT __attribute__((visibility("default")))
 
 volatile int pp_prof_mode;
+volatile int pp_any_sampled;
 volatile size_t pp_sample_rate;
 
 static int prof_running;            /* HEAPPROFILE / HeapProfilerStart active */
@@ -233,6 +234,7 @@ void pp_prof_record(void *p, size_t size, void *frame) {
             nd->size = size;
             nd->bucket = b;
             span_t *s = pp_span_of(p);
+            if (!pp_any_sampled) __atomic_store_n(&pp_any_sampled, 1, __ATOMIC_SEQ_CST);
             __atomic_add_fetch(&s->sampled, 1, __ATOMIC_RELAXED);
             pp_lock(&map_stripes[st].lock);
             nd->next = map_heads[idx];

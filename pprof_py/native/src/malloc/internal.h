@@ -26,7 +26,7 @@
 #define PAGE_SIZE ((size_t)1 << PAGE_SHIFT)
 #define MAX_SMALL_SIZE ((size_t)256 * 1024)
 #define MAX_CLASSES 256
-#define MAX_PAGES_LISTS 128            /* exact free lists for spans of 1..128 pages */
+#define MAX_PAGES_LISTS 256            /* exact free lists for spans of 1..256 pages */
 #define MAX_STACK_DEPTH 32
 
 /* ---- spin lock that never allocates ---- */
@@ -76,6 +76,18 @@ static inline span_t *pp_pagemap_get(uintptr_t page) {
     return leaf[page & ((1 << PM_LEAF_BITS) - 1)];
 }
 static inline span_t *pp_span_of(const void *p) { return pp_pagemap_get((uintptr_t)p >> PAGE_SHIFT); }
+
+/* page id -> size class byte (0 = large, free or unknown), same radix shape;
+   lets free() find the class without touching the span */
+extern PP_HIDDEN unsigned char *pp_classmap_root[1 << PM_ROOT_BITS];
+static inline int pp_classmap_get(uintptr_t page) {
+    uintptr_t i1 = page >> PM_LEAF_BITS;
+    if (PP_UNLIKELY(i1 >= ((uintptr_t)1 << PM_ROOT_BITS))) return 0;
+    unsigned char *leaf = __atomic_load_n(&pp_classmap_root[i1], __ATOMIC_ACQUIRE);
+    if (PP_UNLIKELY(!leaf)) return 0;
+    return leaf[page & ((1 << PM_LEAF_BITS) - 1)];
+}
+extern PP_HIDDEN volatile int pp_any_sampled;     /* some object is in the profiler's table */
 
 /* ---- thread cache ---- */
 typedef struct {

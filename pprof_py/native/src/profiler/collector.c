@@ -47,10 +47,11 @@ unsigned pp_wake_seq;
 int pp_source;
 int (*pp_filter)(void *);
 void *pp_filter_arg;
-struct pp_region pp_regions[PP_MAX_REGIONS];
-int pp_nregions;
-struct pp_map pp_maps[PP_MAX_REGIONS];
-int pp_nmaps;
+/* Two snapshots of the address space: handlers read the current one, the
+ * refresh builds the other and then swaps (see pp_snapshot_regions). */
+static struct pp_snapshot snaps[2];
+static struct pp_snapshot *cur_snap = &snaps[0];
+static int spare_free = 1; /* no handler can still read the spare one */
 
 static int pp_spin;
 
@@ -100,14 +101,15 @@ static int stack_bounds(uintptr_t sp, uintptr_t *lo, uintptr_t *hi) {
       return 1;
     }
   }
-  int a = 0, b = __atomic_load_n(&pp_nregions, __ATOMIC_ACQUIRE) - 1;
+  const struct pp_snapshot *snap = __atomic_load_n(&cur_snap, __ATOMIC_ACQUIRE);
+  int a = 0, b = snap->nregions - 1;
   while (a <= b) {
     int m = (a + b) / 2;
-    if (sp < pp_regions[m].lo) b = m - 1;
-    else if (sp >= pp_regions[m].hi) a = m + 1;
+    if (sp < snap->regions[m].lo) b = m - 1;
+    else if (sp >= snap->regions[m].hi) a = m + 1;
     else {
-      *lo = pp_regions[m].lo;
-      *hi = pp_regions[m].hi;
+      *lo = snap->regions[m].lo;
+      *hi = snap->regions[m].hi;
       return 1;
     }
   }
@@ -124,12 +126,13 @@ static int stack_bounds(uintptr_t sp, uintptr_t *lo, uintptr_t *hi) {
 /* Permission bits of the mapping holding [addr, addr + len) in the snapshot
  * of /proc/self/maps, 0 if unknown. */
 static int map_perms(uintptr_t addr, size_t len) {
-  int a = 0, b = __atomic_load_n(&pp_nmaps, __ATOMIC_ACQUIRE) - 1;
+  const struct pp_snapshot *snap = __atomic_load_n(&cur_snap, __ATOMIC_ACQUIRE);
+  int a = 0, b = snap->nmaps - 1;
   while (a <= b) {
     int m = (a + b) / 2;
-    if (addr < pp_maps[m].lo) b = m - 1;
-    else if (addr >= pp_maps[m].hi) a = m + 1;
-    else return addr + len <= pp_maps[m].hi ? pp_maps[m].perms : 0;
+    if (addr < snap->maps[m].lo) b = m - 1;
+    else if (addr >= snap->maps[m].hi) a = m + 1;
+    else return addr + len <= snap->maps[m].hi ? snap->maps[m].perms : 0;
   }
   return 0;
 }
@@ -399,11 +402,32 @@ static uintptr_t parse_hex(const char **p) {
   return v;
 }
 
-/* Record the readable+writable private mappings (stacks among them) as the
- * fallback bounds for threads whose stack is not registered.  Called when
- * no handler can be collecting (before pp_collecting is set). */
+static int handlers_quiet(void) {
+  for (int i = 0; i < 200; i++) {
+    if (__atomic_load_n(&pp_in_handler, __ATOMIC_SEQ_CST) == 0) return 1;
+    struct timespec ts = {0, 100000};
+    nanosleep(&ts, NULL);
+  }
+  return 0;
+}
+
+/* Snapshot /proc/self/maps: every mapping with its permissions (checked
+ * before the leaf heuristic reads code or GOT words) and the merged
+ * readable+writable ranges (stacks among them), the fallback bounds for
+ * threads whose stack is not registered.  Called at start (no handler
+ * collecting) and periodically by the writer thread, never concurrently.
+ * The snapshot being built is one no handler can be reading: after each
+ * swap we wait until no handler is running before the old one may be
+ * reused, and skip the refresh if that does not happen. */
 void pp_snapshot_regions(void) {
   static char buf[1 << 16];
+  if (!spare_free) {
+    if (!handlers_quiet()) return;
+    spare_free = 1;
+  }
+  struct pp_snapshot *snap = cur_snap == &snaps[0] ? &snaps[1] : &snaps[0];
+  struct pp_region *pp_regions = snap->regions;
+  struct pp_map *pp_maps = snap->maps;
   int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
   int n = 0, nmaps = 0;
   if (fd >= 0) {
@@ -447,6 +471,8 @@ void pp_snapshot_regions(void) {
     }
     close(fd);
   }
-  __atomic_store_n(&pp_nregions, n, __ATOMIC_RELEASE);
-  __atomic_store_n(&pp_nmaps, nmaps, __ATOMIC_RELEASE);
+  snap->nregions = n;
+  snap->nmaps = nmaps;
+  __atomic_store_n(&cur_snap, snap, __ATOMIC_SEQ_CST);
+  spare_free = handlers_quiet();
 }

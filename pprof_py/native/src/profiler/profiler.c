@@ -79,6 +79,7 @@ static void write_all(int fd, const void *data, size_t len) {
  * writer thread while it runs, ProfilerStop after joining it. */
 static int out_seekable;
 static off_t records_end;
+static off_t file_end; /* bytes in the file so far */
 
 static void pwrite_all(int fd, const void *data, size_t len, off_t off) {
   const char *p = data;
@@ -120,9 +121,10 @@ static void out_tail(void) {
     }
     close(maps);
   }
-  if (out_seekable && ftruncate(out_fd, off) != 0) {
+  if (out_seekable && file_end > off && ftruncate(out_fd, off) != 0) {
     /* Nothing better to do: the tail is complete, extra bytes follow. */
   }
+  file_end = off;
 }
 
 /* Staging buffer for Stop (ctl_mu held). */
@@ -198,6 +200,7 @@ static void *writer_main(void *unused) {
   pp_register_self(1);
   __atomic_store_n(&writer_tid, pp_gettid(), __ATOMIC_RELEASE);
   long last_scan = now_ms();
+  unsigned scans = 0;
   for (;;) {
     unsigned seen = __atomic_load_n(&pp_wake_seq, __ATOMIC_ACQUIRE);
     if (drain_full_buffers() && out_seekable) out_tail();
@@ -205,7 +208,10 @@ static void *writer_main(void *unused) {
     long t = now_ms();
     if (t - last_scan >= 100) {
       last_scan = t;
-      if (pp_source == PP_SRC_PERF || pp_source == PP_SRC_POSIX) pp_rescan_tasks();
+      int added = 0;
+      if (pp_source == PP_SRC_PERF || pp_source == PP_SRC_POSIX) added = pp_rescan_tasks();
+      /* Stacks of new threads, libraries loaded since the start. */
+      if (added || ++scans % 3 == 0) pp_snapshot_regions();
       check_handler();
     }
     pp_futex_wait(&pp_wake_seq, seen, 100);
@@ -304,6 +310,7 @@ static int start_locked(const char *fname, const struct ProfilerOptions *options
   struct stat st;
   out_seekable = fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
   records_end = 0;
+  file_end = 0;
   uint64_t header[5] = {0, 3, 0, (uint64_t)period, 0};
   out_records(header, sizeof header);
   out_tail(); /* a valid, empty profile from the start */

@@ -88,6 +88,13 @@ struct pp_map {
   int perms;
 };
 
+struct pp_snapshot {
+  struct pp_region regions[PP_MAX_REGIONS];
+  int nregions;
+  struct pp_map maps[PP_MAX_REGIONS];
+  int nmaps;
+};
+
 /* ---- collector.c ---- */
 extern struct pp_entry *pp_table;             /* PP_SETS * PP_WAYS entries */
 extern uint64_t *pp_bufs[PP_NBUF];
@@ -102,10 +109,6 @@ extern unsigned pp_wake_seq;                   /* futex word of the writer */
 extern int pp_source;
 extern int (*pp_filter)(void *);
 extern void *pp_filter_arg;
-extern struct pp_region pp_regions[PP_MAX_REGIONS];
-extern int pp_nregions;
-extern struct pp_map pp_maps[PP_MAX_REGIONS];
-extern int pp_nmaps;
 
 void pp_signal_handler(int sig, siginfo_t *info, void *ucontext);
 void pp_lock(void);
@@ -136,8 +139,9 @@ void pp_threads_disarm_all(void);
  * source is active). */
 void pp_register_self(int ours);
 void pp_unregister_tid(int tid);
-/* Add threads listed in /proc/self/task, drop those gone. */
-void pp_rescan_tasks(void);
+/* Add threads listed in /proc/self/task, drop those gone; returns how many
+ * threads were added. */
+int pp_rescan_tasks(void);
 void pp_threads_after_fork_child(void);
 /* pthread_create of libc (bypasses our wrapper). */
 int pp_real_pthread_create(pthread_t *thread, const pthread_attr_t *attr,

@@ -236,9 +236,10 @@ void pp_unregister_tid(int tid) {
   pthread_mutex_unlock(&pp_threads_mu);
 }
 
-void pp_rescan_tasks(void) {
+int pp_rescan_tasks(void) {
+  int added = 0;
   DIR *dir = opendir("/proc/self/task");
-  if (!dir) return;
+  if (!dir) return 0;
   pthread_mutex_lock(&pp_threads_mu);
   for (int i = 0; i < pp_nthreads; i++) pp_threads[i].seen = 0;
   struct dirent *d;
@@ -246,6 +247,7 @@ void pp_rescan_tasks(void) {
   while ((d = readdir(dir)) != NULL) {
     if (d->d_name[0] < '0' || d->d_name[0] > '9') continue;
     int tid = atoi(d->d_name);
+    if (!slot_for(tid, 0)) added++;
     struct pp_thread *t = slot_for(tid, 1);
     if (!t) {
       complete = 0;
@@ -264,6 +266,7 @@ void pp_rescan_tasks(void) {
   }
   pthread_mutex_unlock(&pp_threads_mu);
   closedir(dir);
+  return added;
 }
 
 void pp_threads_arm_all(int source, long period_ns) {
