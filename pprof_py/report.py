@@ -36,6 +36,10 @@ class Options:
     contentions: bool = False
     stacks: bool = False
     use_cache: bool = True
+    # Issue 5 (list/disasm/proto/json/markdown/CI gate/interactive):
+    output_regex: Optional[str] = None          # the <regexp> of --list / --disasm
+    output_path: Optional[str] = None           # -o/--output FILE
+    fail_over: Optional[float] = None           # --fail-over threshold, in percent points
 
 
 @dataclass
@@ -103,11 +107,24 @@ def prepare(program, profile_paths, options, notes=None):
     addresses = set()
     for p in profiles:
         addresses.update(loc.address for loc in p.locations)
-    if main.embedded_symbols is not None:
+    if getattr(main, "proto_symbols", None) is not None:
+        # profile.proto input: its locations name themselves (formats/proto.py).
+        symbols = {}
+        for p in profiles:
+            symbols.update(getattr(p, "proto_symbols", None) or {})
+        for a in addresses:
+            symbols.setdefault(a, [("%0*x" % (width, a), "??:0", "%0*x" % (width, a))])
+    elif main.embedded_symbols is not None:
         embedded = {}
         for p in profiles:
             embedded.update(p.embedded_symbols or {})
         symbols = symbols_from_names(addresses, embedded, width, options.strip_templates)
+        if kind == "folded":
+            # Other profilers' frame names are shown as written, except that
+            # pprof's own "name<address>" tags are shortened (formats/folded.py).
+            symbols = {a: [(short if re.search(r"<[0-9a-fA-F]+>$", full) else full, "??:0", full)
+                           for short, _fl, full in triples]
+                       for a, triples in symbols.items()}
     else:
         symbolizer = Symbolizer(program, options.lib_prefixes, options.strip_templates,
                                 use_cache=options.use_cache, width=width)

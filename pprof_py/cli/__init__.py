@@ -102,6 +102,10 @@ def _output_options(func):
      help="Do not drop the 2nd frame even if it is always the same (cpu-only)")
 @opt("--no-cache", "no_cache", is_flag=True, group="Miscellaneous",
      help="Do not read or write the on-disk symbol cache")
+@opt("-o", "--output", "output_path", metavar="<file>", group="Output type",
+     help="Write the report to <file> instead of stdout")
+@opt("--fail-over", "fail_over", metavar="<pct>%", group="Miscellaneous",
+     help="With --base: exit 1 if a function's share of the total grew by more than <pct> points")
 @click.argument("args", nargs=-1, required=True, metavar="[<program>] <profiles>...")
 def command(args, granularity, sample_index, stacks, **kw):
     """Analyze gperftools CPU and heap profiles (a Python re-implementation of
@@ -124,6 +128,12 @@ def command(args, granularity, sample_index, stacks, **kw):
         maxdegree=kw["maxdegree"], show_addresses=kw["show_addresses"],
         strip_templates=not kw["no_strip_temp"], no_auto_signal_frames=kw["no_auto_signal_frames"],
         stacks=stacks, use_cache=not kw["no_cache"])
+    if renderer.takes_regex:
+        options.output_regex = kw.get(f"out_{renderer.name}")
+    options.output_path = kw.get("output_path")
+    if kw.get("fail_over") is not None:
+        from pprof_py.render.gate import parse_threshold
+        options.fail_over = parse_threshold(kw["fail_over"], options.base)
     if len(args) == 1:
         program, profiles = None, list(args)
     else:
@@ -139,9 +149,25 @@ def command(args, granularity, sample_index, stacks, **kw):
         # Renderers append their own diagnostics (e.g. --dot's thresholds).
         for line in prepared.notes[printed:]:
             note(line)
-    stream = sys.stdout.buffer
-    stream.write(output if isinstance(output, bytes) else output.encode("utf-8", "surrogateescape"))
-    stream.flush()
+    data = output if isinstance(output, bytes) else output.encode("utf-8", "surrogateescape")
+    if options.output_path:
+        try:
+            with open(options.output_path, "wb") as f:
+                f.write(data)
+        except OSError as exc:
+            raise PprofError(f"{options.output_path}: cannot write: {exc.strerror}") from None
+    else:
+        stream = sys.stdout.buffer
+        stream.write(data)
+        stream.flush()
+    if options.fail_over is not None:
+        from pprof_py.render.gate import GateFailed, check_gate
+        failures = check_gate(prepared)
+        for line in failures:
+            note(line)
+        if failures:
+            raise GateFailed(f"--fail-over={options.fail_over:g}%: {len(failures) - 1} function(s) "
+                             "over the threshold")
 
 
 def main(argv=None):

@@ -23,6 +23,7 @@ import re
 from pprof_py.errors import ProfileFormatError
 from pprof_py.formats.cpu_binary import looks_like_cpu_profile, parse_cpu_profile
 from pprof_py.formats.heap_text import parse_heap_profile
+from pprof_py.formats.folded import looks_like_folded, parse_folded
 
 
 def _is_printable(byte):
@@ -45,6 +46,12 @@ def read_profile(path, warnings=None):
         raise ProfileFormatError(path, f"cannot read: {exc.strerror}") from None
     if not data:
         raise ProfileFormatError(path, "profile is empty")
+    if data[:2] == b"\x1f\x8b":
+        # gzip: profile.proto as Go pprof writes it, or any profile compressed.
+        from pprof_py.formats import proto
+        data = proto.gunzip(data, path)
+        if not data:
+            raise ProfileFormatError(path, "profile is empty (after gzip decompression)")
 
     return _parse(data, path, warnings, 0)
 
@@ -102,10 +109,18 @@ def _parse(data, path, warnings, pos, symbolized=False):
             return profile
         if re.match(r"^--- *profile", line):
             return parse_cpu_profile(data[rest_start:], path, base_offset=rest_start, adjust=not symbolized)
+        if not symbolized and looks_like_folded(data[header_offset:]):
+            return parse_folded(data[header_offset:], path)
         kind = "a text file" if all(_is_printable(b) or b in b"\r\n\t" for b in data[:512]) else "unrecognized data"
         raise ProfileFormatError(path, f"not a profile: {kind} (no CPU or heap profile header)", header_offset)
     if symbolized:
         raise ProfileFormatError(path, "cannot recognize the profile section after the symbols", pos)
     if looks_like_cpu_profile(data[pos:]):
         return parse_cpu_profile(data[pos:], path, base_offset=pos)
+    if pos == 0:
+        # profile.proto (Go pprof, continuous profilers): see formats/proto.py.
+        from pprof_py.formats import proto
+        message = proto.decode(data)
+        if message is not None:
+            return proto.parse_proto(message, path)
     raise ProfileFormatError(path, "not a profile: unrecognized binary data", pos)

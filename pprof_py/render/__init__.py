@@ -70,6 +70,23 @@ REGISTRY.extend([
 ])
 
 
+# Source and machine-code listings, interchange and CI reports (issue 5).
+REGISTRY.extend([
+    Renderer("list", _lazy("pprof_py.render.source", "render_list"),
+             "Generate source listing of matching routines", takes_regex=True,
+             granularity="addresses"),
+    Renderer("disasm", _lazy("pprof_py.render.disasm", "render_disasm"),
+             "Generate disassembly of matching routines", takes_regex=True,
+             granularity="addresses"),
+    Renderer("proto", _lazy("pprof_py.formats.proto", "render_proto"),
+             "Generate a profile.proto (gzipped protobuf, as Go pprof writes it)"),
+    Renderer("json", _lazy("pprof_py.render.json", "render_json"),
+             "Generate the --text report as JSON (docs/json-schema.md)"),
+    Renderer("markdown", _lazy("pprof_py.render.markdown", "render_markdown"),
+             "Generate a compact Markdown table (for pull-request comments)"),
+])
+
+
 def by_name(name):
     for r in REGISTRY:
         if r.name == name:

@@ -19,7 +19,7 @@ import tempfile
 from pprof_py.symbolize.demangle import demangle
 from pprof_py.symbolize.dwarf import DwarfIndex
 
-CACHE_VERSION = 6
+CACHE_VERSION = 7
 
 
 def cache_dir():

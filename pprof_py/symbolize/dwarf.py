@@ -23,6 +23,7 @@ import posixpath
 from elftools.dwarf.ranges import BaseAddressEntry, RangeEntry
 
 from pprof_py.symbolize.demangle import demangle
+from pprof_py.symbolize.dies import UnitScanner
 
 
 def _join(directory, name):
@@ -34,15 +35,17 @@ def _join(directory, name):
 class _CompileUnitIndex:
     """Decoded line table and function ranges of one CU."""
 
-    def __init__(self, dwarf, cu, wanted):
+    def __init__(self, dwarf, cu, wanted, info_bytes):
         self.dwarf = dwarf
         self.cu = cu
         self.wanted = wanted      # sorted addresses this CU is asked about
         top = cu.get_top_DIE()
         self.comp_dir = _attr_str(top, "DW_AT_comp_dir") or ""
         self.version = cu["version"]
+        self.lineprog = dwarf.line_program_for_CU(cu)
+        self.files = self._file_names(self.lineprog) if self.lineprog is not None else None
         self._load_lines()
-        self._load_functions(top)
+        self._load_functions(top, info_bytes)
 
     # -- line table --------------------------------------------------------
     def _file_names(self, lineprog):
@@ -72,10 +75,10 @@ class _CompileUnitIndex:
 
     def _load_lines(self):
         self.sequences = []   # list of (start, end, addresses[], rows[])
-        lineprog = self.dwarf.line_program_for_CU(self.cu)
+        lineprog = self.lineprog
         if lineprog is None:
             return
-        names = self._file_names(lineprog)
+        names = self.files
         offset = 0 if lineprog.header["version"] >= 5 else 1
         wanted = self.wanted
         for start, end, addresses, files, lines in decode_line_program(lineprog, self.cu["address_size"]):
@@ -99,58 +102,65 @@ class _CompileUnitIndex:
         return None
 
     # -- functions ----------------------------------------------------------
-    def _load_functions(self, top):
-        """Index every subprogram / inlined_subroutine DIE with an address
-        range: self.functions[i] = (low, high, die index); self.dies[k] =
-        [offset, name, is_linkage, first low, call_file, call_line, parent]."""
+    def _load_functions(self, top, info_bytes):
+        """Index every subprogram / inlined_subroutine DIE that holds a
+        wanted address: self.functions[i] = (low, high, die index);
+        self.dies[k] = (offset, name, is_linkage, first low, call_file,
+        call_line, parent)."""
         self.functions = []
         self.dies = []
-        files = None
-        lineprog = self.dwarf.line_program_for_CU(self.cu)
-        if lineprog is not None:
-            files = self._file_names(lineprog)
+        files = self.files
+        lineprog = self.lineprog
         offset = 0 if (lineprog is not None and lineprog.header["version"] >= 5) else 1
         lang_attr = top.attributes.get("DW_AT_language")
         # BFD treats a plain DW_AT_name as a linkage name in languages
         # without name mangling (C and friends).
         plain_is_linkage = (lang_attr is None) or lang_attr.value not in MANGLED_LANGUAGES
+        scanner = UnitScanner(self.dwarf, self.cu, info_bytes)
 
-        def walk(die, parent):
-            for child in die.iter_children():
-                tag = child.tag
-                if tag in ("DW_TAG_subprogram", "DW_TAG_inlined_subroutine"):
-                    ranges = _die_ranges(self.dwarf, self.cu, child)
-                    me = parent
-                    if ranges and not self._holds_wanted(ranges):
-                        # Nothing sampled inside: neither this function nor
-                        # anything inlined in it matters.
-                        continue
-                    if ranges:
-                        name, is_linkage = _bfd_function_name(child, plain_is_linkage)
-                        call_file = call_line = None
-                        if tag == "DW_TAG_inlined_subroutine":
-                            cf = child.attributes.get("DW_AT_call_file")
-                            cl = child.attributes.get("DW_AT_call_line")
-                            if cf is not None and files is not None:
-                                idx = cf.value - offset
-                                call_file = files[idx] if 0 <= idx < len(files) else "??"
-                            call_line = cl.value if cl is not None else 0
-                        me = len(self.dies)
-                        self.dies.append((child.offset, name, is_linkage, ranges[0][0],
-                                          call_file, call_line, parent))
-                        for lo, hi in ranges:
-                            self.functions.append((lo, hi, me))
-                    if child.has_children:
-                        walk(child, me)
-                elif child.has_children and tag in ("DW_TAG_lexical_block", "DW_TAG_namespace",
-                                                     "DW_TAG_try_block", "DW_TAG_catch_block",
-                                                     "DW_TAG_module"):
-                    walk(child, parent)
+        def visit(die, parent):
+            ranges = self._scanned_ranges(scanner, die)
+            if not ranges:
+                # A declaration or an abstract instance: nothing executes
+                # here, but concrete code may still be nested in it.
+                return parent if die.has_children else None
+            if not self._holds_wanted(ranges):
+                return None
+            name, is_linkage = _scanned_function_name(self.dwarf, scanner, die, plain_is_linkage)
+            call_file = call_line = None
+            if die.tag == "DW_TAG_inlined_subroutine":
+                cf = die.get("DW_AT_call_file")
+                cl = die.get("DW_AT_call_line")
+                if cf is not None and files is not None:
+                    idx = cf[1] - offset
+                    call_file = files[idx] if 0 <= idx < len(files) else "??"
+                call_line = cl[1] if cl is not None else 0
+            me = len(self.dies)
+            self.dies.append((die.offset, name, is_linkage, ranges[0][0], call_file, call_line, parent))
+            for lo, hi in ranges:
+                self.functions.append((lo, hi, me))
+            return me
 
-        walk(top, None)
+        scanner.scan(visit)
         self.functions.sort()
         self._starts = [f[0] for f in self.functions]
         self._max_len = max((f[1] - f[0] for f in self.functions), default=0)
+
+    def _scanned_ranges(self, scanner, die):
+        low = die.get("DW_AT_low_pc")
+        high = die.get("DW_AT_high_pc")
+        if low is not None and high is not None:
+            lo = scanner.address(low[0], low[1])
+            hi = high[1]
+            if high[0] == "DW_FORM_addr" or high[0].startswith("DW_FORM_addrx"):
+                hi = scanner.address(high[0], hi)
+            else:
+                hi = lo + hi
+            return [(lo, hi)] if hi > lo else []
+        rng = die.get("DW_AT_ranges")
+        if rng is None:
+            return []
+        return _range_list(self.dwarf, self.cu, rng[0], rng[1])
 
     def _holds_wanted(self, ranges):
         wanted = self.wanted
@@ -225,6 +235,35 @@ def _bfd_function_name(die, plain_is_linkage, depth=0):
     return name, is_linkage
 
 
+def _scanned_function_name(dwarf, scanner, die, plain_is_linkage):
+    """_bfd_function_name for a DIE read by the fast scanner; referenced
+    DIEs are read with pyelftools."""
+    name, is_linkage = None, False
+    for attr_name, form, value in die.attrs:
+        if attr_name == "DW_AT_name":
+            if name is None:
+                name = scanner.string(form, value)
+                if plain_is_linkage and name is not None:
+                    is_linkage = True
+        elif attr_name in ("DW_AT_linkage_name", "DW_AT_MIPS_linkage_name"):
+            text = scanner.string(form, value)
+            if text is not None:
+                name, is_linkage = text, True
+        elif attr_name in ("DW_AT_abstract_origin", "DW_AT_specification"):
+            if value is None or form == "DW_FORM_GNU_ref_alt":
+                continue
+            try:
+                target = dwarf.get_DIE_from_refaddr(value, scanner.cu if form != "DW_FORM_ref_addr" else None)
+            except Exception:       # malformed reference: ignore it as BFD does
+                continue
+            sub_name, sub_linkage = _bfd_function_name(target, plain_is_linkage, 1)
+            if sub_linkage and sub_name is not None and (not is_linkage or name is None):
+                name, is_linkage = sub_name, True
+            elif name is None and sub_name is not None:
+                name = sub_name
+    return name, is_linkage
+
+
 def _decode(value):
     if isinstance(value, bytes):
         return value.decode("utf-8", "surrogateescape")
@@ -255,11 +294,14 @@ def _die_ranges(dwarf, cu, die):
     rng = attrs.get("DW_AT_ranges")
     if rng is None:
         return []
+    return _range_list(dwarf, cu, rng.form, rng.value)
+
+
+def _range_list(dwarf, cu, form, offset):
     range_lists = dwarf.range_lists()
     if range_lists is None:
         return []
-    offset = rng.value
-    if rng.form == "DW_FORM_rnglistx":
+    if form == "DW_FORM_rnglistx":
         return []
     top = cu.get_top_DIE()
     base_attr = top.attributes.get("DW_AT_low_pc")
@@ -319,6 +361,11 @@ class DwarfIndex:
         self._cu_ranges = ranges
         self._starts = [r[0] for r in ranges]
 
+    def _info_bytes(self):
+        if not hasattr(self, "_info"):
+            self._info = self.dwarf.debug_info_sec.stream.getvalue()
+        return self._info
+
     def _ranges_of(self, cu_offset):
         if not hasattr(self, "_by_cu"):
             self._by_cu = {}
@@ -337,7 +384,7 @@ class DwarfIndex:
                 if unit is None:
                     cu = self.dwarf.get_CU_at(cu_offset)
                     wanted = [a for a in self.wanted if any(l <= a < h for l, h, o in self._ranges_of(cu_offset))]
-                    unit = self._units[cu_offset] = _CompileUnitIndex(self.dwarf, cu, wanted)
+                    unit = self._units[cu_offset] = _CompileUnitIndex(self.dwarf, cu, wanted, self._info_bytes())
                 return unit
             if address - lo > (1 << 32):
                 break
@@ -392,32 +439,36 @@ def decode_line_program(lineprog, address_size):
     opcode_base = header["opcode_base"]
     std_lengths = list(header["standard_opcode_lengths"])
     const_add = min_inst * ((255 - opcode_base) // line_range)
-    little = lineprog.structs.little_endian if hasattr(lineprog.structs, "little_endian") else True
+    little = getattr(lineprog.structs, "little_endian", True)
     order = "little" if little else "big"
+    # Special opcodes: precomputed address and line advances.
+    addr_adv = [0] * 256
+    line_adv = [0] * 256
+    for op in range(opcode_base, 256):
+        adj = op - opcode_base
+        addr_adv[op] = min_inst * (adj // line_range)
+        line_adv[op] = line_base + adj % line_range
 
     address, file, line = 0, 1, 1
     addresses, files, lines = [], [], []
+    last = -1
     pos, n = 0, len(data)
-
-    def emit():
-        if addresses and addresses[-1] == address:
-            files[-1] = file
-            lines[-1] = line
-        else:
-            addresses.append(address)
-            files.append(file)
-            lines.append(line)
-
     while pos < n:
         op = data[pos]
         pos += 1
         if op >= opcode_base:
-            adj = op - opcode_base
-            address += min_inst * (adj // line_range)
-            line += line_base + adj % line_range
-            emit()
+            address += addr_adv[op]
+            line += line_adv[op]
         elif op == 0:
-            length, pos = _uleb(data, pos)
+            length = 0
+            shift = 0
+            while True:
+                b = data[pos]
+                pos += 1
+                length |= (b & 0x7f) << shift
+                if b < 0x80:
+                    break
+                shift += 7
             if length == 0:
                 continue
             sub = data[pos]
@@ -428,23 +479,42 @@ def decode_line_program(lineprog, address_size):
                     yield addresses[0], address, addresses, files, lines
                 address, file, line = 0, 1, 1
                 addresses, files, lines = [], [], []
+                last = -1
             elif sub == 2:          # set_address
                 address = int.from_bytes(data[body:pos], order)
+            continue
         elif op == 1:               # copy
-            emit()
+            pass
         elif op == 2:               # advance_pc
             v, pos = _uleb(data, pos)
             address += v * min_inst
+            continue
         elif op == 3:               # advance_line
             v, pos = _sleb(data, pos)
             line += v
+            continue
         elif op == 4:               # set_file
             file, pos = _uleb(data, pos)
+            continue
         elif op == 8:               # const_add_pc
             address += const_add
+            continue
         elif op == 9:               # fixed_advance_pc
             address += int.from_bytes(data[pos:pos + 2], order)
             pos += 2
+            continue
         else:                       # opcodes whose operands we do not need
             for _ in range(std_lengths[op - 1] if op - 1 < len(std_lengths) else 0):
-                _, pos = _uleb(data, pos)
+                while data[pos] & 0x80:
+                    pos += 1
+                pos += 1
+            continue
+        # A row (special opcode or DW_LNS_copy): the last row at an address wins.
+        if address == last:
+            files[-1] = file
+            lines[-1] = line
+        else:
+            addresses.append(address)
+            files.append(file)
+            lines.append(line)
+            last = address

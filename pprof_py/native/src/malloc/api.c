@@ -383,6 +383,17 @@ static size_t append_line(char *buf, size_t len, size_t at, const char *label, s
     return append(buf, len, at, "\n");
 }
 
+static size_t append_count(char *buf, size_t len, size_t at, const char *label, size_t v) {
+    char num[32];
+    at = append(buf, len, at, "MALLOC: ");
+    pp_fmt_u(num, v);
+    for (size_t k = strlen(num); k < 14; k++) at = append(buf, len, at, " ");
+    at = append(buf, len, at, num);
+    at = append(buf, len, at, "              ");
+    at = append(buf, len, at, label);
+    return append(buf, len, at, "\n");
+}
+
 EXPORT size_t pprofpy_malloc_stats_text(char *buf, size_t len) {
     struct pprofpy_malloc_stats st;
     pp_get_stats(&st);
@@ -397,8 +408,8 @@ EXPORT size_t pprofpy_malloc_stats_text(char *buf, size_t len) {
     at = append_line(buf, len, at, "Bytes released to OS (aka unmapped)", st.pageheap_unmapped_bytes);
     at = append_line(buf, len, at, "Heap size (bytes reserved from the OS)", st.heap_size);
     at = append_line(buf, len, at, "Bytes of allocator metadata", st.metadata_bytes);
-    at = append_line(buf, len, at, "Thread caches", st.thread_caches);
-    at = append_line(buf, len, at, "Size classes", st.size_classes);
+    at = append_count(buf, len, at, "Thread caches in use", st.thread_caches);
+    at = append_count(buf, len, at, "Size classes", st.size_classes);
     char pct[32];
     size_t f = (size_t)(st.fragmentation * 1000.0 + 0.5);
     size_t n = pp_fmt_u(pct, f / 10);

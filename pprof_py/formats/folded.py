@@ -1,0 +1,92 @@
+"""Folded stacks ("collapsed" stacks), as written by `pprof --collapsed`,
+Brendan Gregg's stackcollapse-* scripts, py-spy, async-profiler, perf
+scripts and others:
+
+    main;parse;tokenize 120
+    main;render 37
+
+One stack per line, root first, frames separated by ";", then whitespace
+and the stack's value (an integer or a decimal number).  Blank lines and
+lines starting with "#" are skipped.  Frame names are kept as written (they
+may contain spaces, e.g. py-spy's "run (app.py:12)").
+
+Frames have names but no addresses: each distinct name gets a synthetic
+address (derived from the name, see `synthetic_address`), and the names are attached to the profile as `embedded_symbols`,
+so nothing is symbolized.  The profile's kind is "folded": its values are
+shown as "samples", and none of the CPU-profile frame clean-ups (dropping
+signal-handler frames) apply.
+"""
+import hashlib
+import re
+
+from pprof_py.errors import ProfileFormatError
+from pprof_py.model import ProfileBuilder, ValueType
+
+_LINE = re.compile(r"^(.*\S)\s+(-?\d+(?:\.\d+)?)\s*$")
+FIRST_ADDRESS = 0x100000000000
+ADDRESS_STEP = 0x10
+SNIFF_LINES = 50
+
+
+def _content_lines(text):
+    for number, line in enumerate(text.splitlines(), 1):
+        stripped = line.strip()
+        if stripped and not stripped.startswith("#"):
+            yield number, line
+
+
+def looks_like_folded(data):
+    """True when every one of the first (up to SNIFF_LINES) content lines
+    of `data` is a "stack value" line."""
+    try:
+        text = data[:65536].decode("utf-8")
+    except UnicodeDecodeError:
+        text = data[:65536].decode("utf-8", "replace")
+    lines = list(_content_lines(text))
+    if len(data) > 65536 and lines:
+        lines = lines[:-1]        # may be cut in the middle
+    lines = lines[:SNIFF_LINES]
+    if not lines:
+        return False
+    return all(_LINE.match(line) for _, line in lines)
+
+
+def synthetic_address(name, taken):
+    """An address derived from the name (MD5), so that the same name gets
+    the same address in every file: profiles added together or subtracted
+    with --base line up.  Collisions within a file probe the next slot."""
+    digest = hashlib.md5(name.encode("utf-8", "surrogateescape")).digest()
+    address = FIRST_ADDRESS + (int.from_bytes(digest[:5], "big") << 4)
+    while address in taken and taken[address] != name:
+        address += ADDRESS_STEP
+    return address
+
+
+def parse_folded(data, path):
+    text = data.decode("utf-8", "surrogateescape")
+    builder = ProfileBuilder("folded", [ValueType("samples", "count")])
+    address_of = {}
+    names = {}
+    for number, line in _content_lines(text):
+        m = _LINE.match(line)
+        if m is None:
+            raise ProfileFormatError(path, f"line {number}: not a folded stack "
+                                           f"('frame;frame;... <count>'): {line.strip()[:80]!r}")
+        stack, value = m.group(1), m.group(2)
+        value = float(value)
+        frames = [f for f in stack.split(";") if f != ""]
+        if not frames:
+            continue
+        addresses = []
+        for name in reversed(frames):           # leaf first
+            address = address_of.get(name)
+            if address is None:
+                address = address_of[name] = synthetic_address(name, names)
+                names[address] = name
+            addresses.append(address)
+        builder.add(addresses, [value])
+    if not address_of:
+        raise ProfileFormatError(path, "folded stacks file has no stacks")
+    profile = builder.build()
+    profile.embedded_symbols = names
+    return profile

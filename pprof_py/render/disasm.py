@@ -1,0 +1,100 @@
+"""`--disasm=<regexp>`: per-instruction flat and cumulative values of every
+matching routine, with the source lines interleaved, like gperftools'
+pprof (PrintDisassembledFunction):
+
+    ROUTINE ====================== spin
+        65     65 samples (flat, cumulative) 100.0% of total
+    -------------------- fixtures/src/chain.c
+        65     65    13: x = x * 6364136223846793005UL + 1442695040888963407UL;
+         .      .      401145: movabs $0x5851f42d4c957f2d,%rsi
+        49     49      40115d: add    %rcx,%rax
+
+Each run of consecutive instructions with the same source line is preceded
+by that line (leading white space removed) and the sum of the run's values;
+a "----" header names the file whenever it changes.  Line numbers are the
+ones `objdump -l` prints (innermost, inlined code included); like pprof, a
+line-table row with a discriminator does not change the current line.
+
+Instructions are decoded by capstone and printed in objdump's style; the
+text can differ from objdump's in details (see docs/disasm.md), the
+addresses and values do not.
+"""
+from pprof_py.render.routines import (LineInfo, clean_disassembly, each_routine, instruction_counts,
+                                      instructions, perl_lines, unparse_address)
+from pprof_py.symbolize import short_function_name
+from pprof_py.units import unparse, units
+
+
+class _Sources:
+    """pprof's SourceLine: lines of a file, 1-based, cached; a file that
+    cannot be read is reported once."""
+
+    def __init__(self, notes):
+        self.notes = notes
+        self.files = {}
+
+    def line(self, path, number):
+        lines = self.files.get(path)
+        if lines is None:
+            read = perl_lines(path)
+            if read is None:
+                self.notes.append(f"{path}: No such file or directory")
+                read = []
+                lines = self.files[path] = []
+            else:
+                lines = self.files[path] = [b""] + read
+        if number < 0 or number > len(lines) - 1:
+            return None
+        return lines[number]
+
+
+def render_disasm(prepared):
+    out = []
+    kind, opts = prepared.kind, prepared.options
+    sources = _Sources(prepared.notes)
+    line_infos = {}
+    total = None
+    for path, obj, offset, routine, start, end, flat, cum, keys in each_routine(prepared, "disasm"):
+        if total is None:
+            total = sum(flat.values())
+        info = line_infos.get(obj.path)
+        if info is None:
+            info = line_infos[obj.path] = LineInfo(obj, opts.use_cache)
+        insns = instructions(obj, path, offset, start, end, info, top_level=False)
+        counts = [instruction_counts(e, flat, cum, keys) for e in insns]
+        flat_total = sum(c[0] for c in counts)
+        cum_total = sum(c[1] for c in counts)
+        share = "%.1f%%" % (cum_total * 100.0 / total) if total else "nan%"
+        out.append("ROUTINE ====================== %s\n%6s %6s %s (flat, cumulative) %s of total\n" % (
+            short_function_name(routine, opts.strip_templates), unparse(flat_total, kind, opts),
+            unparse(cum_total, kind, opts), units(kind, opts), share))
+
+        def alt(v):
+            return "." if v == 0 else unparse(v, kind, opts)
+
+        current_file = ""
+        i = 0
+        while i < len(insns):
+            e = insns[i]
+            if e[1] != current_file:
+                current_file = e[1]
+                fname = current_file[2:] if current_file.startswith("./") else current_file
+                if len(fname) >= 58:
+                    fname = "..." + fname[-55:]
+                out.append("-------------------- %s\n" % fname)
+            line_no = e[2]
+            flat_sum = cum_sum = 0
+            first = i
+            while i < len(insns) and insns[i][2] == line_no:
+                flat_sum += counts[i][0]
+                cum_sum += counts[i][1]
+                i += 1
+            text = sources.line(current_file, line_no)
+            if text is not None:
+                text = text.lstrip(b" \t\n\r\f\v").decode("utf-8", "surrogateescape")
+                out.append("%6s %6s %5d: %s" % (alt(flat_sum), alt(cum_sum), line_no, text))
+            for x in range(first, i):
+                out.append("%6s %6s    %8s: %6s\n" % (alt(counts[x][0]), alt(counts[x][1]),
+                                                     unparse_address(offset, insns[x][0]),
+                                                     clean_disassembly(insns[x][3])))
+    return "".join(out)

@@ -1,0 +1,410 @@
+"""`--flame` / `--icicle`: an interactive, self-contained SVG flame graph.
+
+The frame tree is built as data first (`flame_frames`): every stack of the
+report (at the report granularity, after --focus/--ignore; recursion is kept,
+unlike the --text totals) is merged from the root down, so a frame is one
+path prefix, and its value is the sum of the stacks passing through it.
+Siblings are ordered by name, so the layout is stable; a frame's x is the sum
+of the values of the siblings before it plus its parent's x.
+
+With --base the graph is differential: widths are the values of the profile
+(as if --base had not been given), colors show the change against the base:
+red for growth, blue for shrink, white for no change.
+
+`render_flame` draws the frames (root at the bottom for flame graphs, at
+the top for icicle graphs).  Frames narrower than MIN_WIDTH_PX are not
+drawn, which keeps the document small for profiles with many stacks.  The
+embedded script (no network access, no external files) gives:
+
+* a tooltip (name, value, percentage) and a details line on hover;
+* click on a frame to zoom into it, "Reset Zoom" (or a click on the root
+  frame, or Escape) to zoom back out;
+* "Search" (or Ctrl-F or "/") asks for a regular expression, highlights the
+  matching frames and shows the share of the total they cover; a `?s=<re>`
+  URL parameter searches on load.
+"""
+import colorsys
+import hashlib
+import re
+from dataclasses import dataclass
+from typing import Optional
+from xml.sax.saxutils import escape
+
+from pprof_py import filter as filters
+from pprof_py.graph import _keys_for_address
+from pprof_py.units import unparse, units
+
+WIDTH_PX = 1200
+PAD_X = 10
+FRAME_HEIGHT = 16
+FONT_SIZE = 12
+CHAR_WIDTH = FONT_SIZE * 0.59         # average glyph width of the font used
+PAD_TOP = 50
+PAD_BOTTOM = 34
+MIN_WIDTH_PX = 0.1
+ROOT_NAME = "all"
+
+
+@dataclass(frozen=True)
+class FlameFrame:
+    name: str
+    depth: int              # 0 is the root ("all")
+    x: float                # in value units, from the left edge
+    width: float            # in value units (the frame's value, never negative)
+    value: float            # the frame's value (as drawn; differential: the new value)
+    delta: Optional[float] = None   # differential graphs: new - base
+
+
+def _name_sort_key(name):
+    return name.encode("utf-8", "surrogateescape")
+
+
+class _Node:
+    __slots__ = ("value", "delta", "children")
+
+    def __init__(self):
+        self.value = 0.0
+        self.delta = 0.0
+        self.children = {}
+
+
+def _key_stacks(prepared, profile):
+    """Yield (root-first tuple of keys, value) for an address profile."""
+    opts = prepared.options
+    memo = {}
+    for stack, value in profile.items():
+        keys = []
+        for address in stack:
+            part = memo.get(address)
+            if part is None:
+                part = memo[address] = _keys_for_address(address, prepared.symbols, opts.granularity,
+                                                         prepared.width, opts.show_addresses)
+            keys.extend(part)
+        keys.reverse()
+        yield tuple(keys), value
+
+
+def _base_profile(prepared):
+    """The --base profile, filtered the way the main profile was."""
+    from pprof_py import report
+    opts = prepared.options
+    base = prepared.profiles[-1]
+    stacks = report._address_profile(base, report._column(base, opts))
+    stacks = filters.remove_uninteresting_frames(stacks, prepared.symbols, prepared.kind, [])
+    if opts.focus:
+        stacks = filters.focus_profile(stacks, prepared.symbols,
+                                       report.compile_regex(opts.focus, "focus"), prepared.width)
+    if opts.ignore:
+        stacks = filters.ignore_profile(stacks, prepared.symbols,
+                                        report.compile_regex(opts.ignore, "ignore"), prepared.width)
+    return stacks
+
+
+def _insert(root, keys, value, delta):
+    node = root
+    node.value += value
+    node.delta += delta
+    for key in keys:
+        child = node.children.get(key)
+        if child is None:
+            child = node.children[key] = _Node()
+        child.value += value
+        child.delta += delta
+        node = child
+
+
+def is_differential(prepared):
+    return bool(prepared.options.base)
+
+
+def flame_frames(prepared):
+    """The laid-out frames, parents before children, siblings by name.
+
+    Plain graphs: value = the stacks' values (negative stack values, which
+    only --base without --drop_negative produces, count as zero).
+    Differential graphs (--base): value = new value = base + difference,
+    delta = difference."""
+    root = _Node()
+    if is_differential(prepared):
+        for keys, diff in _key_stacks(prepared, prepared.profile):
+            _insert(root, keys, 0.0, diff)
+        for keys, base in _key_stacks(prepared, _base_profile(prepared)):
+            _insert(root, keys, base, 0.0)
+        _add_delta_to_value(root)
+    else:
+        for keys, value in _key_stacks(prepared, prepared.profile):
+            if value > 0:
+                _insert(root, keys, value, 0.0)
+    diff = is_differential(prepared)
+    frames = []
+    todo = [(ROOT_NAME, root, 0, 0.0)]
+    while todo:
+        name, node, depth, x = todo.pop()
+        width = max(node.value, 0.0)
+        frames.append(FlameFrame(name, depth, x, width, node.value, node.delta if diff else None))
+        children = []
+        cx = x
+        for child_name in sorted(node.children, key=_name_sort_key):
+            child = node.children[child_name]
+            if max(child.value, 0.0) <= 0 and not (diff and child.delta):
+                continue
+            children.append((child_name, child, depth + 1, cx))
+            cx += max(child.value, 0.0)
+        todo.extend(reversed(children))
+    return frames
+
+
+def _add_delta_to_value(node):
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        n.value += n.delta
+        stack.extend(n.children.values())
+
+
+def frame_color(name):
+    """A warm color that depends only on the name (stable across runs and
+    machines: an MD5 of the UTF-8 bytes, never Python's salted hash())."""
+    digest = hashlib.md5(name.encode("utf-8", "surrogateescape")).digest()
+    hue = (digest[0] / 255.0) * (50.0 / 360.0)          # red .. yellow-orange
+    light = 0.55 + (digest[1] / 255.0) * 0.12
+    sat = 0.75 + (digest[2] / 255.0) * 0.2
+    r, g, b = colorsys.hls_to_rgb(hue, light, sat)
+    return "rgb(%d,%d,%d)" % (round(r * 255), round(g * 255), round(b * 255))
+
+
+def diff_color(delta, scale):
+    """Red for growth, blue for shrink, white for none; saturation by size."""
+    if not delta or not scale:
+        return "rgb(250,250,250)"
+    t = min(1.0, abs(delta) / scale)
+    fade = round(250 - 190 * t)
+    return "rgb(250,%d,%d)" % (fade, fade) if delta > 0 else "rgb(%d,%d,250)" % (fade, fade)
+
+
+def fit_label(name, width_px):
+    """The label drawn in a frame: the name, or its start and an ellipsis,
+    or nothing when not even two characters fit."""
+    chars = int((width_px - 6) / CHAR_WIDTH)
+    if chars < 3:
+        return ""
+    if len(name) <= chars:
+        return name
+    return name[:chars - 1] + "\u2026"
+
+
+def _num(v):
+    """Compact, exact-enough numbers for attributes."""
+    if float(v).is_integer():
+        return "%d" % v
+    return "%.10g" % v
+
+
+def _px(v):
+    return ("%.2f" % v).rstrip("0").rstrip(".")
+
+
+def render_flame(prepared, icicle=False):
+    opts = prepared.options
+    kind = prepared.kind
+    unit = units(kind, opts)
+    frames = flame_frames(prepared)
+    total = frames[0].width if frames else 0.0
+    diff = is_differential(prepared)
+    span = WIDTH_PX - 2 * PAD_X
+    scale = span / total if total > 0 else 0.0
+    if total > 0:
+        min_width = MIN_WIDTH_PX / scale
+        frames = [f for f in frames if f.width >= min_width or f.depth == 0]
+    else:
+        frames = frames[:1]
+    # (Children are never wider than their parent, so a dropped frame's
+    # descendants are dropped too.)
+    max_depth = max((f.depth for f in frames), default=0)
+    height = PAD_TOP + (max_depth + 1) * FRAME_HEIGHT + PAD_BOTTOM
+    max_delta = max((abs(f.delta) for f in frames if f.delta is not None and f.depth > 0), default=0)
+
+    def pct(v):
+        return "%.2f%%" % (100.0 * v / total) if total else "nan"
+
+    def y_of(depth):
+        if icicle:
+            return PAD_TOP + depth * FRAME_HEIGHT
+        return PAD_TOP + (max_depth - depth) * FRAME_HEIGHT
+
+    title = "Icicle graph" if icicle else "Flame graph"
+    if diff:
+        title = "Differential " + title.lower()
+    program = prepared.program or ""
+    subtitle = "%s%s %s" % ((program + ": ") if program else "", unparse(total, kind, opts), unit)
+    out = []
+    out.append('<?xml version="1.0" encoding="UTF-8" standalone="no"?>\n')
+    out.append('<svg version="1.1" xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" '
+               'viewBox="0 0 %d %d" data-total="%s" data-unit="%s" data-icicle="%d">\n'
+               % (WIDTH_PX, height, WIDTH_PX, height, _num(total), escape(unit), int(icicle)))
+    out.append("<style>\n%s</style>\n" % _CSS)
+    out.append('<rect x="0" y="0" width="%d" height="%d" fill="#f8f8f4"/>\n' % (WIDTH_PX, height))
+    out.append('<text id="title" x="%d" y="20" text-anchor="middle" class="title">%s</text>\n'
+               % (WIDTH_PX // 2, escape(title)))
+    out.append('<text id="subtitle" x="%d" y="36" text-anchor="middle">%s</text>\n'
+               % (WIDTH_PX // 2, escape(subtitle)))
+    out.append('<text id="reset" x="%d" y="20" class="button hidden">Reset Zoom</text>\n' % PAD_X)
+    out.append('<text id="search" x="%d" y="20" text-anchor="end" class="button">Search</text>\n'
+               % (WIDTH_PX - PAD_X))
+    out.append('<text id="matched" x="%d" y="%d" text-anchor="end"></text>\n'
+               % (WIDTH_PX - PAD_X, height - 12))
+    out.append('<text id="details" x="%d" y="%d"> </text>\n' % (PAD_X, height - 12))
+    out.append('<g id="frames">\n')
+    for f in frames:
+        x_px = PAD_X + f.x * scale
+        w_px = f.width * scale
+        tip = "%s\n%s %s (%s)" % (f.name, unparse(f.value, kind, opts), unit, pct(f.value))
+        if diff:
+            fill = diff_color(f.delta, max_delta)
+            tip += "\nchange: %s%s %s" % ("+" if f.delta > 0 else "", unparse(f.delta, kind, opts), unit)
+        else:
+            fill = frame_color(f.name)
+        label = fit_label(f.name, w_px)
+        out.append('<g class="f" data-x="%s" data-w="%s" data-d="%d"><title>%s</title>'
+                   '<rect x="%s" y="%d" width="%s" height="%d" fill="%s"/>'
+                   '<text x="%s" y="%d">%s</text></g>\n' % (
+                       _num(f.x), _num(f.width), f.depth, escape(tip),
+                       _px(x_px), y_of(f.depth), _px(w_px), FRAME_HEIGHT - 1, fill,
+                       _px(x_px + 3), y_of(f.depth) + FRAME_HEIGHT - 4, escape(label)))
+    out.append("</g>\n")
+    out.append('<script type="text/ecmascript"><![CDATA[\n%s]]></script>\n' % _SCRIPT)
+    out.append("</svg>\n")
+    return "".join(out).encode("utf-8", "surrogateescape")
+
+
+_CSS = """text { font-family: Verdana, Arial, sans-serif; font-size: %dpx; fill: #000; }
+.title { font-size: 17px; }
+.button { cursor: pointer; fill: #335; text-decoration: underline; }
+.hidden { display: none; }
+g.f { cursor: pointer; }
+g.f rect { stroke: #f8f8f4; stroke-width: 0.5; }
+g.f text { pointer-events: none; }
+g.f:hover rect { stroke: #000; stroke-width: 1; }
+g.f.hl rect { fill: rgb(220,0,220); }
+g.f.dim { opacity: 0.55; }
+g.f.gone { display: none; }
+""" % FONT_SIZE
+
+# The viewer script.  Frame geometry comes from each frame's data-x / data-w
+# (value units) and data-d (depth); names from the first line of its title.
+_SCRIPT = r"""(function () {
+  "use strict";
+  var svg = document.documentElement;
+  var WIDTH = %(width)d, PAD = %(pad)d, CHAR = %(char)s;
+  var total = parseFloat(svg.getAttribute("data-total")) || 0;
+  var unit = svg.getAttribute("data-unit");
+  var nodes = document.querySelectorAll("#frames > g.f");
+  var frames = [];
+  for (var i = 0; i < nodes.length; i++) {
+    var g = nodes[i];
+    frames.push({
+      g: g, rect: g.querySelector("rect"), text: g.querySelector("text"),
+      x: parseFloat(g.getAttribute("data-x")), w: parseFloat(g.getAttribute("data-w")),
+      d: parseInt(g.getAttribute("data-d"), 10),
+      name: g.querySelector("title").textContent.split("\n")[0],
+      info: g.querySelector("title").textContent.split("\n").slice(1).join(", ")
+    });
+    g.setAttribute("data-i", i);
+  }
+  var details = document.getElementById("details");
+  var matched = document.getElementById("matched");
+  var reset = document.getElementById("reset");
+  var zoomed = null, lastRegex = null;
+
+  function label(name, px) {
+    var n = Math.floor((px - 6) / CHAR);
+    if (n < 3) { return ""; }
+    return name.length <= n ? name : name.substring(0, n - 1) + "\u2026";
+  }
+  function place(f, x0, scale) {
+    var x = PAD + (f.x - x0) * scale, w = f.w * scale;
+    f.rect.setAttribute("x", x.toFixed(2));
+    f.rect.setAttribute("width", w.toFixed(2));
+    f.text.setAttribute("x", (x + 3).toFixed(2));
+    f.text.textContent = label(f.name, w);
+  }
+  function zoom(z) {
+    var eps = total * 1e-9;
+    var x0 = z ? z.x : 0, w0 = z ? z.w : total;
+    var scale = w0 > 0 ? (WIDTH - 2 * PAD) / w0 : 0;
+    for (var i = 0; i < frames.length; i++) {
+      var f = frames[i], cls = f.g.classList;
+      cls.remove("gone"); cls.remove("dim");
+      if (!z) { place(f, 0, scale); continue; }
+      if (f.d < z.d && f.x <= x0 + eps && f.x + f.w >= x0 + w0 - eps) {
+        cls.add("dim");                        // an ancestor: full width
+        f.rect.setAttribute("x", PAD);
+        f.rect.setAttribute("width", (WIDTH - 2 * PAD).toFixed(2));
+        f.text.setAttribute("x", PAD + 3);
+        f.text.textContent = label(f.name, WIDTH - 2 * PAD);
+      } else if (f.d >= z.d && f.x >= x0 - eps && f.x + f.w <= x0 + w0 + eps) {
+        place(f, x0, scale);                   // the frame and its descendants
+      } else {
+        cls.add("gone");
+      }
+    }
+    zoomed = z;
+    if (z) { reset.classList.remove("hidden"); } else { reset.classList.add("hidden"); }
+    if (lastRegex) { search(lastRegex); }
+  }
+  function pct(v) { return total ? (100 * v / total).toFixed(2) + "%%" : "nan"; }
+  function search(re) {
+    var hits = [];
+    for (var i = 0; i < frames.length; i++) {
+      var f = frames[i];
+      if (re && re.test(f.name)) { f.g.classList.add("hl"); hits.push(f); }
+      else { f.g.classList.remove("hl"); }
+    }
+    lastRegex = re;
+    if (!re) { matched.textContent = ""; return; }
+    // The share of the total covered by matches: the union of their x ranges.
+    hits.sort(function (a, b) { return a.x - b.x || b.w - a.w; });
+    var covered = 0, end = -Infinity;
+    for (var j = 0; j < hits.length; j++) {
+      var s = Math.max(hits[j].x, end), e = hits[j].x + hits[j].w;
+      if (e > s) { covered += e - s; }
+      end = Math.max(end, e);
+    }
+    matched.textContent = "Matched: " + pct(covered);
+  }
+  function askSearch() {
+    var text = window.prompt("Search for (regular expression):", lastRegex ? lastRegex.source : "");
+    if (text === null) { return; }
+    if (text === "") { search(null); return; }
+    try { search(new RegExp(text)); } catch (err) { matched.textContent = "Bad regular expression"; }
+  }
+  svg.addEventListener("click", function (evt) {
+    var g = evt.target.closest ? evt.target.closest("g.f") : null;
+    if (g) {
+      var f = frames[parseInt(g.getAttribute("data-i"), 10)];
+      zoom(f.d === 0 ? null : f);
+    } else if (evt.target.id === "reset") {
+      zoom(null);
+    } else if (evt.target.id === "search") {
+      askSearch();
+    }
+  });
+  svg.addEventListener("mouseover", function (evt) {
+    var g = evt.target.closest ? evt.target.closest("g.f") : null;
+    if (g) {
+      var f = frames[parseInt(g.getAttribute("data-i"), 10)];
+      details.textContent = f.name + " (" + f.info + ")";
+    }
+  });
+  svg.addEventListener("mouseout", function () { details.textContent = " "; });
+  document.addEventListener("keydown", function (evt) {
+    if ((evt.ctrlKey && evt.key === "f") || evt.key === "/") { evt.preventDefault(); askSearch(); }
+    else if (evt.key === "Escape") { search(null); zoom(null); }
+  });
+  var m = /[?&]s=([^&]*)/.exec(window.location.search);
+  if (m) {
+    try { search(new RegExp(decodeURIComponent(m[1]))); } catch (err) { /* ignore */ }
+  }
+  window.flameGraph = { zoom: zoom, search: search, frames: frames };
+})();
+""" % {"width": WIDTH_PX, "pad": PAD_X, "char": repr(CHAR_WIDTH)}

@@ -1,0 +1,95 @@
+"""`--json`: the `--text` report as one JSON document, for CI jobs and
+dashboards.  The schema is documented in docs/json-schema.md; its version
+is SCHEMA_VERSION and changes only when a field changes meaning or goes
+away (new optional fields do not change it).
+
+Values are in the profile's own unit ("samples", "bytes", "objects",
+"nanoseconds"), not in the rounded form --text prints; percentages are
+numbers (null where --text prints "nan"/"inf").
+"""
+import json
+import math
+
+from pprof_py.render.text import _display
+from pprof_py.units import units
+
+SCHEMA_VERSION = 1
+
+
+def raw_unit(prepared):
+    opts = prepared.options
+    if prepared.kind in ("heap", "growth"):
+        return "objects" if opts.sample_index in ("inuse_objects", "alloc_objects") else "bytes"
+    if prepared.kind == "contention" and not opts.contentions:
+        return "nanoseconds"
+    return "samples"
+
+
+def _pct(num, tot):
+    if tot == 0:
+        return None
+    value = num * 100.0 / tot
+    return value if math.isfinite(value) else None
+
+
+def _number(v):
+    v = float(v)
+    return int(v) if v.is_integer() else v
+
+
+def text_rows(prepared):
+    """The rows of --text, in its order: [(name, flat, cum, running flat)]."""
+    flat, cum = prepared.flat, prepared.cum
+    sort_by = cum if prepared.options.cum else flat
+    rows = []
+    running = 0
+    for key in sorted(cum, key=lambda k: (-sort_by.get(k, 0), k.encode("utf-8", "surrogateescape"))):
+        f = flat.get(key, 0)
+        c = cum.get(key, 0)
+        running += f
+        if f != 0 or c != 0:
+            rows.append((_display(key, prepared.symbols, prepared.width, prepared.options), f, c, running))
+    return rows
+
+
+def report_dict(prepared):
+    opts = prepared.options
+    total = sum(prepared.flat.values())
+    doc = {
+        "schema_version": SCHEMA_VERSION,
+        "kind": prepared.kind,
+        "program": prepared.program,
+        "unit": raw_unit(prepared),
+        "display_unit": units(prepared.kind, opts),
+        "sample_index": opts.sample_index if prepared.kind in ("heap", "growth") else None,
+        "granularity": opts.granularity,
+        "sort": "cum" if opts.cum else "flat",
+        "base": opts.base,
+        "total": _number(prepared.total),
+        "shown_total": _number(total),
+        "rows": [
+            {"name": name, "flat": _number(f), "flat_percent": _pct(f, total),
+             "sum_percent": _pct(running, total), "cum": _number(c), "cum_percent": _pct(c, total)}
+            for name, f, c, running in text_rows(prepared)
+        ],
+    }
+    if opts.stacks:
+        stacks = []
+        for stack, value in sorted(prepared.profile.items(), key=lambda kv: (-kv[1], kv[0])):
+            frames = []
+            for a in stack:
+                triples = prepared.symbols.get(a)
+                if triples:
+                    short, fileline, _ = triples[0]
+                    frames.append({"address": "%0*x" % (prepared.width, a), "name": short,
+                                   "location": fileline})
+                else:
+                    frames.append({"address": "%0*x" % (prepared.width, a), "name": None,
+                                   "location": None})
+            stacks.append({"value": _number(value), "frames": frames})
+        doc["stacks"] = stacks
+    return doc
+
+
+def render_json(prepared):
+    return json.dumps(report_dict(prepared), indent=2, ensure_ascii=False) + "\n"

@@ -1,0 +1,253 @@
+"""A fast scanner for the function DIEs of one compile unit.
+
+pyelftools builds an object per DIE and per attribute, which costs seconds on
+the large units of a real program.  We only need subprogram and
+inlined_subroutine DIEs that contain sampled addresses, so this scanner walks
+.debug_info bytes directly (DWARF 2-5, 32- and 64-bit formats, section 7.5),
+skipping every other DIE's attributes by form size and jumping over subtrees
+with DW_AT_sibling when the producer wrote it.  Names behind
+DW_AT_abstract_origin / DW_AT_specification are still resolved through
+pyelftools, but only for the few functions that were sampled.
+"""
+import struct
+
+# Fixed sizes by form, for forms whose size does not depend on the unit.
+_FIXED = {
+    "DW_FORM_data1": 1, "DW_FORM_ref1": 1, "DW_FORM_flag": 1, "DW_FORM_strx1": 1, "DW_FORM_addrx1": 1,
+    "DW_FORM_data2": 2, "DW_FORM_ref2": 2, "DW_FORM_strx2": 2, "DW_FORM_addrx2": 2,
+    "DW_FORM_strx3": 3, "DW_FORM_addrx3": 3,
+    "DW_FORM_data4": 4, "DW_FORM_ref4": 4, "DW_FORM_strx4": 4, "DW_FORM_addrx4": 4, "DW_FORM_ref_sup4": 4,
+    "DW_FORM_data8": 8, "DW_FORM_ref8": 8, "DW_FORM_ref_sig8": 8, "DW_FORM_ref_sup8": 8,
+    "DW_FORM_data16": 16,
+    "DW_FORM_flag_present": 0, "DW_FORM_implicit_const": 0,
+}
+_OFFSET_SIZED = {"DW_FORM_strp", "DW_FORM_line_strp", "DW_FORM_sec_offset", "DW_FORM_strp_sup",
+                 "DW_FORM_GNU_ref_alt", "DW_FORM_GNU_strp_alt"}
+_LEB = {"DW_FORM_udata", "DW_FORM_sdata", "DW_FORM_ref_udata", "DW_FORM_strx", "DW_FORM_addrx",
+        "DW_FORM_rnglistx", "DW_FORM_loclistx", "DW_FORM_GNU_addr_index", "DW_FORM_GNU_str_index"}
+_BLOCK_LEB = {"DW_FORM_block", "DW_FORM_exprloc"}
+_BLOCK_N = {"DW_FORM_block1": 1, "DW_FORM_block2": 2, "DW_FORM_block4": 4}
+
+FUNCTION_TAGS = ("DW_TAG_subprogram", "DW_TAG_inlined_subroutine")
+# Containers whose children may be functions.
+DESCEND_TAGS = {"DW_TAG_lexical_block", "DW_TAG_namespace", "DW_TAG_try_block",
+                "DW_TAG_catch_block", "DW_TAG_module"}
+WANTED_ATTRS = {"DW_AT_low_pc", "DW_AT_high_pc", "DW_AT_ranges", "DW_AT_name", "DW_AT_linkage_name",
+                "DW_AT_MIPS_linkage_name", "DW_AT_abstract_origin", "DW_AT_specification",
+                "DW_AT_call_file", "DW_AT_call_line"}
+
+
+class ScannedDIE:
+    """The attributes we decoded from a function DIE, in DIE order:
+    ``attrs`` is a list of (name, form, value); references are absolute
+    .debug_info offsets."""
+
+    __slots__ = ("offset", "tag", "attrs", "has_children")
+
+    def __init__(self, offset, tag, attrs, has_children):
+        self.offset = offset
+        self.tag = tag
+        self.attrs = attrs
+        self.has_children = has_children
+
+    def get(self, name):
+        for n, form, value in self.attrs:
+            if n == name:
+                return form, value
+        return None
+
+
+class UnitScanner:
+    def __init__(self, dwarf, cu, info_bytes):
+        self.dwarf = dwarf
+        self.cu = cu
+        self.data = info_bytes
+        header = cu.header
+        self.version = header["version"]
+        self.address_size = header["address_size"]
+        self.offset_size = 8 if cu.dwarf_format() == 64 else 4
+        self.end = cu.cu_offset + cu.size
+        self.little = dwarf.config.little_endian
+        self._abbrevs = {}
+        self._table = cu.get_abbrev_table()
+        top = cu.get_top_DIE()
+        base = top.attributes.get("DW_AT_str_offsets_base")
+        self.str_offsets_base = base.value if base is not None else 8
+        base = top.attributes.get("DW_AT_addr_base")
+        self.addr_base = base.value if base is not None else 8
+
+    def _abbrev(self, code):
+        entry = self._abbrevs.get(code)
+        if entry is None:
+            decl = self._table.get_abbrev(code)
+            specs = [(s.name, s.form, s.value if s.form == "DW_FORM_implicit_const" else None)
+                     for s in decl.decl["attr_spec"]]
+            entry = self._abbrevs[code] = (decl["tag"], decl.has_children(), specs)
+        return entry
+
+    def _uleb(self, pos):
+        data = self.data
+        result = shift = 0
+        while True:
+            b = data[pos]
+            pos += 1
+            result |= (b & 0x7f) << shift
+            if b < 0x80:
+                return result, pos
+            shift += 7
+
+    def _int(self, pos, size):
+        return int.from_bytes(self.data[pos:pos + size], "little" if self.little else "big")
+
+    def _skip(self, form, pos):
+        size = _FIXED.get(form)
+        if size is not None:
+            return pos + size
+        if form in _OFFSET_SIZED:
+            return pos + self.offset_size
+        if form in _LEB:
+            while self.data[pos] & 0x80:
+                pos += 1
+            return pos + 1
+        if form == "DW_FORM_addr":
+            return pos + self.address_size
+        if form == "DW_FORM_ref_addr":
+            return pos + (self.address_size if self.version == 2 else self.offset_size)
+        if form == "DW_FORM_string":
+            return self.data.index(b"\0", pos) + 1
+        if form in _BLOCK_LEB:
+            length, pos = self._uleb(pos)
+            return pos + length
+        if form in _BLOCK_N:
+            n = _BLOCK_N[form]
+            return pos + n + self._int(pos, n)
+        if form == "DW_FORM_indirect":
+            code, pos = self._uleb(pos)
+            from elftools.dwarf.enums import ENUM_DW_FORM
+            names = {v: k for k, v in ENUM_DW_FORM.items()}
+            return self._skip(names[code], pos)
+        raise ValueError(f"unsupported DWARF form {form}")
+
+    def _value(self, form, pos, implicit):
+        """Decode one attribute value we need; returns (value, new pos)."""
+        if form == "DW_FORM_implicit_const":
+            return implicit, pos
+        if form == "DW_FORM_addr":
+            return self._int(pos, self.address_size), pos + self.address_size
+        if form in ("DW_FORM_data1", "DW_FORM_data2", "DW_FORM_data4", "DW_FORM_data8",
+                    "DW_FORM_ref1", "DW_FORM_ref2", "DW_FORM_ref4", "DW_FORM_ref8",
+                    "DW_FORM_sec_offset", "DW_FORM_strp", "DW_FORM_line_strp",
+                    "DW_FORM_strx1", "DW_FORM_strx2", "DW_FORM_strx3", "DW_FORM_strx4",
+                    "DW_FORM_addrx1", "DW_FORM_addrx2", "DW_FORM_addrx3", "DW_FORM_addrx4"):
+            size = _FIXED.get(form) or self.offset_size
+            value = self._int(pos, size)
+            if form.startswith("DW_FORM_ref"):
+                value += self.cu.cu_offset
+            return value, pos + size
+        if form in ("DW_FORM_udata", "DW_FORM_ref_udata", "DW_FORM_strx", "DW_FORM_addrx",
+                    "DW_FORM_rnglistx", "DW_FORM_GNU_addr_index", "DW_FORM_GNU_str_index"):
+            value, new = self._uleb(pos)
+            if form == "DW_FORM_ref_udata":
+                value += self.cu.cu_offset
+            return value, new
+        if form == "DW_FORM_sdata":
+            result = shift = 0
+            data = self.data
+            while True:
+                b = data[pos]
+                pos += 1
+                result |= (b & 0x7f) << shift
+                shift += 7
+                if b < 0x80:
+                    if b & 0x40:
+                        result -= 1 << shift
+                    return result, pos
+        if form == "DW_FORM_ref_addr":
+            size = self.address_size if self.version == 2 else self.offset_size
+            return self._int(pos, size), pos + size
+        if form == "DW_FORM_string":
+            end = self.data.index(b"\0", pos)
+            return bytes(self.data[pos:end]).decode("utf-8", "surrogateescape"), end + 1
+        return None, self._skip(form, pos)
+
+    def string(self, form, value):
+        """Resolve a string attribute's value to text."""
+        text = self._string(form, value)
+        if isinstance(text, bytes):
+            text = text.decode("utf-8", "surrogateescape")
+        return text
+
+    def _string(self, form, value):
+        if isinstance(value, str) or value is None:
+            return value
+        if form == "DW_FORM_strp":
+            return self.dwarf.get_string_from_table(value)
+        if form == "DW_FORM_line_strp":
+            return self.dwarf.get_string_from_linetable(value)
+        if form.startswith("DW_FORM_strx") or form == "DW_FORM_GNU_str_index":
+            sec = self.dwarf.debug_str_offsets_sec
+            if sec is None:
+                return None
+            stream = sec.stream
+            stream.seek(self.str_offsets_base + value * self.offset_size)
+            raw = stream.read(self.offset_size)
+            return self.dwarf.get_string_from_table(int.from_bytes(raw, "little" if self.little else "big"))
+        return None
+
+    def address(self, form, value):
+        if form.startswith("DW_FORM_addrx") or form == "DW_FORM_GNU_addr_index":
+            return self.dwarf.get_addr(self.cu, value)
+        return value
+
+    def scan(self, visit):
+        """Call visit(die, parent) for every function DIE, where `parent` is
+        what visit returned for the enclosing function (None at top level);
+        a function's children are scanned only if visit returns something
+        other than None for it."""
+        pos = self.cu.cu_die_offset
+        end = self.end
+        # Skip the unit DIE itself: its children are what we walk.
+        code, pos = self._uleb(pos)
+        tag, has_children, specs = self._abbrev(code)
+        for name, form, implicit in specs:
+            pos = self._skip(form, pos)
+        if not has_children:
+            return
+        # Each stack entry: (mode, function index) where mode is "walk" or
+        # "skip" (inside a subtree we do not care about).
+        stack = [("walk", None)]
+        while pos < end and stack:
+            die_offset = pos
+            code, pos = self._uleb(pos)
+            if code == 0:
+                stack.pop()
+                continue
+            tag, has_children, specs = self._abbrev(code)
+            mode, parent = stack[-1]
+            if mode == "walk" and tag in FUNCTION_TAGS:
+                attrs = []
+                for name, form, implicit in specs:
+                    if name in WANTED_ATTRS:
+                        value, pos = self._value(form, pos, implicit)
+                        attrs.append((name, form, value))
+                    else:
+                        pos = self._skip(form, pos)
+                die = ScannedDIE(die_offset, tag, attrs, has_children)
+                me = visit(die, parent)
+                if has_children:
+                    stack.append(("walk", me) if me is not None else ("skip", parent))
+                continue
+            sibling = None
+            for name, form, implicit in specs:
+                if name == "DW_AT_sibling" and form.startswith("DW_FORM_ref"):
+                    sibling, pos = self._value(form, pos, implicit)
+                else:
+                    pos = self._skip(form, pos)
+            if not has_children:
+                continue
+            if mode == "walk" and tag in DESCEND_TAGS:
+                stack.append(("walk", parent))
+            elif sibling is not None and sibling > pos:
+                pos = sibling
+            else:
+                stack.append(("skip", parent))
