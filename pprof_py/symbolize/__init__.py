@@ -24,9 +24,9 @@ Each object file is opened once; DWARF is decoded only for compile units
 that contain sampled addresses; results per object are cached on disk
 (symbolize/cache.py).
 """
+import functools
 import os
 import re
-import sys
 
 from pprof_py.errors import SymbolizationError
 from pprof_py.formats.procmaps import SHARED_LIBRARY
@@ -40,6 +40,7 @@ _TEMPLATE = re.compile(r"<[^<>]*>")
 _LEADING_TYPE = re.compile(r"^.*\s+(\w+::)")
 
 
+@functools.lru_cache(maxsize=1 << 18)
 def short_function_name(name, strip_templates=True):
     """pprof's ShortFunctionName."""
     while True:

@@ -19,7 +19,7 @@ import tempfile
 from pprof_py.symbolize.demangle import demangle
 from pprof_py.symbolize.dwarf import DwarfIndex
 
-CACHE_VERSION = 7
+CACHE_VERSION = 8
 
 
 def cache_dir():

@@ -17,6 +17,7 @@ Rules copied from BFD's behaviour (what addr2line prints):
   following DW_AT_abstract_origin and DW_AT_specification.
 """
 import bisect
+import heapq
 import os
 import posixpath
 
@@ -64,17 +65,12 @@ class _CompileUnitIndex:
             if not path.startswith("/"):
                 path = _join(self.comp_dir, path)
             names.append(path)
-        if header["version"] >= 5 and len(names) > 1:
-            # BFD 2.40 (what addr2line and so gperftools' pprof print)
-            # resolves DWARF 5 file number 1 to entry 0, the CU's primary
-            # file, and every other number to its own entry.  gcc lists the
-            # primary file as entry 0 only, so this shows up as headers
-            # named after the .c/.cc file; we reproduce it.
-            names[1] = names[0]
         return names
 
     def _load_lines(self):
         self.sequences = []   # list of (start, end, addresses[], rows[])
+        self._sequence_starts = []
+        self._longest_sequence = 0
         lineprog = self.lineprog
         if lineprog is None:
             return
@@ -92,13 +88,20 @@ class _CompileUnitIndex:
                 rows.append((names[idx] if 0 <= idx < len(names) else "??", line))
             self.sequences.append((start, end, addresses, rows))
         self.sequences.sort(key=lambda s: s[0])
+        self._sequence_starts = [seq[0] for seq in self.sequences]
+        self._longest_sequence = max((seq[1] - seq[0] for seq in self.sequences), default=0)
 
     def line_for(self, address):
-        for start, end, addresses, rows in self.sequences:
+        k = bisect.bisect_right(self._sequence_starts, address) - 1
+        while k >= 0:
+            start, end, addresses, rows = self.sequences[k]
             if start <= address < end:
                 i = bisect.bisect_right(addresses, address) - 1
                 if i >= 0:
                     return rows[i]
+            if address - start > self._longest_sequence:
+                break
+            k -= 1
         return None
 
     # -- functions ----------------------------------------------------------
@@ -142,9 +145,34 @@ class _CompileUnitIndex:
             return me
 
         scanner.scan(visit)
-        self.functions.sort()
-        self._starts = [f[0] for f in self.functions]
-        self._max_len = max((f[1] - f[0] for f in self.functions), default=0)
+        self._build_segments()
+
+    def _build_segments(self):
+        """Cut the address space into segments, each with its innermost
+        function: BFD names an address by the smallest range containing it,
+        and on ties by the DIE read last (BFD compares its records'
+        allocation order)."""
+        events = sorted(set([f[0] for f in self.functions] + [f[1] for f in self.functions]))
+        by_start = {}
+        for order, (lo, hi, die) in enumerate(self.functions):
+            by_start.setdefault(lo, []).append((hi - lo, -order, hi, die))
+        active = []
+        self._seg_starts, self._seg_dies = [], []
+        for point in events:
+            for item in by_start.get(point, ()):
+                heapq.heappush(active, item)
+            while active and active[0][2] <= point:
+                heapq.heappop(active)
+            # Lazily drop ranges that ended: the heap top must cover `point`.
+            die = active[0][3] if active else None
+            if self._seg_dies and self._seg_dies[-1] == die:
+                continue
+            self._seg_starts.append(point)
+            self._seg_dies.append(die)
+
+    def _innermost(self, address):
+        i = bisect.bisect_right(self._seg_starts, address) - 1
+        return self._seg_dies[i] if i >= 0 else None
 
     def _scanned_ranges(self, scanner, die):
         low = die.get("DW_AT_low_pc")
@@ -175,17 +203,7 @@ class _CompileUnitIndex:
         function first, of (die key, name, is_linkage, low, file, line);
         file/line are what addr2line prints on that function's line.  The
         innermost entry has die key None when no function contains it."""
-        best = None
-        best_len = None
-        hi_index = bisect.bisect_right(self._starts, address)
-        i = hi_index - 1
-        while i >= 0:
-            lo, hi, die = self.functions[i]
-            if address - lo > self._max_len:
-                break
-            if lo <= address < hi and (best is None or hi - lo < best_len):
-                best, best_len = die, hi - lo
-            i -= 1
+        best = self._innermost(address)
         line = self.line_for(address)
         cur_file, cur_line = line if line else ("??", 0)
         if best is None:
@@ -383,7 +401,11 @@ class DwarfIndex:
                 unit = self._units.get(cu_offset)
                 if unit is None:
                     cu = self.dwarf.get_CU_at(cu_offset)
-                    wanted = [a for a in self.wanted if any(l <= a < h for l, h, o in self._ranges_of(cu_offset))]
+                    wanted = set()
+                    for lo, hi, _ in self._ranges_of(cu_offset):
+                        wanted.update(self.wanted[bisect.bisect_left(self.wanted, lo):
+                                                  bisect.bisect_left(self.wanted, hi)])
+                    wanted = sorted(wanted)
                     unit = self._units[cu_offset] = _CompileUnitIndex(self.dwarf, cu, wanted, self._info_bytes())
                 return unit
             if address - lo > (1 << 32):
@@ -449,7 +471,12 @@ def decode_line_program(lineprog, address_size):
         addr_adv[op] = min_inst * (adj // line_range)
         line_adv[op] = line_base + adj % line_range
 
-    address, file, line = 0, 1, 1
+    # BFD 2.40 (whose answers addr2line, and so gperftools' pprof, print)
+    # starts each sequence of a DWARF 5 table with file entry 0, although
+    # DWARF 5 says the file register starts at 1; rows before the first
+    # DW_LNS_set_file get the CU's primary file.  We reproduce that.
+    first_file = 0 if header["version"] >= 5 else 1
+    address, file, line = 0, first_file, 1
     addresses, files, lines = [], [], []
     last = -1
     pos, n = 0, len(data)
@@ -477,7 +504,7 @@ def decode_line_program(lineprog, address_size):
             if sub == 1:            # end_sequence
                 if addresses:
                     yield addresses[0], address, addresses, files, lines
-                address, file, line = 0, 1, 1
+                address, file, line = 0, first_file, 1
                 addresses, files, lines = [], [], []
                 last = -1
             elif sub == 2:          # set_address

@@ -283,9 +283,21 @@ class ObjectFile:
         return self._funcsyms
 
     def section_index_of(self, address):
-        for i, sec in enumerate(self._sections):
-            if sec["sh_flags"] & 0x2 and sec["sh_addr"] <= address < sec["sh_addr"] + sec["sh_size"]:
+        """Index of the allocated section holding `address`, or None."""
+        if not hasattr(self, "_alloc_sections"):
+            spans = sorted((sec["sh_addr"], sec["sh_addr"] + sec["sh_size"], i)
+                           for i, sec in enumerate(self._sections)
+                           if sec["sh_flags"] & 0x2 and sec["sh_size"] > 0)
+            self._alloc_sections = spans
+            self._alloc_starts = [span[0] for span in spans]
+        k = bisect.bisect_right(self._alloc_starts, address) - 1
+        while k >= 0:
+            lo, hi, i = self._alloc_sections[k]
+            if lo <= address < hi:
                 return i
+            k -= 1
+            if k >= 0 and self._alloc_sections[k][1] <= address and lo > self._alloc_sections[k][0]:
+                break
         return None
 
     def function_symbol_at(self, address):
