@@ -57,6 +57,11 @@ def _keys_for_address(address, symbols, granularity, width, show_addresses=False
 def reduce_profile(profile, symbols, granularity, width, show_addresses=False):
     """pprof's ReduceProfile: {tuple of keys (deduplicated): value}."""
     memo = {}
+    # Addresses share their symbol lists (see Symbolizer), and the keys of a
+    # shared list do not depend on the address unless the address itself is
+    # printed: memoize on the list's identity then.
+    by_list = {}
+    address_free = granularity != "addresses" and not show_addresses
     result = {}
     for stack, count in profile.items():
         path = []
@@ -64,7 +69,16 @@ def reduce_profile(profile, symbols, granularity, width, show_addresses=False):
         for a in stack:
             keys = memo.get(a)
             if keys is None:
-                keys = memo[a] = _keys_for_address(a, symbols, granularity, width, show_addresses)
+                triples = symbols.get(a)
+                if address_free and triples is not None:
+                    keys = by_list.get(id(triples))
+                    if keys is None:
+                        keys = _keys_for_address(a, symbols, granularity, width, show_addresses)
+                        if not any(_is_hex(k) for k in keys):
+                            by_list[id(triples)] = keys
+                else:
+                    keys = _keys_for_address(a, symbols, granularity, width, show_addresses)
+                memo[a] = keys
             for key in keys:
                 if key not in seen:
                     seen.add(key)
@@ -72,6 +86,14 @@ def reduce_profile(profile, symbols, granularity, width, show_addresses=False):
         path = tuple(path)
         result[path] = result.get(path, 0) + count
     return result
+
+
+def _is_hex(key):
+    try:
+        int(key, 16)
+        return True
+    except ValueError:
+        return False
 
 
 def flat_and_cumulative(reduced):

@@ -150,22 +150,34 @@ class Symbolizer:
             return
         if self.program and image == self.program:
             self._check_build_id(obj)
-        table = symcache.object_symbols(obj, [pc - bias for pc in pcs], self.use_cache)
-        for pc in pcs:
-            rel = pc - bias
-            frames, nm_full = table[rel]
+        rels, answers, nm_names = symcache.object_symbols(obj, [pc - bias for pc in pcs], self.use_cache)
+        # Equal (answer, nm name) pairs give equal triples: build each once
+        # and share the list, so later stages can memoize on identity.
+        memo = {}
+        for rel, frames, nm_full in zip(rels, answers, nm_names):
+            pc = rel + bias
             if nm_full == NOT_IN_TABLE:
-                nm_full = nm_short = "0x%0*x" % (self.width, pc)
-            elif nm_full is not None:
-                nm_short = short_function_name(nm_full, self.strip_templates)
-            triples = []
-            for fullfunction, fileline in frames:      # innermost first
-                function = short_function_name(fullfunction, self.strip_templates)
-                if nm_full is not None:
-                    if fullfunction == "??" or nm_full.startswith(function):
-                        function, fullfunction = nm_short, nm_full
-                triples.insert(0, (function, fileline, fullfunction))
+                symbols[pc] = self._triples(frames, "0x%0*x" % (self.width, pc), True)
+                continue
+            key = (id(frames), nm_full)
+            triples = memo.get(key)
+            if triples is None:
+                triples = memo[key] = self._triples(frames, nm_full, False)
             symbols[pc] = triples
+
+    def _triples(self, frames, nm_full, nm_is_address):
+        """pprof's MapToSymbols for one address: addr2line's lines, with
+        nm's name preferred where it agrees (nm tags names with their start
+        address, which tells same-named functions apart)."""
+        if nm_full is not None:
+            nm_short = nm_full if nm_is_address else short_function_name(nm_full, self.strip_templates)
+        triples = []
+        for fullfunction, fileline in frames:      # innermost first
+            function = short_function_name(fullfunction, self.strip_templates)
+            if nm_full is not None and (fullfunction == "??" or nm_full.startswith(function)):
+                function, fullfunction = nm_short, nm_full
+            triples.insert(0, (function, fileline, fullfunction))
+        return triples
 
     def _check_build_id(self, obj):
         pass
@@ -174,9 +186,10 @@ class Symbolizer:
 def _disambiguate(symbols):
     """pprof's FillFullnameToShortnameMap: short names shared by symbols at
     different addresses become ``name@address``."""
+    unique = list({id(t): t for t in symbols.values()}.values())
     seen_once = {}
     ambiguous = set()
-    for triples in symbols.values():
+    for triples in unique:
         short, _, full = triples[0]
         if not re.search(r"<[0-9a-fA-F]+>$", full):
             continue
@@ -187,7 +200,7 @@ def _disambiguate(symbols):
     if not ambiguous:
         return
     rename = {}
-    for triples in symbols.values():
+    for triples in unique:
         short, _, full = triples[0]
         if full in rename:
             continue
@@ -195,9 +208,16 @@ def _disambiguate(symbols):
             m = re.search(r"<0*([^>]*)>$", full)
             if m:
                 rename[full] = f"{short}@{m.group(1)}"
+    renamed = {}
     for pc, triples in symbols.items():
-        if any(full in rename for _, _, full in triples):
-            symbols[pc] = [(rename.get(full, short), fl, full) for short, fl, full in triples]
+        new = renamed.get(id(triples))
+        if new is None:
+            if any(full in rename for _, _, full in triples):
+                new = [(rename.get(full, short), fl, full) for short, fl, full in triples]
+            else:
+                new = triples
+            renamed[id(triples)] = new
+        symbols[pc] = new
 
 
 def symbols_from_names(addresses, names, width, strip_templates=True):

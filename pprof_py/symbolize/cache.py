@@ -16,10 +16,12 @@ import os
 import pickle
 import tempfile
 
+import numpy as np
+
 from pprof_py.symbolize.demangle import demangle
 from pprof_py.symbolize.dwarf import DwarfIndex
 
-CACHE_VERSION = 8
+CACHE_VERSION = 9
 
 
 def cache_dir():
@@ -41,40 +43,82 @@ def _cache_path(obj):
     return os.path.join(cache_dir(), key + ".pickle")
 
 
+class _Store:
+    """Facts per address, array-shaped: sorted `addresses` (uint64), the
+    index of each address's fact in `facts` (int64), and the distinct
+    facts.  Thousands of addresses share a fact (same line, same inlining),
+    so this stays small on disk and quick to load."""
+
+    def __init__(self, addresses=None, ids=None, facts=None):
+        self.addresses = addresses if addresses is not None else np.zeros(0, np.uint64)
+        self.ids = ids if ids is not None else np.zeros(0, np.int64)
+        self.facts = facts if facts is not None else []
+        self._fact_ids = None
+
+    def lookup(self, addrs):
+        """Fact ids for sorted unique `addrs` (-1 where unknown)."""
+        pos = np.searchsorted(self.addresses, addrs)
+        inside = pos < len(self.addresses)
+        found = np.zeros(len(addrs), dtype=bool)
+        found[inside] = self.addresses[pos[inside]] == addrs[inside]
+        ids = np.full(len(addrs), -1, dtype=np.int64)
+        ids[found] = self.ids[pos[found]]
+        return ids
+
+    def intern(self, fact):
+        if self._fact_ids is None:
+            self._fact_ids = {f: i for i, f in enumerate(self.facts)}
+        i = self._fact_ids.get(fact)
+        if i is None:
+            i = self._fact_ids[fact] = len(self.facts)
+            self.facts.append(fact)
+        return i
+
+    def add(self, addrs, ids):
+        merged = np.concatenate([self.addresses, addrs])
+        order = np.argsort(merged, kind="stable")
+        self.addresses = merged[order]
+        self.ids = np.concatenate([self.ids, ids])[order]
+
+
 def _load(path):
     try:
         with open(path, "rb") as f:
             data = pickle.load(f)
         if data.get("version") == CACHE_VERSION:
-            return data["answers"]
+            return _Store(data["addresses"], data["ids"], data["facts"])
     except Exception:       # missing, truncated or foreign: start over
         pass
-    return {}
+    return _Store()
 
 
-def _store(path, answers):
+def _store(path, store):
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".tmp")
         with os.fdopen(fd, "wb") as f:
-            pickle.dump({"version": CACHE_VERSION, "answers": answers}, f, protocol=pickle.HIGHEST_PROTOCOL)
+            pickle.dump({"version": CACHE_VERSION, "addresses": store.addresses, "ids": store.ids,
+                         "facts": store.facts}, f, protocol=pickle.HIGHEST_PROTOCOL)
         os.replace(tmp, path)
     except OSError:
         pass        # a read-only home is not an error
 
 
 def _facts(obj, dwarf_obj, dwarf, address):
-    """What addr2line needs to answer for `address`, before its stateful
-    naming rules are applied: (frames or None, elf symbol or None)."""
+    """What addr2line and nm need to answer for `address`, before
+    addr2line's stateful naming rules are applied:
+    (frames or None, elf symbol or None, nm name)."""
     frames = dwarf.frames_for(address) if dwarf is not None else None
+    nm_name = obj.nm_lookup(address)
     if frames is None:
-        return None, obj.function_symbol_at(address)
+        return None, obj.function_symbol_at(address), nm_name
     # With DWARF, BFD looks symbols up in the file that carries the DWARF.
-    return frames, dwarf_obj.function_symbol_at(address)
+    return tuple(frames), dwarf_obj.function_symbol_at(address), nm_name
 
 
-def replay_addr2line(addresses, facts, inline=True):
-    """Emulate `addr2line -f -C -i` fed `addresses` in this order.
+def replay_addr2line(fact_ids, facts, inline=True):
+    """Emulate `addr2line -f -C -i` fed addresses in order; `fact_ids`
+    gives each address's fact.
 
     BFD names the innermost function of an address by its linkage name; when
     DWARF only has a plain name (C++ DW_AT_name), it asks the ELF symbol
@@ -83,18 +127,28 @@ def replay_addr2line(addresses, facts, inline=True):
     again for that function.  So answers depend on the order of queries:
     pprof sends each object's addresses in ascending order, and we replay
     the same sequence.  Without `inline` (addr2line run without -i) only the
-    innermost line is printed.  Returns {address: [(name, "file:line")]},
-    innermost first, names demangled."""
+    innermost line is printed.  Returns one answer per address: a tuple of
+    (name, "file:line"), innermost first, names demangled.  Equal answers
+    are the same object, so later stages can memoize on identity."""
     state = {}
-    result = {}
-    for address in addresses:
-        frames, sym = facts[address]
+    version = 0            # bumps whenever a function's name changes for good
+    memo = {}              # fact id -> (version, answer)
+    out = []
+    for fid in fact_ids:
+        hit = memo.get(fid)
+        if hit is not None and hit[0] == version:
+            out.append(hit[1])
+            continue
+        frames, sym, _ = facts[fid]
         if frames is None:
             name = demangle(sym[0]) if sym else "??"
             file_name = sym[2] if sym and sym[2] is not None else "??"
-            result[address] = [(name, f"{file_name}:0")]
+            answer = ((name, f"{file_name}:0"),)
+            memo[fid] = (version, answer)
+            out.append(answer)
             continue
-        out = []
+        lines = []
+        first_query = False
         for i, (key, name, is_linkage, low, file_name, line) in enumerate(frames):
             if key is not None and key in state:
                 name, is_linkage = state[key]
@@ -106,36 +160,49 @@ def replay_addr2line(addresses, facts, inline=True):
                 elif is_linkage:
                     printed = name
                 else:
+                    first_query = True
                     if sym is not None:
                         printed = sym[0]
-                        if sym[1] == low:
+                        if sym[1] == low and name != sym[0]:
                             name = sym[0]
+                            version += 1
                     else:
                         printed = name
                     state[key] = (name, True)
             else:
                 printed = name
-            out.append((demangle(printed) if printed else "??", f"{file_name}:{line}"))
+            lines.append((demangle(printed) if printed else "??", f"{file_name}:{line}"))
             if not inline:
                 break
-        result[address] = out
-    return result
+        answer = tuple(lines)
+        # A first query's answer is not what the next query of the same
+        # function gets (the state changed), so it is not memoized.
+        if not first_query:
+            memo[fid] = (version, answer)
+        out.append(answer)
+    return out
 
 
 def object_symbols(obj, addresses, use_cache=True):
-    """{address: (frames, nm full name or None)} for the given file-relative
-    addresses of `obj`."""
+    """Symbolize file-relative `addresses` of `obj`: returns (sorted unique
+    addresses, [addr2line answer per address], [nm full name per address])."""
     path = _cache_path(obj) if use_cache else None
-    answers = _load(path) if path else {}
-    missing = [a for a in addresses if a not in answers]
-    if missing:
+    store = _load(path) if path else _Store()
+    addrs = np.unique(np.asarray(addresses, dtype=np.uint64))
+    ids = store.lookup(addrs)
+    missing = addrs[ids < 0]
+    if len(missing):
+        missing_list = missing.tolist()
         dwarf_obj = obj.dwarf_object()
-        dwarf = DwarfIndex(dwarf_obj.elf, missing) if dwarf_obj is not None else None
-        for a in missing:
-            answers[a] = (_facts(obj, dwarf_obj, dwarf, a), obj.nm_lookup(a))
+        dwarf = DwarfIndex(dwarf_obj.elf, missing_list) if dwarf_obj is not None else None
+        new_ids = np.array([store.intern(_facts(obj, dwarf_obj, dwarf, a)) for a in missing_list],
+                           dtype=np.int64)
+        ids[ids < 0] = new_ids
+        store.add(missing, new_ids)
         if path:
-            _store(path, answers)
-    ordered = sorted(set(addresses))
+            _store(path, store)
     obj.nm_table()
-    lines = replay_addr2line(ordered, {a: answers[a][0] for a in ordered}, inline=obj.has_fini)
-    return {a: (lines[a], answers[a][1]) for a in ordered}
+    id_list = ids.tolist()
+    answers = replay_addr2line(id_list, store.facts, inline=obj.has_fini)
+    nm_names = [store.facts[i][2] for i in id_list]
+    return addrs.tolist(), answers, nm_names
