@@ -19,7 +19,8 @@ COMMON_FLAGS = ["-O2", "-g", "-fno-omit-frame-pointer", "-fvisibility=default",
 # library name -> (extra compile args, libraries)
 LIBRARIES = {
     "profiler": ([], ["dl", "rt", "pthread"]),
-    "malloc": (["-fno-builtin", "-ftls-model=initial-exec"], ["dl", "rt", "pthread"]),
+    "malloc": (["-fno-builtin", "-ftls-model=initial-exec", "-fno-optimize-sibling-calls",
+                "-fno-stack-protector", "-funwind-tables"], ["dl", "rt", "pthread", "m"]),
 }
 
 

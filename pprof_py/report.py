@@ -84,7 +84,9 @@ def _column(profile, options):
     return 0
 
 
-def prepare(program, profile_paths, options, notes=None):
+def prepare(program, profile_paths, options, notes=None, progress=None):
+    """Run the pipeline.  `notes` collects what pprof would print on stderr;
+    `progress(label)` may return a progress reporter for slow symbolization."""
     notes = notes if notes is not None else []
     if program is not None and not os.path.exists(program):
         raise PprofError(f"{program}: no such file (the program the profile was taken from)")
@@ -127,7 +129,8 @@ def prepare(program, profile_paths, options, notes=None):
                        for a, triples in symbols.items()}
     else:
         symbolizer = Symbolizer(program, options.lib_prefixes, options.strip_templates,
-                                use_cache=options.use_cache, width=width)
+                                warn=notes.append, use_cache=options.use_cache, width=width,
+                                progress=progress)
         max_pc = max((loc.address for loc in main.locations), default=0)
         symbols = symbolizer.symbolize(addresses, main.mappings, max_pc)
 

@@ -13,7 +13,7 @@ import sys
 import click
 
 from pprof_py import __version__
-from pprof_py.cli.console import error, note
+from pprof_py.cli.console import DelayedProgress, error, note
 from pprof_py.errors import PprofError
 from pprof_py.render import REGISTRY
 from pprof_py.report import Options, prepare
@@ -97,6 +97,8 @@ def _output_options(func):
      help="Max incoming/outgoing edges per node [default=8]")
 @opt("--focus", metavar="<regexp>", group="Call-graph Options", help="Focus on nodes matching <regexp>")
 @opt("--ignore", metavar="<regexp>", group="Call-graph Options", help="Ignore nodes matching <regexp>")
+@opt("--heapcheck", "heapcheck", is_flag=True, group="Call-graph Options",
+     help="Make nodes with non-0 object counts (i.e. direct leak generators) more visible")
 @opt("--show_addresses", is_flag=True, group="Miscellaneous", help="Always show addresses when applicable")
 @opt("--no-auto-signal-frm", "no_auto_signal_frames", is_flag=True, group="Miscellaneous",
      help="Do not drop the 2nd frame even if it is always the same (cpu-only)")
@@ -113,13 +115,12 @@ def command(args, granularity, sample_index, stacks, **kw):
     outputs = [r for r in REGISTRY if kw.get(f"out_{r.name}")]
     if len(outputs) > 1:
         raise click.UsageError("Only specify one output mode")
-    if not outputs:
-        raise click.UsageError("no output mode given (use --text; interactive mode is not available yet)")
-    renderer = outputs[0]
-    if stacks and renderer.name != "text":
+    # No output mode: the interactive shell (pprof_py/cli/interactive.py).
+    renderer = outputs[0] if outputs else None
+    if stacks and (renderer is None or renderer.name != "text"):
         raise click.UsageError("--stacks requires --text")
     options = Options(
-        granularity=renderer.granularity or granularity or "functions",
+        granularity=(renderer.granularity if renderer else None) or granularity or "functions",
         cum=kw["cum"], focus=kw["focus"], ignore=kw["ignore"],
         sample_index=sample_index or "inuse_space", show_bytes=kw["show_bytes"],
         drop_negative=kw["drop_negative"], base=kw["base"],
@@ -128,7 +129,7 @@ def command(args, granularity, sample_index, stacks, **kw):
         maxdegree=kw["maxdegree"], show_addresses=kw["show_addresses"],
         strip_templates=not kw["no_strip_temp"], no_auto_signal_frames=kw["no_auto_signal_frames"],
         stacks=stacks, use_cache=not kw["no_cache"])
-    if renderer.takes_regex:
+    if renderer is not None and renderer.takes_regex:
         options.output_regex = kw.get(f"out_{renderer.name}")
     options.output_path = kw.get("output_path")
     if kw.get("fail_over") is not None:
@@ -139,10 +140,14 @@ def command(args, granularity, sample_index, stacks, **kw):
     else:
         program, profiles = args[0], list(args[1:])
     notes = []
-    prepared = prepare(program, profiles, options, notes)
+    prepared = prepare(program, profiles, options, notes, progress=DelayedProgress)
     for line in notes:
         note(line)
     printed = len(notes)
+    if renderer is None:
+        from pprof_py.cli.interactive import run_shell
+        run_shell(prepared)
+        return
     try:
         output = renderer.render(prepared)
     finally:

@@ -24,3 +24,37 @@ def error(message):
 
 def note(message):
     sys.stderr.write(f"{message}\n")
+
+
+class DelayedProgress:
+    """A rich progress bar on stderr that appears only if the work is still
+    going after `delay` seconds, and only when stderr is a terminal."""
+
+    def __init__(self, label, delay=1.0):
+        import time
+        self._time = time.monotonic
+        self._label = label
+        self._delay = delay
+        self._start = self._time()
+        self._progress = None
+        self._task = None
+        self._enabled = sys.stderr.isatty()
+
+    def update(self, done, total):
+        if not self._enabled:
+            return
+        if self._progress is None:
+            if self._time() - self._start < self._delay:
+                return
+            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+            self._progress = Progress(TextColumn("{task.description}"), BarColumn(),
+                                      TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
+                                      console=stderr_console(), transient=True)
+            self._progress.start()
+            self._task = self._progress.add_task(self._label, total=total)
+        self._progress.update(self._task, completed=done, total=total)
+
+    def close(self):
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None

@@ -84,9 +84,10 @@ def debugging_library(path):
 
 class Symbolizer:
     def __init__(self, program, lib_prefixes=(), strip_templates=True, warn=None, use_cache=True,
-                 width=16):
+                 width=16, progress=None):
         self.program = program
         self.width = width
+        self.progress = progress        # callable(label) -> object with update(done, total)
         self.lib_prefixes = list(lib_prefixes)
         self.strip_templates = strip_templates
         self.warn = warn or (lambda msg: None)
@@ -102,8 +103,20 @@ class Symbolizer:
         return self._objects[path]
 
     def libraries(self, mappings, max_pc):
-        """pprof's ParseLibraries: [(path, start, limit, offset)]."""
+        """pprof's ParseLibraries: [(path, start, limit, offset)].
+
+        With no program on the command line (``pprof --text cpu.prof``, an
+        extension over gperftools' pprof) the main executable is taken from
+        the profile's first mapping that is not a shared library."""
+        if self.program is None:
+            for m in mappings:
+                if (m.path.startswith("/") and not SHARED_LIBRARY.match(m.path)
+                        and os.path.isfile(m.path)):
+                    self.program = m.path
+                    break
         program = os.path.realpath(self.program) if self.program else None
+        if program:
+            self._check_program(program, mappings)
         result = []
         for m in mappings:
             if not (SHARED_LIBRARY.match(m.path) or (program and m.path == program)):
@@ -148,9 +161,13 @@ class Symbolizer:
         obj = self._open(image)
         if obj is None:
             return
-        if self.program and image == self.program:
-            self._check_build_id(obj)
-        rels, answers, nm_names = symcache.object_symbols(obj, [pc - bias for pc in pcs], self.use_cache)
+        bar = self.progress(f"symbolizing {os.path.basename(image)}") if self.progress else None
+        try:
+            rels, answers, nm_names = symcache.object_symbols(
+                obj, [pc - bias for pc in pcs], self.use_cache, bar.update if bar else None)
+        finally:
+            if bar is not None:
+                bar.close()
         # Equal (answer, nm name) pairs give equal triples: build each once
         # and share the list, so later stages can memoize on identity.
         memo = {}
@@ -179,8 +196,23 @@ class Symbolizer:
             triples.insert(0, (function, fileline, fullfunction))
         return triples
 
-    def _check_build_id(self, obj):
-        pass
+    def _check_program(self, program, mappings):
+        """Warn when the profile names another file as the program and that
+        file is not the same build as the one given."""
+        base = os.path.basename(program)
+        for m in mappings:
+            if os.path.basename(m.path) != base or m.path == program:
+                continue
+            if not os.path.isfile(m.path):
+                return
+            mine, theirs = self._open(program), self._open(m.path)
+            if mine is None or theirs is None:
+                return
+            if mine.build_id and theirs.build_id and mine.build_id != theirs.build_id:
+                self.warn(f"warning: {self.program} (build-id {mine.build_id[:12]}) is not the binary "
+                          f"the profile was recorded from ({m.path}, build-id {theirs.build_id[:12]}); "
+                          f"names may be wrong")
+            return
 
 
 def _disambiguate(symbols):

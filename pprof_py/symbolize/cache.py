@@ -183,7 +183,7 @@ def replay_addr2line(fact_ids, facts, inline=True):
     return out
 
 
-def object_symbols(obj, addresses, use_cache=True):
+def object_symbols(obj, addresses, use_cache=True, progress=None):
     """Symbolize file-relative `addresses` of `obj`: returns (sorted unique
     addresses, [addr2line answer per address], [nm full name per address])."""
     path = _cache_path(obj) if use_cache else None
@@ -195,8 +195,11 @@ def object_symbols(obj, addresses, use_cache=True):
         missing_list = missing.tolist()
         dwarf_obj = obj.dwarf_object()
         dwarf = DwarfIndex(dwarf_obj.elf, missing_list) if dwarf_obj is not None else None
-        new_ids = np.array([store.intern(_facts(obj, dwarf_obj, dwarf, a)) for a in missing_list],
-                           dtype=np.int64)
+        new_ids = np.empty(len(missing_list), dtype=np.int64)
+        for k, a in enumerate(missing_list):
+            new_ids[k] = store.intern(_facts(obj, dwarf_obj, dwarf, a))
+            if progress is not None and k % 2048 == 0:
+                progress(k, len(missing_list))
         ids[ids < 0] = new_ids
         store.add(missing, new_ids)
         if path:

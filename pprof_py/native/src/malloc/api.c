@@ -139,7 +139,7 @@ static inline void do_free(void *p) {
        profiler may know about, large blocks and bad pointers go slow */
     int cl = pp_classmap_get((uintptr_t)p >> PAGE_SHIFT);
     tcache_t *tc = pp_tc;
-    if (PP_LIKELY(cl != 0 && tc != NULL && !pp_any_sampled)) {
+    if (PP_LIKELY(cl != 0 && tc != NULL) && PP_LIKELY(!pp_any_sampled || !pp_span_of(p)->sampled)) {
         freelist_t *fl = &tc->lists[cl];
         *(void **)p = fl->head;
         fl->head = p;

@@ -185,6 +185,9 @@ static uint32_t class_batch[MAX_CLASSES];
 static uint32_t class_objs_per_span[MAX_CLASSES];
 int pp_num_classes;
 
+#ifndef CLASS_SPACING
+#define CLASS_SPACING 8
+#endif
 static size_t pow2_floor(size_t s) { return (size_t)1 << (63 - __builtin_clzll(s)); }
 
 static void init_size_map(void) {
@@ -194,8 +197,8 @@ static void init_size_map(void) {
         pp_class_size[n++] = s;
         size_t step;
         if (s < 256) step = 16;
-        else if (s < 1024) step = pow2_floor(s) / 16 < 16 ? 16 : pow2_floor(s) / 16;
-        else step = pow2_floor(s) / 16 < 128 ? 128 : pow2_floor(s) / 16;
+        else if (s < 1024) step = pow2_floor(s) / CLASS_SPACING < 16 ? 16 : pow2_floor(s) / CLASS_SPACING;
+        else step = pow2_floor(s) / CLASS_SPACING < 128 ? 128 : pow2_floor(s) / CLASS_SPACING;
         s += step;
     }
     pp_num_classes = n;
@@ -266,6 +269,7 @@ static struct {
     size_t free_bytes, unmapped_bytes, system_bytes;
     size_t release_threshold;
     size_t freed_since_release;
+    size_t clock;                   /* pages freed so far: ages free spans */
     span_t *span_freelist;
 } ph;
 
@@ -342,14 +346,27 @@ static span_t *ph_coalesce(span_t *s) {
     return s;
 }
 
-static void ph_release_until(size_t target) {
-    /* release the largest resident free spans first */
+/* Release resident free spans until free_bytes <= target.  Spans that have
+   stayed free for a while (idle for more than `idle` pages of freeing
+   activity) go first, largest first; recently freed (hot) spans only when
+   idle ones do not suffice and `force` is set. */
+static span_t *ph_pick_release(size_t idle) {
+    span_t *best = NULL;
+    for (span_t *s = ph.large_normal.head.next; s != &ph.large_normal.head; s = s->next)
+        if (ph.clock - s->freed_at >= idle && (!best || s->npages > best->npages)) best = s;
+    if (best) return best;
+    for (int n = MAX_PAGES_LISTS; n >= 1; n--) {
+        span_list_t *l = &ph.normal[n];
+        for (span_t *s = l->head.prev; s != &l->head; s = s->prev)     /* oldest first */
+            if (ph.clock - s->freed_at >= idle) return s;
+    }
+    return NULL;
+}
+
+static void ph_release_until(size_t target, size_t idle, int force) {
     while (ph.free_bytes > target) {
-        span_t *s = NULL;
-        if (!list_empty(&ph.large_normal)) s = ph.large_normal.head.next;
-        else
-            for (int n = MAX_PAGES_LISTS; n >= 1 && !s; n--)
-                if (!list_empty(&ph.normal[n])) s = ph.normal[n].head.next;
+        span_t *s = ph_pick_release(idle);
+        if (!s && force) s = ph_pick_release(0);
         if (!s) break;
         ph_unlink_free(s);
         madvise((void *)(s->start << PAGE_SHIFT), s->npages << PAGE_SHIFT, MADV_DONTNEED);
@@ -367,7 +384,9 @@ static void ph_free_locked(span_t *s) {
     s->refcount = 0;
     s->location = SPAN_FREE;
     ph.freed_since_release += s->npages;
+    ph.clock += s->npages;
     s = ph_coalesce(s);
+    s->freed_at = ph.clock;
     ph_link_free(s);
     /* return memory to the OS in bulk, at most once per RELEASE_EVERY pages
        freed, so a churning program does not pay madvise + page faults on
@@ -375,7 +394,7 @@ static void ph_free_locked(span_t *s) {
     if (ph.free_bytes > ph.release_threshold &&
         (ph.freed_since_release >= RELEASE_EVERY_PAGES || ph.free_bytes > 4 * ph.release_threshold)) {
         ph.freed_since_release = 0;
-        ph_release_until(ph.release_threshold / 2);
+        ph_release_until(ph.release_threshold / 2, RELEASE_EVERY_PAGES, ph.free_bytes > 4 * ph.release_threshold);
     }
 }
 
@@ -915,7 +934,7 @@ void pp_release_free_memory(void) {
         pp_unlock(&c->lock);
     }
     pp_lock(&ph.lock);
-    ph_release_until(0);
+    ph_release_until(0, 0, 1);
     pp_unlock(&ph.lock);
 }
 

@@ -52,6 +52,7 @@ typedef struct span {
     uint8_t location;            /* SPAN_* */
     uint8_t on_list;
     uint32_t sampled;            /* objects of this span in the profiler's table */
+    size_t freed_at;             /* free spans: page-heap clock when last freed */
 } span_t;
 
 /* ---- size map ---- */

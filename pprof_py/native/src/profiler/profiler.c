@@ -171,9 +171,9 @@ static int install_handler(int sig) {
   return sigaction(sig, &sa, NULL);
 }
 
-/* Outside any signal handler: warn once per run if the program replaced
- * our handler (its samples are then lost, and with perf sources the
- * event stops after the first overflow). */
+/* Outside any signal handler (writer thread every 100 ms, and at stop):
+ * warn once per run if the program replaced our handler; its ticks then go
+ * to the program's handler and are lost to the profile. */
 static void check_handler(void) {
   struct sigaction cur;
   if (sigaction(profiling_signal(), NULL, &cur) != 0) return;

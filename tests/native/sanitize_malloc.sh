@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Checks pprof_py's allocator with tools that cannot simply wrap a malloc
+# replacement:
+#
+# 1. UndefinedBehaviorSanitizer: the allocator sources and the torture
+#    program (tests/native/programs/malloc_stress.c) are compiled into ONE
+#    executable with -fsanitize=undefined; the executable's malloc/free
+#    override glibc's at link time, so every allocation of the program (and
+#    of the UBSan runtime) goes through our code while UBSan checks it.
+#    AddressSanitizer and ThreadSanitizer are not used: both replace malloc
+#    themselves and conflict with an allocator that does.
+# 2. Valgrind memcheck on the real shared library: the library is preloaded
+#    and valgrind is told not to intercept malloc outside libc
+#    (--soname-synonyms=somalloc=nouserintercepts), so our allocator runs
+#    under memcheck, which then checks the allocator's own memory accesses
+#    (uninitialised values, accesses outside its mmap'ed regions) in the
+#    torture modes, the heap profiler and the leak checker.
+#
+# Exit status: 0 when every run is clean.  Run from anywhere; needs gcc and
+# valgrind, and the package built (pip install -e .).
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(cd "$HERE/../.." && pwd)"
+SRC="$ROOT/pprof_py/native/src/malloc"
+INC="$ROOT/pprof_py/native/include"
+PROG="$HERE/programs"
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/sanitize_malloc.XXXXXX")"
+trap 'rm -rf "$WORK"' EXIT
+
+fail=0
+step() { printf '\n== %s\n' "$*"; }
+check() {
+    local name="$1"; shift
+    if "$@" >"$WORK/out.txt" 2>&1; then
+        echo "ok    $name"
+    else
+        echo "FAIL  $name (exit $?)"
+        tail -n 30 "$WORK/out.txt"
+        fail=1
+    fi
+}
+
+step "UBSan: allocator + torture program in one static-linked executable"
+gcc -O1 -g -fsanitize=undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer \
+    -fno-builtin -fno-optimize-sibling-calls -pthread -ftls-model=initial-exec -rdynamic \
+    -Wno-alloc-size-larger-than -Wno-free-nonheap-object \
+    -I"$INC" -I"$SRC" "$SRC"/*.c "$PROG/malloc_stress.c" -o "$WORK/stress_ubsan" -ldl -lm
+for mode in "stress 4 4000" "stress 1 20000" fork threadexit edge xthread stats; do
+    # shellcheck disable=SC2086
+    check "ubsan $mode" timeout 300 env UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+        "$WORK/stress_ubsan" $mode
+done
+check "ubsan bad free aborts" bash -c \
+    "! timeout 60 '$WORK/stress_ubsan' badfree 2>&1 | grep -q 'runtime error' && \
+     timeout 60 '$WORK/stress_ubsan' badfree 2>&1 | grep -q 'pprof_py malloc: free(): invalid pointer'"
+
+step "valgrind memcheck: the preloaded library itself"
+if ! command -v valgrind >/dev/null; then
+    echo "valgrind is not installed (apt-get install valgrind)"
+    exit 1
+fi
+LIB="$(cd "$ROOT" && python3 -c 'from pprof_py.native import libpath; print(libpath("malloc"))')"
+gcc -O1 -g -fno-builtin -fno-omit-frame-pointer -pthread -Wno-alloc-size-larger-than \
+    -Wno-free-nonheap-object "$PROG/malloc_stress.c" -o "$WORK/stress" -ldl
+gcc -O0 -g -fno-builtin -fno-omit-frame-pointer "$PROG/malloc_heapsites.c" -o "$WORK/heapsites" -ldl
+gcc -O0 -g -fno-builtin -fno-omit-frame-pointer -pthread "$PROG/malloc_leaky.c" -o "$WORK/leaky"
+VG=(valgrind -q --error-exitcode=99 --soname-synonyms=somalloc=nouserintercepts)
+for mode in "stress 2 3000" edge threadexit stats; do
+    # shellcheck disable=SC2086
+    check "memcheck $mode" timeout 600 env LD_PRELOAD="$LIB" "${VG[@]}" "$WORK/stress" $mode
+done
+check "memcheck heap profiler" timeout 600 env LD_PRELOAD="$LIB" HEAPPROFILE="$WORK/hp" \
+    "${VG[@]}" "$WORK/heapsites" 300
+check "memcheck sampled heap profiler" timeout 600 env LD_PRELOAD="$LIB" HEAPPROFILE="$WORK/hs" \
+    TCMALLOC_SAMPLE_PARAMETER=4096 "${VG[@]}" "$WORK/heapsites" 300
+check "memcheck leak checker (clean)" timeout 600 env LD_PRELOAD="$LIB" HEAPCHECK=normal \
+    "${VG[@]}" "$WORK/leaky" clean
+
+if [ "$fail" -ne 0 ]; then
+    echo; echo "sanitize_malloc: FAILED"; exit 1
+fi
+echo; echo "sanitize_malloc: all clean"

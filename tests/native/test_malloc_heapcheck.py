@@ -1,0 +1,102 @@
+"""Leak checker (HEAPCHECK=normal) of pprof_py's allocator."""
+import glob
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+from pprof_py.native import libpath
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+PROGRAMS = os.path.join(HERE, "programs")
+
+
+def env_with(**extra):
+    env = dict(os.environ)
+    for k in ("HEAPPROFILE", "HEAPCHECK", "TCMALLOC_SAMPLE_PARAMETER", "LD_PRELOAD"):
+        env.pop(k, None)
+    env.update(extra)
+    return env
+
+
+@pytest.fixture(scope="module")
+def leaky(tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("leaky") / "malloc_leaky")
+    subprocess.run(["gcc", "-O0", "-g", "-fno-omit-frame-pointer", "-fno-builtin", "-pthread",
+                    os.path.join(PROGRAMS, "malloc_leaky.c"), "-o", out],
+                   check=True, capture_output=True, timeout=120)
+    return out
+
+
+def run(cmd, env, timeout=120):
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def leak_file_from(stderr):
+    m = re.search(r'^pprof (\S+) "([^"]+)" --inuse_objects --lines --heapcheck', stderr, re.M)
+    assert m, stderr
+    return m.group(1), m.group(2)
+
+
+def test_clean_program_reports_no_leaks(leaky):
+    r = run([leaky, "clean"], env_with(LD_PRELOAD=libpath("malloc"), HEAPCHECK="normal"))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "done clean\n"
+    assert 'No leaks found for check "_main_"' in r.stderr
+    assert "reachable heap objects" in r.stderr
+
+
+def test_leaking_program_reported_with_its_site_only(leaky):
+    r = run([leaky, "leak"], env_with(LD_PRELOAD=libpath("malloc"), HEAPCHECK="normal"))
+    assert r.returncode == 1, r.stderr
+    assert r.stdout == "done leak\n"                   # output flushed before _exit(1)
+    assert "Leak check _main_ detected leaks of 21000 bytes in 7 objects" in r.stderr
+    assert "The 1 largest leaks:" in r.stderr
+    assert "Leak of 21000 bytes in 7 objects allocated from:" in r.stderr
+    exe, leak_file = leak_file_from(r.stderr)
+    assert exe == leaky
+    try:
+        assert os.path.basename(leak_file).startswith("malloc_leaky.")
+        assert leak_file.endswith("._main_-end.heap")
+        with open(leak_file) as f:
+            text = f.read()
+        assert text.startswith("heap profile:      7:    21000 [     7:    21000] @ heapprofile\n")
+        assert "\nMAPPED_LIBRARIES:\n" in text
+        g = run(["google-pprof", "--text", "--inuse_objects", leaky, leak_file], env_with())
+        assert g.returncode == 0, g.stderr
+        flat = {}
+        for line in g.stdout.splitlines():
+            parts = line.split()
+            if len(parts) >= 6 and parts[1].endswith("%"):
+                flat[parts[5]] = (float(parts[0]), float(parts[3]))
+        assert flat["leak_site"][0] == 7
+        assert flat["leak_some"][1] == 7 and flat["main"][1] == 7
+        # only the leaking site: nothing from keep_reachable or the thread
+        assert all(v[0] == 0 for k, v in flat.items() if k != "leak_site")
+        assert "keep_reachable" not in flat and "thread_fn" not in flat
+    finally:
+        if os.path.exists(leak_file):
+            os.unlink(leak_file)
+
+
+def test_heapcheck_with_heapprofile_prefix(leaky, tmp_path):
+    prefix = str(tmp_path / "hp")
+    r = run([leaky, "leak"], env_with(LD_PRELOAD=libpath("malloc"), HEAPCHECK="normal", HEAPPROFILE=prefix))
+    assert r.returncode == 1, r.stderr
+    _, leak_file = leak_file_from(r.stderr)
+    assert leak_file == prefix + "._main_-end.heap"
+    assert os.path.exists(leak_file)
+    assert glob.glob(prefix + ".0001.heap")          # the regular exit dump as well
+
+
+def test_pprof_run_heapcheck(leaky):
+    cmd = [sys.executable, "-m", "pprof_py.cli.run", "--heapcheck", "--", leaky, "leak"]
+    r = run(cmd, env_with())
+    assert r.returncode == 1, r.stderr
+    _, leak_file = leak_file_from(r.stderr)
+    os.unlink(leak_file)
+    r = run([sys.executable, "-m", "pprof_py.cli.run", "--heapcheck", "--", leaky, "clean"], env_with())
+    assert r.returncode == 0, r.stderr
+    assert "No leaks found" in r.stderr
