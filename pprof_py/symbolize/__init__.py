@@ -98,7 +98,11 @@ class Symbolizer:
         if path not in self._objects:
             try:
                 self._objects[path] = ObjectFile(path)
-            except SymbolizationError:
+            except SymbolizationError as exc:
+                # Like pprof, go on without names for this object; unlike
+                # pprof, say so when it is the program the user named.
+                if self.program and os.path.realpath(path) == os.path.realpath(self.program):
+                    self.warn(f"warning: {exc}; frames in it are shown as addresses")
                 self._objects[path] = None
         return self._objects[path]
 

@@ -1,0 +1,69 @@
+"""Pieces of the symbolizer checked against the tools they emulate."""
+import os
+import shutil
+import subprocess
+
+import pytest
+
+from pprof_py.symbolize import find_library, short_function_name
+from pprof_py.symbolize.demangle import demangle
+from pprof_py.symbolize.objfile import ObjectFile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+@pytest.mark.parametrize("full,short", [
+    ("main", "main"),
+    ("ns::Foo::bar(int) const", "ns::Foo::bar"),
+    ("void std::__introsort_loop<int*, long>(int*, int*, long)", "std::__introsort_loop"),
+    ("void foo<int>(int)", "void foo"),          # pprof keeps the return type here
+    ("main::{lambda()#1}::operator()() const", "main::{lambda#1}::operator"),
+    ("spin<0000000000401136>", "spin"),
+    ("__adjtimex@@GLIBC_2.2.5<0000000000108b00>", "__adjtimex@@GLIBC_2.2.5"),
+])
+def test_short_function_name(full, short):
+    assert short_function_name(full) == short
+
+
+def test_demangle_matches_cxxfilt():
+    names = ["_ZNSt6vectorIiSaIiEE9push_backERKi", "_ZZ4mainENKUlvE_clEv", "_Z7computeRSt6vectorIiSaIiEE",
+             "_ZN9__gnu_cxx17__normal_iteratorIPiSt6vectorIiSaIiEEEC2ERKS1_", "plain_c_name"]
+    cxxfilt = shutil.which("c++filt")
+    if cxxfilt is None:
+        pytest.fail("c++filt (binutils) is needed for this comparison; CI installs binutils")
+    expected = subprocess.run([cxxfilt], input="\n".join(names), capture_output=True, text=True).stdout.split("\n")
+    assert [demangle(n) for n in names] == expected[:len(names)]
+
+
+def test_nm_table_matches_nm():
+    """Our nm view of a fixture binary lists the same symbols at the same
+    addresses as `nm -n --demangle` does (pprof's first source of names)."""
+    binary = os.path.join(ROOT, "fixtures/bin/cxx")
+    nm = shutil.which("nm")
+    if nm is None:
+        pytest.fail("nm (binutils) is needed for this comparison; CI installs binutils")
+    out = subprocess.run([nm, "-n", "--demangle", binary], capture_output=True, text=True).stdout
+    listed = {}
+    for line in out.splitlines():
+        parts = line.split(" ", 2)
+        if len(parts) == 3 and parts[0].strip():
+            listed.setdefault(int(parts[0], 16), []).append(parts[2])
+    starts, _, full = ObjectFile(binary).nm_table()
+    assert len(full) == len(listed)
+    for start, name in zip(starts.tolist(), full):
+        base = name[:name.rindex("<")]
+        assert base in listed[start]
+
+
+def test_find_library_tries_prefixes(tmp_path):
+    lib = tmp_path / "sysroot" / "lib" / "libx.so.1"
+    lib.parent.mkdir(parents=True)
+    lib.write_bytes(b"")
+    assert find_library("/usr/lib/libx.so.1", [str(tmp_path / "sysroot")]) == str(lib)
+    assert find_library("/nowhere/libx.so.1", []) == "/nowhere/libx.so.1"
+
+
+def test_build_id_and_debuglink_lookup():
+    obj = ObjectFile(os.path.join(ROOT, "fixtures/bin/chain"))
+    assert len(obj.build_id) == 40
+    assert obj.has_dwarf() and obj.dwarf_object() is obj
