@@ -2,17 +2,32 @@
 # set-up commands.
 PYTHON ?= python3
 
-.PHONY: install demo test test-native fixtures bench bench-text bench-sampler bench-malloc clean
+.PHONY: deps install demo test test-native fixtures bench bench-text bench-sampler bench-malloc clean
+
+# Debian packages the tests compare against or drive: gperftools' pprof and
+# libprofiler/tcmalloc, graphviz's dot, binutils (nm/addr2line for the unit
+# tests), libc's debug symbols (the references name libc's internal
+# functions through them), valgrind (callgrind_annotate), git/sqlite3/g++
+# (programs run under our allocator), Go pprof (proto round trip) and
+# Chromium (the flame graph's browser test).
+DEBIAN_PACKAGES = build-essential g++ binutils graphviz google-perftools libgoogle-perftools-dev \
+	libc6-dbg valgrind git sqlite3 golang-go golang-github-google-pprof-dev chromium chromium-driver
+
+deps:
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get update -q && apt-get install -y -q --no-install-recommends $(DEBIAN_PACKAGES); \
+	else echo "not root: skipping apt-get (needs: $(DEBIAN_PACKAGES))"; fi
 
 install:
-	$(PYTHON) -m pip install -e '.[test]'
+	$(PYTHON) -m pip install -q -e '.[test]'
 
 # Build a fixture program, profile it with our sampler, print the report and
-# write the flame graph (out/demo.flame.svg).
+# write the flame graph (out/hotspots.flame.svg).
 demo: install
-	bash bench/demo.sh
+	bash fixtures/demo.sh
 
-test:
+test: deps install
 	$(PYTHON) -m pytest -q tests
 
 # Native parts under AddressSanitizer / valgrind (not part of `make test`).
