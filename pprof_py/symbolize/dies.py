@@ -9,7 +9,7 @@ with DW_AT_sibling when the producer wrote it.  Names behind
 DW_AT_abstract_origin / DW_AT_specification are still resolved through
 pyelftools, but only for the few functions that were sampled.
 """
-import struct
+from pprof_py.symbolize.leb128 import sleb, uleb
 
 # Fixed sizes by form, for forms whose size does not depend on the unit.
 _FIXED = {
@@ -86,15 +86,7 @@ class UnitScanner:
         return entry
 
     def _uleb(self, pos):
-        data = self.data
-        result = shift = 0
-        while True:
-            b = data[pos]
-            pos += 1
-            result |= (b & 0x7f) << shift
-            if b < 0x80:
-                return result, pos
-            shift += 7
+        return uleb(self.data, pos)
 
     def _int(self, pos, size):
         return int.from_bytes(self.data[pos:pos + size], "little" if self.little else "big")
@@ -151,17 +143,7 @@ class UnitScanner:
                 value += self.cu.cu_offset
             return value, new
         if form == "DW_FORM_sdata":
-            result = shift = 0
-            data = self.data
-            while True:
-                b = data[pos]
-                pos += 1
-                result |= (b & 0x7f) << shift
-                shift += 7
-                if b < 0x80:
-                    if b & 0x40:
-                        result -= 1 << shift
-                    return result, pos
+            return sleb(self.data, pos)
         if form == "DW_FORM_ref_addr":
             size = self.address_size if self.version == 2 else self.offset_size
             return self._int(pos, size), pos + size

@@ -25,6 +25,7 @@ from elftools.dwarf.ranges import BaseAddressEntry, RangeEntry
 
 from pprof_py.symbolize.demangle import demangle
 from pprof_py.symbolize.dies import UnitScanner
+from pprof_py.symbolize.leb128 import sleb as _sleb, uleb as _uleb
 
 
 def _join(directory, name):
@@ -420,30 +421,6 @@ class DwarfIndex:
         if unit is None:
             return None
         return unit.frames_for(address)
-
-
-def _uleb(data, pos):
-    result = shift = 0
-    while True:
-        b = data[pos]
-        pos += 1
-        result |= (b & 0x7f) << shift
-        if b < 0x80:
-            return result, pos
-        shift += 7
-
-
-def _sleb(data, pos):
-    result = shift = 0
-    while True:
-        b = data[pos]
-        pos += 1
-        result |= (b & 0x7f) << shift
-        shift += 7
-        if b < 0x80:
-            if b & 0x40:
-                result -= 1 << shift
-            return result, pos
 
 
 def decode_line_program(lineprog, address_size):
