@@ -21,7 +21,7 @@ import numpy as np
 from pprof_py.symbolize.demangle import demangle
 from pprof_py.symbolize.dwarf import DwarfIndex
 
-CACHE_VERSION = 9
+CACHE_VERSION = 10
 
 
 def cache_dir():

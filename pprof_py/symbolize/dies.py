@@ -37,6 +37,44 @@ WANTED_ATTRS = {"DW_AT_low_pc", "DW_AT_high_pc", "DW_AT_ranges", "DW_AT_name", "
                 "DW_AT_call_file", "DW_AT_call_line"}
 
 
+def _names(enum):
+    return {value: name for name, value in enum.items()}
+
+
+_TAGS = _FORMS = _ATTRS = None
+
+
+def parse_abbrev_table(data, offset):
+    """One .debug_abbrev table (DWARF 5, section 7.5.3): {code: (tag,
+    has_children, [(attribute, form, implicit constant)])}.  pyelftools
+    builds these with construct, which is slow on large programs."""
+    global _TAGS, _FORMS, _ATTRS
+    if _TAGS is None:
+        from elftools.dwarf.enums import ENUM_DW_AT, ENUM_DW_FORM, ENUM_DW_TAG
+        _TAGS, _FORMS, _ATTRS = _names(ENUM_DW_TAG), _names(ENUM_DW_FORM), _names(ENUM_DW_AT)
+    table = {}
+    pos = offset
+    while True:
+        code, pos = uleb(data, pos)
+        if code == 0:
+            return table
+        tag, pos = uleb(data, pos)
+        has_children = data[pos] != 0
+        pos += 1
+        specs = []
+        while True:
+            attr, pos = uleb(data, pos)
+            form, pos = uleb(data, pos)
+            if attr == 0 and form == 0:
+                break
+            implicit = None
+            form_name = _FORMS.get(form, "DW_FORM_unknown_%#x" % form)
+            if form_name == "DW_FORM_implicit_const":
+                implicit, pos = sleb(data, pos)
+            specs.append((_ATTRS.get(attr, "DW_AT_unknown_%#x" % attr), form_name, implicit))
+        table[code] = (_TAGS.get(tag, "DW_TAG_unknown_%#x" % tag), has_children, specs)
+
+
 class ScannedDIE:
     """The attributes we decoded from a function DIE, in DIE order:
     ``attrs`` is a list of (name, form, value); references are absolute
@@ -58,7 +96,7 @@ class ScannedDIE:
 
 
 class UnitScanner:
-    def __init__(self, dwarf, cu, info_bytes):
+    def __init__(self, dwarf, cu, info_bytes, abbrevs):
         self.dwarf = dwarf
         self.cu = cu
         self.data = info_bytes
@@ -68,22 +106,60 @@ class UnitScanner:
         self.offset_size = 8 if cu.dwarf_format() == 64 else 4
         self.end = cu.cu_offset + cu.size
         self.little = dwarf.config.little_endian
-        self._abbrevs = {}
-        self._table = cu.get_abbrev_table()
-        top = cu.get_top_DIE()
-        base = top.attributes.get("DW_AT_str_offsets_base")
-        self.str_offsets_base = base.value if base is not None else 8
-        base = top.attributes.get("DW_AT_addr_base")
-        self.addr_base = base.value if base is not None else 8
+        self._abbrevs = abbrevs
+        self._layouts = {}
+        self.str_offsets_base = 8
+        self.addr_base = 8
+        self.top = self.die_at(cu.cu_die_offset, everything=True)
+        base = self.top.get("DW_AT_str_offsets_base")
+        if base is not None:
+            self.str_offsets_base = base[1]
+        base = self.top.get("DW_AT_addr_base")
+        if base is not None:
+            self.addr_base = base[1]
+
+    def _layout(self, specs):
+        """(total size if every form is fixed-size else None, offset of a
+        DW_AT_sibling reference in it, its form)."""
+        total, sibling_at, sibling_form = 0, None, None
+        for name, form, implicit in specs:
+            size = _FIXED.get(form)
+            if size is None:
+                if form in _OFFSET_SIZED:
+                    size = self.offset_size
+                elif form == "DW_FORM_addr":
+                    size = self.address_size
+                elif form == "DW_FORM_ref_addr":
+                    size = self.address_size if self.version == 2 else self.offset_size
+                else:
+                    return None, None, None
+            if name == "DW_AT_sibling" and form.startswith("DW_FORM_ref"):
+                sibling_at, sibling_form = total, form
+            total += size
+        return total, sibling_at, sibling_form
 
     def _abbrev(self, code):
-        entry = self._abbrevs.get(code)
-        if entry is None:
-            decl = self._table.get_abbrev(code)
-            specs = [(s.name, s.form, s.value if s.form == "DW_FORM_implicit_const" else None)
-                     for s in decl.decl["attr_spec"]]
-            entry = self._abbrevs[code] = (decl["tag"], decl.has_children(), specs)
-        return entry
+        try:
+            return self._abbrevs[code]
+        except KeyError:
+            raise ValueError(f"DIE with unknown abbreviation code {code}") from None
+
+    def die_at(self, offset, everything=False):
+        """Decode the DIE at `offset` (in this unit): the attributes we use,
+        or all of them but blocks with `everything`."""
+        code, pos = self._uleb(offset)
+        tag, has_children, specs = self._abbrev(code)
+        attrs = []
+        for name, form, implicit in specs:
+            if everything or name in WANTED_ATTRS:
+                value, pos = self._value(form, pos, implicit)
+                attrs.append((name, form, value))
+            else:
+                pos = self._skip(form, pos)
+        return ScannedDIE(offset, tag, attrs, has_children)
+
+    def contains(self, offset):
+        return self.cu.cu_offset <= offset < self.end
 
     def _uleb(self, pos):
         return uleb(self.data, pos)
@@ -115,9 +191,7 @@ class UnitScanner:
             return pos + n + self._int(pos, n)
         if form == "DW_FORM_indirect":
             code, pos = self._uleb(pos)
-            from elftools.dwarf.enums import ENUM_DW_FORM
-            names = {v: k for k, v in ENUM_DW_FORM.items()}
-            return self._skip(names[code], pos)
+            return self._skip(_FORMS.get(code, "DW_FORM_unknown"), pos)
         raise ValueError(f"unsupported DWARF form {form}")
 
     def _value(self, form, pos, implicit):
@@ -126,6 +200,10 @@ class UnitScanner:
             return implicit, pos
         if form == "DW_FORM_addr":
             return self._int(pos, self.address_size), pos + self.address_size
+        if form == "DW_FORM_flag_present":
+            return True, pos
+        if form == "DW_FORM_flag":
+            return self.data[pos] != 0, pos + 1
         if form in ("DW_FORM_data1", "DW_FORM_data2", "DW_FORM_data4", "DW_FORM_data8",
                     "DW_FORM_ref1", "DW_FORM_ref2", "DW_FORM_ref4", "DW_FORM_ref8",
                     "DW_FORM_sec_offset", "DW_FORM_strp", "DW_FORM_line_strp",
@@ -162,6 +240,8 @@ class UnitScanner:
     def _string(self, form, value):
         if isinstance(value, str) or value is None:
             return value
+        if not isinstance(value, int):
+            return None
         if form == "DW_FORM_strp":
             return self.dwarf.get_string_from_table(value)
         if form == "DW_FORM_line_strp":
@@ -220,11 +300,21 @@ class UnitScanner:
                     stack.append(("walk", me) if me is not None else ("skip", parent))
                 continue
             sibling = None
-            for name, form, implicit in specs:
-                if name == "DW_AT_sibling" and form.startswith("DW_FORM_ref"):
-                    sibling, pos = self._value(form, pos, implicit)
-                else:
-                    pos = self._skip(form, pos)
+            layout = self._layouts.get(code)
+            if layout is None:
+                layout = self._layouts[code] = self._layout(specs)
+            fixed, sibling_at, sibling_form = layout
+            if fixed is not None:
+                # Every attribute has a fixed size: skip them in one step.
+                if sibling_at is not None:
+                    sibling, _ = self._value(sibling_form, pos + sibling_at, None)
+                pos += fixed
+            else:
+                for name, form, implicit in specs:
+                    if name == "DW_AT_sibling" and form.startswith("DW_FORM_ref"):
+                        sibling, pos = self._value(form, pos, implicit)
+                    else:
+                        pos = self._skip(form, pos)
             if not has_children:
                 continue
             if mode == "walk" and tag in DESCEND_TAGS:

@@ -23,8 +23,7 @@ import posixpath
 
 from elftools.dwarf.ranges import BaseAddressEntry, RangeEntry
 
-from pprof_py.symbolize.demangle import demangle
-from pprof_py.symbolize.dies import UnitScanner
+from pprof_py.symbolize.dies import UnitScanner, parse_abbrev_table
 from pprof_py.symbolize.leb128 import sleb as _sleb, uleb as _uleb
 
 
@@ -37,17 +36,23 @@ def _join(directory, name):
 class _CompileUnitIndex:
     """Decoded line table and function ranges of one CU."""
 
-    def __init__(self, dwarf, cu, wanted, info_bytes):
-        self.dwarf = dwarf
+    def __init__(self, index, cu, wanted):
+        self.index = index
+        self.dwarf = index.dwarf
         self.cu = cu
         self.wanted = wanted      # sorted addresses this CU is asked about
-        top = cu.get_top_DIE()
-        self.comp_dir = _attr_str(top, "DW_AT_comp_dir") or ""
+        self.scanner = index.scanner_for(cu)
+        top = self.scanner.top
+        comp_dir = top.get("DW_AT_comp_dir")
+        self.comp_dir = (self.scanner.string(*comp_dir) if comp_dir else None) or ""
         self.version = cu["version"]
-        self.lineprog = dwarf.line_program_for_CU(cu)
+        stmt_list = top.get("DW_AT_stmt_list")
+        self.lineprog = None
+        if stmt_list is not None and self.dwarf.debug_line_sec is not None:
+            self.lineprog = self.dwarf._parse_line_program_at_offset(stmt_list[1], cu.structs)
         self.files = self._file_names(self.lineprog) if self.lineprog is not None else None
         self._load_lines()
-        self._load_functions(top, info_bytes)
+        self._load_functions(top)
 
     # -- line table --------------------------------------------------------
     def _file_names(self, lineprog):
@@ -106,7 +111,7 @@ class _CompileUnitIndex:
         return None
 
     # -- functions ----------------------------------------------------------
-    def _load_functions(self, top, info_bytes):
+    def _load_functions(self, top):
         """Index every subprogram / inlined_subroutine DIE that holds a
         wanted address: self.functions[i] = (low, high, die index);
         self.dies[k] = (offset, name, is_linkage, first low, call_file,
@@ -116,11 +121,12 @@ class _CompileUnitIndex:
         files = self.files
         lineprog = self.lineprog
         offset = 0 if (lineprog is not None and lineprog.header["version"] >= 5) else 1
-        lang_attr = top.attributes.get("DW_AT_language")
+        lang_attr = top.get("DW_AT_language")
         # BFD treats a plain DW_AT_name as a linkage name in languages
         # without name mangling (C and friends).
-        plain_is_linkage = (lang_attr is None) or lang_attr.value not in MANGLED_LANGUAGES
-        scanner = UnitScanner(self.dwarf, self.cu, info_bytes)
+        plain_is_linkage = (lang_attr is None) or lang_attr[1] not in MANGLED_LANGUAGES
+        scanner = self.scanner
+        index = self.index
 
         def visit(die, parent):
             ranges = self._scanned_ranges(scanner, die)
@@ -130,7 +136,7 @@ class _CompileUnitIndex:
                 return parent if die.has_children else None
             if not self._holds_wanted(ranges):
                 return None
-            name, is_linkage = _scanned_function_name(self.dwarf, scanner, die, plain_is_linkage)
+            name, is_linkage = _bfd_function_name(index, scanner, die, plain_is_linkage)
             call_file = call_line = None
             if die.tag == "DW_TAG_inlined_subroutine":
                 cf = die.get("DW_AT_call_file")
@@ -176,20 +182,7 @@ class _CompileUnitIndex:
         return self._seg_dies[i] if i >= 0 else None
 
     def _scanned_ranges(self, scanner, die):
-        low = die.get("DW_AT_low_pc")
-        high = die.get("DW_AT_high_pc")
-        if low is not None and high is not None:
-            lo = scanner.address(low[0], low[1])
-            hi = high[1]
-            if high[0] == "DW_FORM_addr" or high[0].startswith("DW_FORM_addrx"):
-                hi = scanner.address(high[0], hi)
-            else:
-                hi = lo + hi
-            return [(lo, hi)] if hi > lo else []
-        rng = die.get("DW_AT_ranges")
-        if rng is None:
-            return []
-        return _range_list(self.dwarf, self.cu, rng[0], rng[1])
+        return die_ranges(self.dwarf, scanner, die)
 
     def _holds_wanted(self, ranges):
         wanted = self.wanted
@@ -225,38 +218,11 @@ class _CompileUnitIndex:
 MANGLED_LANGUAGES = {0x4, 0x11, 0x13, 0x19, 0x1a, 0x1c, 0x1e, 0x21}
 
 
-def _bfd_function_name(die, plain_is_linkage, depth=0):
-    """(name, is_linkage) as BFD derives them: a linkage name anywhere along
-    DW_AT_abstract_origin / DW_AT_specification wins; else the first
-    DW_AT_name found, which counts as a linkage name only in C-like
-    languages."""
-    name, is_linkage = None, False
-    for attr_name, attr in die.attributes.items():
-        if attr_name == "DW_AT_name":
-            if name is None:
-                name = _decode(attr.value)
-                if plain_is_linkage:
-                    is_linkage = True
-        elif attr_name in ("DW_AT_linkage_name", "DW_AT_MIPS_linkage_name"):
-            value = _decode(attr.value)
-            if value is not None:
-                name, is_linkage = value, True
-        elif attr_name in ("DW_AT_abstract_origin", "DW_AT_specification") and depth < 8:
-            try:
-                target = die.get_DIE_from_attribute(attr_name)
-            except Exception:       # malformed reference: ignore it as BFD does
-                continue
-            sub_name, sub_linkage = _bfd_function_name(target, plain_is_linkage, depth + 1)
-            if sub_linkage and sub_name is not None and (not is_linkage or name is None):
-                name, is_linkage = sub_name, True
-            elif name is None and sub_name is not None:
-                name = sub_name
-    return name, is_linkage
-
-
-def _scanned_function_name(dwarf, scanner, die, plain_is_linkage):
-    """_bfd_function_name for a DIE read by the fast scanner; referenced
-    DIEs are read with pyelftools."""
+def _bfd_function_name(index, scanner, die, plain_is_linkage, depth=0):
+    """(name, is_linkage) as BFD derives them, attributes in DIE order: a
+    DW_AT_linkage_name (here or behind DW_AT_abstract_origin /
+    DW_AT_specification) wins; else the first DW_AT_name found, which counts
+    as a linkage name only in C-like languages."""
     name, is_linkage = None, False
     for attr_name, form, value in die.attrs:
         if attr_name == "DW_AT_name":
@@ -268,14 +234,11 @@ def _scanned_function_name(dwarf, scanner, die, plain_is_linkage):
             text = scanner.string(form, value)
             if text is not None:
                 name, is_linkage = text, True
-        elif attr_name in ("DW_AT_abstract_origin", "DW_AT_specification"):
-            if value is None or form == "DW_FORM_GNU_ref_alt":
+        elif attr_name in ("DW_AT_abstract_origin", "DW_AT_specification") and depth < 8:
+            target = index.resolve_reference(scanner, form, value)
+            if target is None:          # malformed or unsupported: ignored, as BFD does
                 continue
-            try:
-                target = dwarf.get_DIE_from_refaddr(value, scanner.cu if form != "DW_FORM_ref_addr" else None)
-            except Exception:       # malformed reference: ignore it as BFD does
-                continue
-            sub_name, sub_linkage = _bfd_function_name(target, plain_is_linkage, 1)
+            sub_name, sub_linkage = _bfd_function_name(index, target[0], target[1], plain_is_linkage, depth + 1)
             if sub_linkage and sub_name is not None and (not is_linkage or name is None):
                 name, is_linkage = sub_name, True
             elif name is None and sub_name is not None:
@@ -283,48 +246,29 @@ def _scanned_function_name(dwarf, scanner, die, plain_is_linkage):
     return name, is_linkage
 
 
-def _decode(value):
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "surrogateescape")
-    return value if isinstance(value, str) else None
-
-
-def _attr_str(die, name):
-    attr = die.attributes.get(name)
-    if attr is None:
-        return None
-    value = attr.value
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "surrogateescape")
-    return value if isinstance(value, str) else None
-
-
-def _die_ranges(dwarf, cu, die):
-    attrs = die.attributes
-    low = attrs.get("DW_AT_low_pc")
-    high = attrs.get("DW_AT_high_pc")
+def die_ranges(dwarf, scanner, die):
+    """Address ranges of a scanned DIE (low/high pc or a range list)."""
+    low = die.get("DW_AT_low_pc")
+    high = die.get("DW_AT_high_pc")
     if low is not None and high is not None:
-        lo = low.value
-        hi = high.value
-        if high.form not in ("DW_FORM_addr", "DW_FORM_addrx", "DW_FORM_addrx1", "DW_FORM_addrx2",
-                             "DW_FORM_addrx3", "DW_FORM_addrx4"):
+        lo = scanner.address(low[0], low[1])
+        hi = high[1]
+        if high[0] == "DW_FORM_addr" or high[0].startswith("DW_FORM_addrx"):
+            hi = scanner.address(high[0], hi)
+        else:
             hi = lo + hi
-        return [(lo, hi)] if hi > lo else []
-    rng = attrs.get("DW_AT_ranges")
+        return [(lo, hi)] if isinstance(lo, int) and isinstance(hi, int) and hi > lo else []
+    rng = die.get("DW_AT_ranges")
     if rng is None:
         return []
-    return _range_list(dwarf, cu, rng.form, rng.value)
+    base = scanner.top.get("DW_AT_low_pc")
+    return _range_list(dwarf, scanner.cu, rng[0], rng[1], scanner.address(*base) if base else 0)
 
 
-def _range_list(dwarf, cu, form, offset):
+def _range_list(dwarf, cu, form, offset, base):
     range_lists = dwarf.range_lists()
-    if range_lists is None:
+    if range_lists is None or form == "DW_FORM_rnglistx" or not isinstance(offset, int):
         return []
-    if form == "DW_FORM_rnglistx":
-        return []
-    top = cu.get_top_DIE()
-    base_attr = top.attributes.get("DW_AT_low_pc")
-    base = base_attr.value if base_attr is not None else 0
     result = []
     try:
         entries = range_lists.get_range_list_at_offset(offset, cu=cu)
@@ -369,16 +313,56 @@ class DwarfIndex:
                 if entry.length:
                     ranges.append((entry.begin_addr, entry.begin_addr + entry.length, entry.info_offset))
                     covered.add(entry.info_offset)
-        # CUs that aranges does not describe: read their top DIE's ranges.
-        for cu in self.dwarf.iter_CUs():
+        # CUs that aranges does not describe: read their unit DIE's ranges.
+        for cu in self._compile_units():
             if cu.cu_offset in covered:
                 continue
-            top = cu.get_top_DIE()
-            for lo, hi in _die_ranges(self.dwarf, cu, top):
+            scanner = self.scanner_for(cu)
+            for lo, hi in die_ranges(self.dwarf, scanner, scanner.top):
                 ranges.append((lo, hi, cu.cu_offset))
         ranges.sort()
         self._cu_ranges = ranges
         self._starts = [r[0] for r in ranges]
+
+    def _compile_units(self):
+        if not hasattr(self, "_cus"):
+            self._cus = list(self.dwarf.iter_CUs())
+            self._cu_offsets = [cu.cu_offset for cu in self._cus]
+        return self._cus
+
+    def scanner_for(self, cu):
+        """The fast DIE reader for `cu` (one per unit, abbreviation tables
+        parsed once per offset)."""
+        if not hasattr(self, "_scanners"):
+            self._scanners, self._abbrevs = {}, {}
+            abbrev_sec = self.dwarf.debug_abbrev_sec
+            self._abbrev_data = abbrev_sec.stream.getvalue() if abbrev_sec is not None else b""
+        scanner = self._scanners.get(cu.cu_offset)
+        if scanner is None:
+            offset = cu["debug_abbrev_offset"]
+            table = self._abbrevs.get(offset)
+            if table is None:
+                table = self._abbrevs[offset] = parse_abbrev_table(self._abbrev_data, offset)
+            scanner = self._scanners[cu.cu_offset] = UnitScanner(self.dwarf, cu, self._info_bytes(), table)
+        return scanner
+
+    def resolve_reference(self, scanner, form, value):
+        """(scanner, DIE) a reference attribute points to, or None."""
+        if value is None or not isinstance(value, int) or form in ("DW_FORM_GNU_ref_alt", "DW_FORM_ref_sig8",
+                                                                     "DW_FORM_ref_sup4", "DW_FORM_ref_sup8"):
+            return None
+        try:
+            if not scanner.contains(value):
+                self._compile_units()
+                k = bisect.bisect_right(self._cu_offsets, value) - 1
+                if k < 0:
+                    return None
+                scanner = self.scanner_for(self._cus[k])
+                if not scanner.contains(value):
+                    return None
+            return scanner, scanner.die_at(value)
+        except (ValueError, IndexError):
+            return None
 
     def _info_bytes(self):
         if not hasattr(self, "_info"):
@@ -407,7 +391,7 @@ class DwarfIndex:
                         wanted.update(self.wanted[bisect.bisect_left(self.wanted, lo):
                                                   bisect.bisect_left(self.wanted, hi)])
                     wanted = sorted(wanted)
-                    unit = self._units[cu_offset] = _CompileUnitIndex(self.dwarf, cu, wanted, self._info_bytes())
+                    unit = self._units[cu_offset] = _CompileUnitIndex(self, cu, wanted)
                 return unit
             if address - lo > (1 << 32):
                 break
