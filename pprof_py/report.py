@@ -13,6 +13,7 @@ from pprof_py.formats import read_profile
 from pprof_py.symbolize import Symbolizer, symbols_from_names
 
 HEAP_COLUMNS = {"inuse_objects": 0, "inuse_space": 1, "alloc_objects": 2, "alloc_space": 3}
+CONTENTION_COLUMNS = {"total_delay": 0, "contentions": 1, "mean_delay": 2}
 
 
 @dataclass
@@ -33,7 +34,7 @@ class Options:
     show_addresses: bool = False
     strip_templates: bool = True
     no_auto_signal_frames: bool = False
-    contentions: bool = False
+    contention_index: str = "total_delay"      # contention profiles only
     stacks: bool = False
     use_cache: bool = True
     # Issue 5 (list/disasm/proto/json/markdown/CI gate/interactive):
@@ -80,7 +81,9 @@ def _address_profile(profile, column):
 
 def _column(profile, options):
     if profile.kind in ("heap", "growth"):
-        return HEAP_COLUMNS[options.sample_index]
+        return HEAP_COLUMNS.get(options.sample_index, 1)
+    if profile.kind == "contention":
+        return CONTENTION_COLUMNS[options.contention_index]
     return 0
 
 

@@ -6,7 +6,7 @@ def units(kind, options):
         if options.sample_index in ("inuse_objects", "alloc_objects"):
             return "objects"
         return "B" if options.show_bytes else "MB"
-    if kind == "contention" and not options.contentions:
+    if kind == "contention" and options.contention_index != "contentions":
         return "seconds"
     return "samples"
 
@@ -17,7 +17,7 @@ def unparse(value, kind, options):
         if options.sample_index in ("inuse_objects", "alloc_objects") or options.show_bytes:
             return "%d" % int(value)
         return "%.1f" % (value / 1048576.0)
-    if kind == "contention" and not options.contentions:
+    if kind == "contention" and options.contention_index != "contentions":
         return "%.3f" % (value / 1e9)
     return "%d" % int(value)
 

@@ -20,7 +20,7 @@ from pprof_py.report import Options, prepare
 
 # Option groups, in the order gperftools' pprof prints them in --help.
 GROUPS = ["Options", "Reporting Granularity", "Output type", "Heap-Profile Options",
-          "Call-graph Options", "Miscellaneous"]
+          "Contention-profile options", "Call-graph Options", "Miscellaneous"]
 
 
 class GroupedOption(click.Option):
@@ -87,6 +87,12 @@ def _output_options(func):
      help="Display allocated objects")
 @opt("--show_bytes", is_flag=True, group="Heap-Profile Options", help="Display space in bytes")
 @opt("--drop_negative", is_flag=True, group="Heap-Profile Options", help="Ignore negative differences")
+@opt("--total_delay", "contention_index", flag_value="total_delay", group="Contention-profile options",
+     help="Display total delay at each region [default]")
+@opt("--contentions", "contention_index", flag_value="contentions", group="Contention-profile options",
+     help="Display number of delays at each region")
+@opt("--mean_delay", "contention_index", flag_value="mean_delay", group="Contention-profile options",
+     help="Display mean delay at each region")
 @opt("--nodecount", type=click.IntRange(0), default=80, metavar="<n>", group="Call-graph Options",
      help="Show at most so many nodes [default=80]")
 @opt("--nodefraction", type=click.FloatRange(0), default=0.005, metavar="<f>", group="Call-graph Options",
@@ -117,12 +123,13 @@ def command(args, granularity, sample_index, stacks, **kw):
         raise click.UsageError("Only specify one output mode")
     # No output mode: the interactive shell (pprof_py/cli/interactive.py).
     renderer = outputs[0] if outputs else None
-    if stacks and (renderer is None or renderer.name != "text"):
-        raise click.UsageError("--stacks requires --text")
+    if stacks and (renderer is None or renderer.name not in ("text", "json")):
+        raise click.UsageError("--stacks requires --text (or --json)")
     options = Options(
         granularity=(renderer.granularity if renderer else None) or granularity or "functions",
         cum=kw["cum"], focus=kw["focus"], ignore=kw["ignore"],
         sample_index=sample_index or "inuse_space", show_bytes=kw["show_bytes"],
+        contention_index=kw["contention_index"] or "total_delay",
         drop_negative=kw["drop_negative"], base=kw["base"],
         lib_prefixes=[p for p in (kw["lib_prefix"] or "").split(",") if p],
         nodecount=kw["nodecount"], nodefraction=kw["nodefraction"], edgefraction=kw["edgefraction"],

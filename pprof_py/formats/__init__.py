@@ -15,6 +15,7 @@ Formats, in the order they are tried:
 
   Addresses in it are already adjusted (callers minus one), and the names
   are used instead of symbolizing;
+* ``--- contention`` lock-contention profiles (formats/contention.py);
 * ``--- profile`` followed by a binary CPU profile;
 * a binary CPU profile (formats/cpu_binary.py).
 """
@@ -22,6 +23,7 @@ import re
 
 from pprof_py.errors import ProfileFormatError
 from pprof_py.formats.cpu_binary import looks_like_cpu_profile, parse_cpu_profile
+from pprof_py.formats.contention import parse_contention_profile
 from pprof_py.formats.heap_text import parse_heap_profile
 from pprof_py.formats.folded import looks_like_folded, parse_folded
 
@@ -107,6 +109,12 @@ def _parse(data, path, warnings, pos, symbolized=False):
             profile.embedded_symbols = symbols
             profile.embedded_program = program
             return profile
+        if re.match(r"^--- *(contention|Stacks:)", line):
+            if line.startswith("--- Stacks:"):
+                warnings.append("Old format contention profile: mistakenly reports condition variable "
+                                "signals as lock contentions.")
+            text = data[rest_start:].decode("utf-8", "surrogateescape")
+            return parse_contention_profile(text, path, warnings)
         if re.match(r"^--- *profile", line):
             return parse_cpu_profile(data[rest_start:], path, base_offset=rest_start, adjust=not symbolized)
         if not symbolized and looks_like_folded(data[header_offset:]):
