@@ -27,6 +27,9 @@ that contain sampled addresses; results per object are cached on disk
 import functools
 import os
 import re
+import struct
+
+from elftools.common.exceptions import DWARFError, ELFError
 
 from pprof_py.errors import SymbolizationError
 from pprof_py.formats.procmaps import SHARED_LIBRARY
@@ -169,9 +172,17 @@ class Symbolizer:
         try:
             rels, answers, nm_names = symcache.object_symbols(
                 obj, [pc - bias for pc in pcs], self.use_cache, bar.update if bar else None)
+        except (ELFError, DWARFError, ValueError, IndexError, KeyError, struct.error, OSError) as exc:
+            # A damaged object file: report it and leave its frames unnamed
+            # rather than stop the whole report.
+            self.warn(f"warning: cannot read symbols of {image}: {exc}; its frames are shown as addresses")
+            return
         finally:
             if bar is not None:
                 bar.close()
+        if getattr(obj, "dwarf_damage", None):
+            self.warn(f"warning: damaged debug info in {image} ({obj.dwarf_damage}); "
+                      f"using its symbol table only")
         # Equal (answer, nm name) pairs give equal triples: build each once
         # and share the list, so later stages can memoize on identity.
         memo = {}

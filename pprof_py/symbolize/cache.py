@@ -16,7 +16,10 @@ import os
 import pickle
 import tempfile
 
+import struct
+
 import numpy as np
+from elftools.common.exceptions import DWARFError, ELFError
 
 from pprof_py.symbolize.demangle import demangle
 from pprof_py.symbolize.dwarf import DwarfIndex
@@ -183,6 +186,10 @@ def replay_addr2line(fact_ids, facts, inline=True):
     return out
 
 
+# What a damaged .debug_* section makes our readers raise.
+DWARF_DAMAGE = (ValueError, IndexError, KeyError, TypeError, struct.error, ELFError, DWARFError)
+
+
 def object_symbols(obj, addresses, use_cache=True, progress=None):
     """Symbolize file-relative `addresses` of `obj`: returns (sorted unique
     addresses, [addr2line answer per address], [nm full name per address])."""
@@ -194,12 +201,26 @@ def object_symbols(obj, addresses, use_cache=True, progress=None):
     if len(missing):
         missing_list = missing.tolist()
         dwarf_obj = obj.dwarf_object()
-        dwarf = DwarfIndex(dwarf_obj.elf, missing_list) if dwarf_obj is not None else None
+        try:
+            dwarf = DwarfIndex(dwarf_obj.elf, missing_list) if dwarf_obj is not None else None
+        except DWARF_DAMAGE as exc:
+            obj.dwarf_damage = f"{type(exc).__name__}: {exc}"
+            dwarf = None
         new_ids = np.empty(len(missing_list), dtype=np.int64)
         for k, a in enumerate(missing_list):
-            new_ids[k] = store.intern(_facts(obj, dwarf_obj, dwarf, a))
+            try:
+                fact = _facts(obj, dwarf_obj, dwarf, a)
+            except DWARF_DAMAGE as exc:
+                # Damaged debug info: like addr2line, fall back to the
+                # symbol table for the rest of this object.
+                obj.dwarf_damage = f"{type(exc).__name__}: {exc}"
+                dwarf = None
+                fact = _facts(obj, dwarf_obj, dwarf, a)
+            new_ids[k] = store.intern(fact)
             if progress is not None and k % 2048 == 0:
                 progress(k, len(missing_list))
+        if getattr(obj, "dwarf_damage", None):
+            path = None         # do not cache answers made without the DWARF
         ids[ids < 0] = new_ids
         store.add(missing, new_ids)
         if path:

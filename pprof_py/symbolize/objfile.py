@@ -53,12 +53,12 @@ class ObjectFile:
             raise SymbolizationError(f"{path}: cannot open: {exc.strerror}") from None
         try:
             self.elf = ELFFile(self._file)
+            self._sections = list(self.elf.iter_sections())
         except (ELFError, struct.error, ValueError) as exc:
             self._file.close()
-            raise SymbolizationError(f"{path}: not an ELF file ({exc})") from None
+            raise SymbolizationError(f"{path}: not an ELF file or damaged ({exc})") from None
         self.is64 = self.elf.elfclass == 64
         self.hex_width = 16 if self.is64 else 8
-        self._sections = list(self.elf.iter_sections())
         self._nm = None
         self._funcsyms = None
         # pprof runs `addr2line -i` (inlined frames) only for objects whose

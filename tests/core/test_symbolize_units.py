@@ -67,3 +67,31 @@ def test_build_id_and_debuglink_lookup():
     obj = ObjectFile(os.path.join(ROOT, "fixtures/bin/chain"))
     assert len(obj.build_id) == 40
     assert obj.has_dwarf() and obj.dwarf_object() is obj
+
+
+def _pprof(*args):
+    import sys
+    return subprocess.run([sys.executable, "-m", "pprof_py", "--no-cache", *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_damaged_debug_info_falls_back_to_symbols(tmp_path):
+    """A binary whose DWARF is garbage still gets function names from its
+    symbol table, with a warning; a truncated binary gets addresses."""
+    from elftools.elf.elffile import ELFFile
+    broken = tmp_path / "chain"
+    broken.write_bytes(open(os.path.join(ROOT, "fixtures/bin/chain"), "rb").read())
+    with open(broken, "r+b") as f:
+        section = ELFFile(f).get_section_by_name(".debug_info")
+        f.seek(section["sh_offset"] + 20)
+        f.write(b"\xff" * (section["sh_size"] - 40))
+    result = _pprof("--text", str(broken), "fixtures/profiles/chain.cpu.prof")
+    assert result.returncode == 0 and "Traceback" not in result.stderr
+    assert "damaged debug info" in result.stderr
+    assert " spin\n" in result.stdout
+
+    truncated = tmp_path / "trunc"
+    truncated.write_bytes(open(os.path.join(ROOT, "fixtures/bin/chain"), "rb").read()[:3000])
+    result = _pprof("--text", str(truncated), "fixtures/profiles/chain.cpu.prof")
+    assert result.returncode == 0 and "Traceback" not in result.stderr
+    assert "damaged" in result.stderr and result.stdout.startswith("Total:")
