@@ -129,6 +129,16 @@ def _dot_label(key):
     return label.replace('"', '\\"')
 
 
+def program_name(prepared):
+    """The program named on the command line or, for a symbolized (--raw)
+    profile, the one its "binary=" line names (as pprof does)."""
+    if prepared.program is not None:
+        return prepared.program
+    if prepared.profiles:
+        return getattr(prepared.profiles[0], "embedded_program", None) or ""
+    return ""
+
+
 def dot_text(prepared, fmt="dot"):
     opts = prepared.options
     kind = prepared.kind
@@ -142,8 +152,7 @@ def dot_text(prepared, fmt="dot"):
     if legend["nodelimit"] > 0 or legend["edgelimit"] > 0:
         prepared.notes.append("Dropping nodes with <= %s %s; edges with <= %s abs(%s)"
                               % (un(legend["nodelimit"]), u, un(legend["edgelimit"]), u))
-    prog = prepared.program if prepared.program is not None else ""
-    prog = prog.replace('"', '\\"')
+    prog = program_name(prepared).replace('"', '\\"')
     local_total = legend["local_total"]
     out = ['digraph "%s; %s %s" {' % (prog, un(prepared.total), u)]
     if fmt == "pdf":

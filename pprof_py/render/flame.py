@@ -25,9 +25,7 @@ embedded script (no network access, no external files) gives:
 """
 import colorsys
 import hashlib
-import re
-from dataclasses import dataclass
-from typing import Optional
+from typing import NamedTuple, Optional
 from xml.sax.saxutils import escape
 
 from pprof_py import filter as filters
@@ -45,8 +43,7 @@ MIN_WIDTH_PX = 0.1
 ROOT_NAME = "all"
 
 
-@dataclass(frozen=True)
-class FlameFrame:
+class FlameFrame(NamedTuple):
     name: str
     depth: int              # 0 is the root ("all")
     x: float                # in value units, from the left edge
@@ -55,17 +52,10 @@ class FlameFrame:
     delta: Optional[float] = None   # differential graphs: new - base
 
 
-def _name_sort_key(name):
-    return name.encode("utf-8", "surrogateescape")
-
-
-class _Node:
-    __slots__ = ("value", "delta", "children")
-
-    def __init__(self):
-        self.value = 0.0
-        self.delta = 0.0
-        self.children = {}
+# Sorts after every real name, so a stack sorts after the longer stacks it
+# is a prefix of: children are laid out from their parent's left edge and
+# the parent's own (self) value is the rightmost part of it.
+_END = "\U0010ffff\U0010ffff"
 
 
 def _key_stacks(prepared, profile):
@@ -100,66 +90,74 @@ def _base_profile(prepared):
     return stacks
 
 
-def _insert(root, keys, value, delta):
-    node = root
-    node.value += value
-    node.delta += delta
-    for key in keys:
-        child = node.children.get(key)
-        if child is None:
-            child = node.children[key] = _Node()
-        child.value += value
-        child.delta += delta
-        node = child
-
-
 def is_differential(prepared):
     return bool(prepared.options.base)
 
 
-def flame_frames(prepared):
-    """The laid-out frames, parents before children, siblings by name.
+def _merged_stacks(prepared):
+    """{root-first key tuple: [width, delta]}"""
+    merged = {}
+    if is_differential(prepared):
+        for keys, diff in _key_stacks(prepared, prepared.profile):
+            merged.setdefault(keys, [0.0, 0.0])[1] += diff
+        for keys, base in _key_stacks(prepared, _base_profile(prepared)):
+            merged.setdefault(keys, [0.0, 0.0])[0] += base
+        for entry in merged.values():
+            entry[0] = max(entry[0] + entry[1], 0.0)     # the new value
+    else:
+        for keys, value in _key_stacks(prepared, prepared.profile):
+            if value > 0:
+                merged.setdefault(keys, [0.0, 0.0])[0] += value
+    return merged
+
+
+def flame_frames(prepared, min_width=0.0, merged=None):
+    """The laid-out frames, in preorder (parents before children, siblings
+    by name).  Frames narrower than `min_width` (value units) are left out,
+    and so are their descendants, which are never wider.
 
     Plain graphs: value = the stacks' values (negative stack values, which
     only --base without --drop_negative produces, count as zero).
     Differential graphs (--base): value = new value = base + difference,
-    delta = difference."""
-    root = _Node()
-    if is_differential(prepared):
-        for keys, diff in _key_stacks(prepared, prepared.profile):
-            _insert(root, keys, 0.0, diff)
-        for keys, base in _key_stacks(prepared, _base_profile(prepared)):
-            _insert(root, keys, base, 0.0)
-        _add_delta_to_value(root)
-    else:
-        for keys, value in _key_stacks(prepared, prepared.profile):
-            if value > 0:
-                _insert(root, keys, value, 0.0)
+    delta = difference.
+
+    The stacks are sorted by their names, so each frame is a run of
+    consecutive stacks sharing its path, and its x is the total of the
+    stacks before that run."""
     diff = is_differential(prepared)
-    frames = []
-    todo = [(ROOT_NAME, root, 0, 0.0)]
-    while todo:
-        name, node, depth, x = todo.pop()
-        width = max(node.value, 0.0)
-        frames.append(FlameFrame(name, depth, x, width, node.value, node.delta if diff else None))
-        children = []
-        cx = x
-        for child_name in sorted(node.children, key=_name_sort_key):
-            child = node.children[child_name]
-            if max(child.value, 0.0) <= 0 and not (diff and child.delta):
-                continue
-            children.append((child_name, child, depth + 1, cx))
-            cx += max(child.value, 0.0)
-        todo.extend(reversed(children))
-    return frames
+    if merged is None:
+        merged = _merged_stacks(prepared)
+    order = sorted(merged, key=lambda keys: keys + (_END,))
+    out = [None]
+    path = []          # open frames: [name, x, width, delta, index in out]
+    x = 0.0
+    root_width = root_delta = 0.0
 
+    def close(to_depth):
+        while len(path) > to_depth:
+            name, fx, width, delta, index = path.pop()
+            if width >= min_width and (width > 0 or (diff and delta)):
+                out[index] = FlameFrame(name, len(path) + 1, fx, width, width, delta if diff else None)
 
-def _add_delta_to_value(node):
-    stack = [node]
-    while stack:
-        n = stack.pop()
-        n.value += n.delta
-        stack.extend(n.children.values())
+    for keys in order:
+        width, delta = merged[keys]
+        common = 0
+        limit = min(len(path), len(keys))
+        while common < limit and path[common][0] == keys[common]:
+            common += 1
+        close(common)
+        for name in keys[common:]:
+            path.append([name, x, 0.0, 0.0, len(out)])
+            out.append(None)
+        for frame in path:
+            frame[2] += width
+            frame[3] += delta
+        x += width
+        root_width += width
+        root_delta += delta
+    close(0)
+    out[0] = FlameFrame(ROOT_NAME, 0, 0.0, root_width, root_width, root_delta if diff else None)
+    return [f for f in out if f is not None]
 
 
 def frame_color(name):
@@ -208,18 +206,13 @@ def render_flame(prepared, icicle=False):
     opts = prepared.options
     kind = prepared.kind
     unit = units(kind, opts)
-    frames = flame_frames(prepared)
-    total = frames[0].width if frames else 0.0
+    merged = _merged_stacks(prepared)
+    total = sum(w for w, _d in merged.values())
     diff = is_differential(prepared)
     span = WIDTH_PX - 2 * PAD_X
     scale = span / total if total > 0 else 0.0
-    if total > 0:
-        min_width = MIN_WIDTH_PX / scale
-        frames = [f for f in frames if f.width >= min_width or f.depth == 0]
-    else:
-        frames = frames[:1]
-    # (Children are never wider than their parent, so a dropped frame's
-    # descendants are dropped too.)
+    # Frames narrower than MIN_WIDTH_PX are not drawn (nor their children).
+    frames = flame_frames(prepared, MIN_WIDTH_PX / scale if scale else float("inf"), merged)
     max_depth = max((f.depth for f in frames), default=0)
     height = PAD_TOP + (max_depth + 1) * FRAME_HEIGHT + PAD_BOTTOM
     max_delta = max((abs(f.delta) for f in frames if f.delta is not None and f.depth > 0), default=0)
@@ -235,7 +228,8 @@ def render_flame(prepared, icicle=False):
     title = "Icicle graph" if icicle else "Flame graph"
     if diff:
         title = "Differential " + title.lower()
-    program = prepared.program or ""
+    from pprof_py.render.dot import program_name
+    program = program_name(prepared)
     subtitle = "%s%s %s" % ((program + ": ") if program else "", unparse(total, kind, opts), unit)
     out = []
     out.append('<?xml version="1.0" encoding="UTF-8" standalone="no"?>\n')

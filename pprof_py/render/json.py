@@ -20,7 +20,7 @@ def raw_unit(prepared):
     opts = prepared.options
     if prepared.kind in ("heap", "growth"):
         return "objects" if opts.sample_index in ("inuse_objects", "alloc_objects") else "bytes"
-    if prepared.kind == "contention" and not opts.contentions:
+    if prepared.kind == "contention" and opts.contention_index != "contentions":
         return "nanoseconds"
     return "samples"
 

@@ -212,8 +212,11 @@ class LineInfo:
 
     def frames(self, addresses):
         """{address: [(function, "file:line")] innermost first}."""
-        table = symcache.object_symbols(self.obj, list(addresses), self.use_cache)
-        return {a: frames for a, (frames, _nm) in table.items()}
+        result = symcache.object_symbols(self.obj, list(addresses), self.use_cache)
+        if isinstance(result, dict):        # {address: (frames, nm name)}
+            return {a: frames for a, (frames, _nm) in result.items()}
+        addrs, answers = result[0], result[1]      # (addresses, answers, nm names)
+        return dict(zip(addrs, answers))
 
     def _sequences_of(self, cu):
         seqs = self._sequences.get(cu.cu_offset)

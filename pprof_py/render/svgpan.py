@@ -18,13 +18,16 @@ import re
 _SCRIPT = """<script type="text/ecmascript"><![CDATA[
 (function () {
   "use strict";
+  // This script comes before the <g id="viewport"> it moves (as in
+  // pprof's layout), so the group is looked up when first needed.
   var svg = document.documentElement;
-  var view = document.getElementById("viewport");
-  if (!view) { return; }
   var scale = 1, tx = 0, ty = 0, drag = null;
   function apply() {
-    view.setAttribute("transform",
-      "translate(" + tx + "," + ty + ") scale(" + scale + ")");
+    var view = document.getElementById("viewport");
+    if (view) {
+      view.setAttribute("transform",
+        "translate(" + tx + "," + ty + ") scale(" + scale + ")");
+    }
   }
   function point(evt) {
     var r = svg.getBoundingClientRect();
