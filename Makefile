@@ -2,7 +2,7 @@
 # set-up commands.
 PYTHON ?= python3
 
-.PHONY: deps install demo test test-native fixtures bench bench-text bench-sampler bench-malloc clean
+.PHONY: deps install demo test test-native fixtures images bench bench-text bench-sampler bench-malloc bench-graphs clean
 
 # Debian packages the tests compare against or drive: gperftools' pprof and
 # libprofiler/tcmalloc, graphviz's dot, binutils (nm/addr2line for the unit
@@ -38,7 +38,13 @@ test-native:
 fixtures:
 	$(MAKE) -C fixtures all
 
-bench: bench-text bench-sampler bench-malloc
+# The README's flame graph and call graph, made from the cxx fixture.
+images:
+	$(PYTHON) -c 'import sys; sys.path.insert(0, "fixtures"); import relocate_maps; relocate_maps.localize()'
+	$(PYTHON) -m pprof_py --flame fixtures/bin/cxx fixtures/local/profiles/cxx.cpu.prof > docs/images/flame.svg
+	$(PYTHON) -m pprof_py --dot fixtures/bin/cxx fixtures/local/profiles/cxx.cpu.prof | dot -Tsvg > docs/images/callgraph.svg
+
+bench: bench-text bench-sampler bench-malloc bench-graphs
 
 bench-text:
 	$(PYTHON) bench/bench_text.py
@@ -48,6 +54,9 @@ bench-sampler:
 
 bench-malloc:
 	$(PYTHON) bench/bench_malloc.py
+
+bench-graphs:
+	$(PYTHON) bench/bench_graphs.py
 
 clean:
 	rm -rf build out bench/out *.egg-info
