@@ -54,6 +54,19 @@ def _keys_for_address(address, symbols, granularity, width, show_addresses=False
     return keys
 
 
+def translate_stack(stack, symbols, granularity, width, show_addresses, memo):
+    """pprof's TranslateStack: the keys of a stack of addresses (leaf first,
+    inlined callees before their callers), not deduplicated; `memo` caches
+    each address's keys across calls."""
+    keys = []
+    for address in stack:
+        part = memo.get(address)
+        if part is None:
+            part = memo[address] = _keys_for_address(address, symbols, granularity, width, show_addresses)
+        keys.extend(part)
+    return keys
+
+
 def reduce_profile(profile, symbols, granularity, width, show_addresses=False):
     """pprof's ReduceProfile: {tuple of keys (deduplicated): value}."""
     memo = {}

@@ -30,7 +30,7 @@ import subprocess
 import tempfile
 
 from pprof_py.errors import PprofError
-from pprof_py.graph import _keys_for_address
+from pprof_py.graph import translate_stack
 from pprof_py.units import percent, unparse, units
 
 DOT_MISSING = ("graphviz's `dot` program is not installed (needed for --%s); "
@@ -43,14 +43,8 @@ def _perl_sort_key(name):
 
 def _translated(prepared, stack, memo):
     opts = prepared.options
-    keys = []
-    for address in stack:
-        part = memo.get(address)
-        if part is None:
-            part = memo[address] = _keys_for_address(address, prepared.symbols, opts.granularity,
-                                                     prepared.width, opts.show_addresses)
-        keys.extend(part)
-    return keys
+    return translate_stack(stack, prepared.symbols, opts.granularity, prepared.width,
+                           opts.show_addresses, memo)
 
 
 def graph_model(prepared, svg_widths=False):

@@ -29,7 +29,7 @@ from typing import NamedTuple, Optional
 from xml.sax.saxutils import escape
 
 from pprof_py import filter as filters
-from pprof_py.graph import _keys_for_address
+from pprof_py.graph import translate_stack
 from pprof_py.units import unparse, units
 
 WIDTH_PX = 1200
@@ -63,13 +63,8 @@ def _key_stacks(prepared, profile):
     opts = prepared.options
     memo = {}
     for stack, value in profile.items():
-        keys = []
-        for address in stack:
-            part = memo.get(address)
-            if part is None:
-                part = memo[address] = _keys_for_address(address, prepared.symbols, opts.granularity,
-                                                         prepared.width, opts.show_addresses)
-            keys.extend(part)
+        keys = translate_stack(stack, prepared.symbols, opts.granularity, prepared.width,
+                               opts.show_addresses, memo)
         keys.reverse()
         yield tuple(keys), value
 

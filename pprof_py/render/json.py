@@ -10,7 +10,7 @@ numbers (null where --text prints "nan"/"inf").
 import json
 import math
 
-from pprof_py.render.text import _display
+from pprof_py.render.text import text_rows
 from pprof_py.units import units
 
 SCHEMA_VERSION = 1
@@ -35,21 +35,6 @@ def _pct(num, tot):
 def _number(v):
     v = float(v)
     return int(v) if v.is_integer() else v
-
-
-def text_rows(prepared):
-    """The rows of --text, in its order: [(name, flat, cum, running flat)]."""
-    flat, cum = prepared.flat, prepared.cum
-    sort_by = cum if prepared.options.cum else flat
-    rows = []
-    running = 0
-    for key in sorted(cum, key=lambda k: (-sort_by.get(k, 0), k.encode("utf-8", "surrogateescape"))):
-        f = flat.get(key, 0)
-        c = cum.get(key, 0)
-        running += f
-        if f != 0 or c != 0:
-            rows.append((_display(key, prepared.symbols, prepared.width, prepared.options), f, c, running))
-    return rows
 
 
 def report_dict(prepared):

@@ -13,7 +13,7 @@ them.
 """
 import os
 
-from pprof_py.render.json import text_rows
+from pprof_py.render.text import text_rows
 from pprof_py.units import percent, unparse, units
 
 MAX_ROWS = 25

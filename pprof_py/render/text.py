@@ -77,18 +77,26 @@ def render_text(prepared):
         out.append("Stacks:")
         out.append("")
         _stacks_section(prepared, out)
+    total = sum(prepared.flat.values())
+    for name, f, c, running in text_rows(prepared):
+        out.append("%8s %6s %6s %8s %6s %s" % (
+            unparse(f, kind, opts), percent(f, total), percent(running, total),
+            unparse(c, kind, opts), percent(c, total), name))
+    return "\n".join(out) + ("\n" if out else "")
+
+
+def text_rows(prepared):
+    """The rows of --text, in its order: [(name, flat, cum, running flat)].
+    Sorted by flat (or cum with --cum) descending, then by name bytes; rows
+    with nothing in them are left out."""
     flat, cum = prepared.flat, prepared.cum
-    total = sum(flat.values())
-    sort_by = cum if opts.cum else flat
-    symbols = prepared.symbols
-    width = prepared.width
+    sort_by = cum if prepared.options.cum else flat
+    rows = []
     running = 0
     for key in sorted(cum, key=lambda k: (-sort_by.get(k, 0), k.encode("utf-8", "surrogateescape"))):
         f = flat.get(key, 0)
         c = cum.get(key, 0)
         running += f
         if f != 0 or c != 0:
-            out.append("%8s %6s %6s %8s %6s %s" % (
-                unparse(f, kind, opts), percent(f, total), percent(running, total),
-                unparse(c, kind, opts), percent(c, total), _display(key, symbols, width, opts)))
-    return "\n".join(out) + ("\n" if out else "")
+            rows.append((_display(key, prepared.symbols, prepared.width, prepared.options), f, c, running))
+    return rows
