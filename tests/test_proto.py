@@ -139,6 +139,8 @@ def _go_pprof():
         return GO_PPROF
     go = shutil.which("go")
     if go is None:
+        if os.environ.get("CI"):
+            pytest.fail("CI must install golang-go and golang-github-google-pprof-dev (see Makefile deps)")
         pytest.skip("the Go toolchain (golang-go) is not installed: cannot build Go pprof")
     os.makedirs(os.path.dirname(GO_PPROF), exist_ok=True)
     env = dict(os.environ, GO111MODULE="off", GOPATH="/usr/share/gocode", GOFLAGS="",

@@ -77,7 +77,8 @@ def google_runs(localized):
     return {name: p.communicate(timeout=120) + (p.returncode,) for name, p in procs.items()}
 
 
-@pytest.mark.skipif(GOOGLE_PPROF is None, reason="google-pprof is not installed")
+@pytest.mark.skipif(GOOGLE_PPROF is None and not os.environ.get("CI"),
+                    reason="google-pprof is not installed (CI installs it and runs this)")
 @pytest.mark.parametrize("name", sorted(LIVE))
 def test_dot_matches_google_pprof_live(name, google_runs):
     want_out, want_err, want_rc = google_runs[name]
