@@ -133,11 +133,11 @@ static NOINLINE void free_slow(void *p) {
     else if (tc->size > tc->max_size) pp_tc_scavenge(tc);
 }
 
-static inline void do_free(void *p) {
+static inline __attribute__((always_inline)) void do_free(void *p) {
     if (PP_UNLIKELY(p == NULL)) return;
     /* fast path: class from the byte map, no span access; objects the
        profiler may know about, large blocks and bad pointers go slow */
-    int cl = pp_classmap_get((uintptr_t)p >> PAGE_SHIFT);
+    int cl = pp_class_of_page((uintptr_t)p >> PAGE_SHIFT);
     tcache_t *tc = pp_tc;
     if (PP_LIKELY(cl != 0 && tc != NULL) && PP_LIKELY(!pp_any_sampled || !pp_span_of(p)->sampled)) {
         freelist_t *fl = &tc->lists[cl];

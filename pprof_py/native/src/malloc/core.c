@@ -147,7 +147,7 @@ int pp_owned_region(uintptr_t addr, uintptr_t *end) {
 static size_t metadata_bytes;
 
 void *pp_os_map(size_t bytes) {
-    void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (p == MAP_FAILED) return NULL;
     register_region(p, bytes);
     return p;
@@ -242,7 +242,10 @@ static int pagemap_ensure(uintptr_t page, size_t n) {
     return 1;
 }
 
+unsigned char *pp_classflat;
+
 static void classmap_set_range(uintptr_t page, size_t n, int cl) {
+    if (pp_classflat) memset(pp_classflat + page, cl, n);
     for (size_t i = 0; i < n; i++) {
         uintptr_t p = page + i;
         pp_classmap_root[p >> PM_LEAF_BITS][p & ((1 << PM_LEAF_BITS) - 1)] = (unsigned char)cl;
@@ -260,7 +263,6 @@ static void pagemap_set_range(uintptr_t page, size_t n, span_t *s) {
 /* page heap                                                            */
 
 typedef struct { span_t head; } span_list_t;
-#define RELEASE_EVERY_PAGES ((size_t)(64 << 20) >> PAGE_SHIFT)
 
 static struct {
     pp_lock_t lock;
@@ -268,8 +270,10 @@ static struct {
     span_list_t large_normal, large_returned;
     size_t free_bytes, unmapped_bytes, system_bytes;
     size_t release_threshold;
-    size_t freed_since_release;
     size_t clock;                   /* pages freed so far: ages free spans */
+    long scavenge_counter;          /* pages to free before the next incremental release */
+    int release_index;              /* round-robin over the free lists */
+    uint64_t nonempty[(MAX_PAGES_LISTS + 64) / 64];   /* bit k: normal[k] or returned[k] not empty */
     span_t *span_freelist;
 } ph;
 
@@ -314,12 +318,16 @@ static span_list_t *free_list_for(span_t *s) {
 
 static void ph_link_free(span_t *s) {
     list_push(free_list_for(s), s);
+    if (s->npages <= MAX_PAGES_LISTS) ph.nonempty[s->npages >> 6] |= (uint64_t)1 << (s->npages & 63);
     if (s->location == SPAN_RETURNED) ph.unmapped_bytes += s->npages << PAGE_SHIFT;
     else ph.free_bytes += s->npages << PAGE_SHIFT;
 }
 
 static void ph_unlink_free(span_t *s) {
     list_remove(s);
+    size_t k = s->npages;
+    if (k <= MAX_PAGES_LISTS && list_empty(&ph.normal[k]) && list_empty(&ph.returned[k]))
+        ph.nonempty[k >> 6] &= ~((uint64_t)1 << (k & 63));
     if (s->location == SPAN_RETURNED) ph.unmapped_bytes -= s->npages << PAGE_SHIFT;
     else ph.free_bytes -= s->npages << PAGE_SHIFT;
 }
@@ -328,11 +336,13 @@ static void ph_unlink_free(span_t *s) {
 static span_t *ph_coalesce(span_t *s) {
     for (int side = 0; side < 2; side++) {
         span_t *o = side == 0 ? pp_pagemap_get(s->start - 1) : pp_pagemap_get(s->start + s->npages);
-        if (!o || (o->location != SPAN_FREE && o->location != SPAN_RETURNED)) continue;
+        /* merge only spans of the same kind (resident with resident,
+           released with released), like gperftools: a resident span stays
+           all resident, so reusing it faults nothing in, and released
+           pages are reused only when no resident span fits */
+        if (!o || o->location != s->location) continue;
         ph_unlink_free(o);
-        /* a merged span counts as resident if either part is; the returned
-           part costs nothing until touched */
-        int loc = (s->location == SPAN_FREE || o->location == SPAN_FREE) ? SPAN_FREE : SPAN_RETURNED;
+        int loc = s->location;
         span_t *keep = o->npages >= s->npages ? o : s;
         span_t *gone = keep == o ? s : o;
         uintptr_t start = s->start < o->start ? s->start : o->start;
@@ -376,6 +386,33 @@ static void ph_release_until(size_t target, size_t idle, int force) {
     }
 }
 
+#ifndef RELEASE_RATE
+#define RELEASE_RATE 500
+#endif
+#define FORCED_COALESCE_BYTES ((size_t)128 << 20)
+#define RELEASE_DELAY ((long)1 << 14)
+#define MAX_RELEASE_DELAY ((size_t)1 << 20)
+
+/* Release the oldest resident free span of the next non-empty list
+   (round robin over sizes, large spans included); returns its pages. */
+static size_t ph_release_one(void) {
+    for (int i = 0; i <= MAX_PAGES_LISTS; i++) {
+        int k = ph.release_index;
+        ph.release_index = k >= MAX_PAGES_LISTS ? 0 : k + 1;
+        span_list_t *l = k == 0 ? &ph.large_normal : &ph.normal[k];
+        if (list_empty(l)) continue;
+        span_t *s = l->head.prev;              /* oldest */
+        size_t n = s->npages;
+        ph_unlink_free(s);
+        madvise((void *)(s->start << PAGE_SHIFT), n << PAGE_SHIFT, MADV_DONTNEED);
+        s->location = SPAN_RETURNED;
+        s = ph_coalesce(s);
+        ph_link_free(s);
+        return n;
+    }
+    return 0;
+}
+
 /* Give a span back to the page heap.  Caller holds ph.lock. */
 static void ph_free_locked(span_t *s) {
     if (s->sizeclass) classmap_set_range(s->start, s->npages, 0);
@@ -383,18 +420,27 @@ static void ph_free_locked(span_t *s) {
     s->freelist = NULL;
     s->refcount = 0;
     s->location = SPAN_FREE;
-    ph.freed_since_release += s->npages;
-    ph.clock += s->npages;
+    size_t freed = s->npages;
+    ph.clock += freed;
     s = ph_coalesce(s);
     s->freed_at = ph.clock;
     ph_link_free(s);
-    /* return memory to the OS in bulk, at most once per RELEASE_EVERY pages
-       freed, so a churning program does not pay madvise + page faults on
-       every free; far above the threshold release at once */
-    if (ph.free_bytes > ph.release_threshold &&
-        (ph.freed_since_release >= RELEASE_EVERY_PAGES || ph.free_bytes > 4 * ph.release_threshold)) {
-        ph.freed_since_release = 0;
-        ph_release_until(ph.release_threshold / 2, RELEASE_EVERY_PAGES, ph.free_bytes > 4 * ph.release_threshold);
+    /* return memory to the OS incrementally (like gperftools): the oldest
+       free span of the next size list after RELEASE_RATE pages freed per
+       page last released, so a churning program pays few madvise calls and
+       page faults while an idle heap still drains; far above the threshold
+       release in bulk */
+    if (PP_UNLIKELY(ph.free_bytes > 4 * ph.release_threshold)) {
+        ph_release_until(ph.release_threshold / 2, 0, 1);
+        return;
+    }
+    ph.scavenge_counter -= (long)freed;
+    if (PP_LIKELY(ph.scavenge_counter >= 0)) return;
+    ph.scavenge_counter = RELEASE_DELAY;
+    size_t n = ph_release_one();
+    if (n) {
+        size_t wait = n * RELEASE_RATE;
+        ph.scavenge_counter = (long)(wait > MAX_RELEASE_DELAY ? MAX_RELEASE_DELAY : wait);
     }
 }
 
@@ -427,9 +473,19 @@ static int ph_grow(size_t npages) {
 }
 
 static span_t *ph_find(size_t n) {
-    for (size_t k = n; k <= MAX_PAGES_LISTS; k++) {
-        if (!list_empty(&ph.normal[k])) return ph.normal[k].head.next;
-        if (!list_empty(&ph.returned[k])) return ph.returned[k].head.next;
+    if (n <= MAX_PAGES_LISTS) {
+        /* first non-empty exact list of >= n pages, found in the bitmap */
+        size_t w = n >> 6;
+        uint64_t bits = ph.nonempty[w] & (~(uint64_t)0 << (n & 63));
+        for (;;) {
+            if (bits) {
+                size_t k = (w << 6) + (size_t)__builtin_ctzll(bits);
+                if (!list_empty(&ph.normal[k])) return ph.normal[k].head.next;
+                return ph.returned[k].head.next;
+            }
+            if (++w >= sizeof ph.nonempty / sizeof ph.nonempty[0]) break;
+            bits = ph.nonempty[w];
+        }
     }
     span_t *best = NULL;
     for (int pass = 0; pass < 2; pass++) {
@@ -446,6 +502,13 @@ static span_t *ph_find(size_t n) {
 /* Allocate a span of n pages; *zeroed tells whether all of it is fresh from the OS. */
 static span_t *ph_alloc_locked(size_t n, int *zeroed) {
     span_t *s = ph_find(n);
+    if (!s && ph.unmapped_bytes > 0 && ph.free_bytes + ph.unmapped_bytes >= ph.system_bytes / 4 &&
+        ph.system_bytes / FORCED_COALESCE_BYTES != (ph.system_bytes + (n << PAGE_SHIFT)) / FORCED_COALESCE_BYTES) {
+        /* about to grow while many pages are free but split into resident
+           and released pieces: release everything so they coalesce */
+        ph_release_until(0, 0, 1);
+        s = ph_find(n);
+    }
     if (!s) {
         if (!ph_grow(n)) return NULL;
         s = ph_find(n);
@@ -875,6 +938,7 @@ void pp_init(void) {
         return;
     }
     init_size_map();
+    pp_classflat = pp_os_map(CLASSFLAT_PAGES);   /* MAP_NORESERVE, see internal.h */
     for (int i = 0; i <= MAX_PAGES_LISTS; i++) {
         list_init(&ph.normal[i]);
         list_init(&ph.returned[i]);

@@ -88,6 +88,17 @@ static inline int pp_classmap_get(uintptr_t page) {
     if (PP_UNLIKELY(!leaf)) return 0;
     return leaf[page & ((1 << PM_LEAF_BITS) - 1)];
 }
+/* the same class bytes in one flat array indexed by page id (address
+   space reserved with MAP_NORESERVE at start-up; only the bytes of pages the
+   heap uses ever become resident): free() finds the class with one load.
+   NULL when the reservation failed; then the radix classmap is used. */
+#define CLASSFLAT_PAGES ((uintptr_t)1 << (PM_ROOT_BITS + PM_LEAF_BITS))
+extern PP_HIDDEN unsigned char *pp_classflat;
+static inline int pp_class_of_page(uintptr_t page) {
+    unsigned char *flat = pp_classflat;
+    if (PP_LIKELY(flat != NULL)) return PP_LIKELY(page < CLASSFLAT_PAGES) ? flat[page] : 0;
+    return pp_classmap_get(page);
+}
 extern PP_HIDDEN volatile int pp_any_sampled;     /* some object is in the profiler's table */
 
 /* ---- thread cache ---- */
