@@ -71,15 +71,17 @@ def _second_pc_always_same(profile):
     return second
 
 
-def remove_uninteresting_frames(profile, symbols, kind, notes):
+def remove_uninteresting_frames(profile, symbols, kind, notes, keep_signal_frames=False):
     """pprof's RemoveUninterestingFrames.  `notes` collects what pprof
-    prints on stderr."""
+    prints on stderr.  `keep_signal_frames` is --no-auto-signal-frm: CPU
+    profiles then keep the profiler's signal-handler frames and a second
+    frame common to every stack."""
     skip, skip_re = set(), None
     if kind in ("heap", "growth"):
         skip, skip_re = HEAP_SKIP, HEAP_SKIP_RE
     elif kind == "contention":
         skip = CONTENTION_SKIP
-    elif kind == "cpu":
+    elif kind == "cpu" and not keep_signal_frames:
         skip = CPU_SKIP
     if kind == "cpu":
         while True:
@@ -87,6 +89,10 @@ def remove_uninteresting_frames(profile, symbols, kind, notes):
             if not second:     # pprof treats address 0 as "not the same" too
                 break
             name = symbols[second][0][0] if second in symbols else "%016x" % second
+            if keep_signal_frames:
+                notes.append(f"All second stack frames are same: `{name}'.")
+                notes.append("Might be stack trace capturing bug.")
+                break
             notes.append(f"Removing {name} from all stack traces.")
             result = {}
             for k, count in profile.items():

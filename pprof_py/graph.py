@@ -9,7 +9,6 @@ cannot name become the zero-padded hexadecimal address.  Each key counts once
 per stack (recursion), the leaf key gets the flat value, every key the
 cumulative value.
 """
-GRANULARITIES = ("functions", "lines", "files", "addresses")
 
 
 def _keys_for_address(address, symbols, granularity, width, show_addresses=False):

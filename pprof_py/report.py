@@ -137,7 +137,8 @@ def prepare(program, profile_paths, options, notes=None, progress=None):
         max_pc = max((loc.address for loc in main.locations), default=0)
         symbols = symbolizer.symbolize(addresses, main.mappings, max_pc)
 
-    stacks = filters.remove_uninteresting_frames(stacks, symbols, kind, notes)
+    stacks = filters.remove_uninteresting_frames(stacks, symbols, kind, notes,
+                                                options.no_auto_signal_frames)
     if options.focus:
         stacks = filters.focus_profile(stacks, symbols, compile_regex(options.focus, "focus"), width)
     if options.ignore:

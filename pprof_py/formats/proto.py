@@ -256,7 +256,8 @@ def _restack(prepared, column):
     if opts.base:
         stacks = filters.subtract_profile(stacks, report._address_profile(prepared.profiles[-1], column),
                                           opts.drop_negative)
-    stacks = filters.remove_uninteresting_frames(stacks, prepared.symbols, prepared.kind, [])
+    stacks = filters.remove_uninteresting_frames(stacks, prepared.symbols, prepared.kind, [],
+                                                prepared.options.no_auto_signal_frames)
     if opts.focus:
         stacks = filters.focus_profile(stacks, prepared.symbols, report.compile_regex(opts.focus, "focus"),
                                        prepared.width)

@@ -75,7 +75,8 @@ def _base_profile(prepared):
     opts = prepared.options
     base = prepared.profiles[-1]
     stacks = report._address_profile(base, report._column(base, opts))
-    stacks = filters.remove_uninteresting_frames(stacks, prepared.symbols, prepared.kind, [])
+    stacks = filters.remove_uninteresting_frames(stacks, prepared.symbols, prepared.kind, [],
+                                                prepared.options.no_auto_signal_frames)
     if opts.focus:
         stacks = filters.focus_profile(stacks, prepared.symbols,
                                        report.compile_regex(opts.focus, "focus"), prepared.width)

@@ -76,7 +76,8 @@ def growth(prepared):
     old = report._address_profile(prepared.profiles[-1], column)
 
     def clean(stacks, symbols):
-        stacks = filters.remove_uninteresting_frames(stacks, symbols, prepared.kind, [])
+        stacks = filters.remove_uninteresting_frames(stacks, symbols, prepared.kind, [],
+                                                prepared.options.no_auto_signal_frames)
         if opts.focus:
             stacks = filters.focus_profile(stacks, symbols,
                                            report.compile_regex(opts.focus, "focus"), prepared.width)

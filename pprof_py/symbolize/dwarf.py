@@ -19,7 +19,6 @@ Rules copied from BFD's behaviour (what addr2line prints):
 import bisect
 import heapq
 import os
-import posixpath
 
 from elftools.dwarf.ranges import BaseAddressEntry, RangeEntry
 
@@ -45,7 +44,6 @@ class _CompileUnitIndex:
         top = self.scanner.top
         comp_dir = top.get("DW_AT_comp_dir")
         self.comp_dir = (self.scanner.string(*comp_dir) if comp_dir else None) or ""
-        self.version = cu["version"]
         stmt_list = top.get("DW_AT_stmt_list")
         self.lineprog = None
         if stmt_list is not None and self.dwarf.debug_line_sec is not None:

@@ -137,3 +137,22 @@ def test_symbol_cache_is_written_and_reused(tmp_path):
         (tmp_path / "pprof_py" / name).write_bytes(b"garbage")
     third = pprof("--text", "--lines", CHAIN, CHAIN_PROF, env=env)
     assert third.stdout == first.stdout and "Traceback" not in third.stderr
+
+
+def test_no_auto_signal_frm_keeps_a_common_second_frame(tmp_path):
+    """Every stack below has b_heavy as its second frame: pprof drops it
+    (an artifact of signal-handler frames) unless --no-auto-signal-frm, and
+    says so on stderr either way (output checked against google-pprof)."""
+    import struct
+    data = (struct.pack("<5Q", 0, 3, 0, 10000, 0)
+            + struct.pack("<5Q", 5, 3, 0x40115d, 0x40117d, 0x4011c3)
+            + struct.pack("<5Q", 3, 3, 0x401160, 0x40117d, 0x4011cb)
+            + struct.pack("<3Q", 0, 1, 0))
+    prof = tmp_path / "same2.prof"
+    prof.write_bytes(data)
+    dropped = pprof("--text", CHAIN, str(prof))
+    assert "Removing b_heavy from all stack traces." in dropped.stderr
+    assert "b_heavy" not in dropped.stdout
+    kept = pprof("--text", "--no-auto-signal-frm", CHAIN, str(prof))
+    assert "All second stack frames are same: `b_heavy'." in kept.stderr
+    assert "       0   0.0% 100.0%        8 100.0% b_heavy\n" in kept.stdout

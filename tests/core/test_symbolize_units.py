@@ -95,3 +95,22 @@ def test_damaged_debug_info_falls_back_to_symbols(tmp_path):
     result = _pprof("--text", str(truncated), "fixtures/profiles/chain.cpu.prof")
     assert result.returncode == 0 and "Traceback" not in result.stderr
     assert "damaged" in result.stderr and result.stdout.startswith("Total:")
+
+
+def test_progress_bar_only_on_a_terminal_and_after_the_delay(monkeypatch):
+    import sys
+    from pprof_py.cli.console import DelayedProgress
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: False, raising=False)
+    quiet = DelayedProgress("symbolizing x", delay=0)
+    quiet.update(1, 10)
+    assert quiet._progress is None
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
+    slow = DelayedProgress("symbolizing x", delay=3600)
+    slow.update(1, 10)
+    assert slow._progress is None           # not yet: the work has been quick so far
+    shown = DelayedProgress("symbolizing x", delay=0)
+    shown.update(5, 10)
+    assert shown._progress is not None
+    assert shown._progress.tasks[0].completed == 5 and shown._progress.tasks[0].total == 10
+    shown.close()
+    assert shown._progress is None
