@@ -107,11 +107,17 @@ static inline void *do_malloc(size_t n, void *frame) {
     return alloc_slow(n, 0, frame);
 }
 
+static NOINLINE __attribute__((noreturn)) void bad_free(void *p) {
+    span_t *s = pp_span_containing(p);
+    if (s == NULL) pp_fatal("free(): invalid pointer (not allocated by this malloc)", p);
+    if (s->location == SPAN_IN_USE && s->sizeclass == 0)
+        pp_fatal("free(): invalid pointer (inside a large block)", p);
+    pp_fatal("free(): double free or invalid pointer", p);
+}
+
 static NOINLINE void free_slow(void *p) {
     span_t *s = pp_span_of(p);
-    if (PP_UNLIKELY(s == NULL)) pp_fatal("free(): invalid pointer (not allocated by this malloc)", p);
-    if (PP_UNLIKELY(s->location != SPAN_IN_USE))
-        pp_fatal("free(): double free or invalid pointer", p);
+    if (PP_UNLIKELY(s == NULL || s->location != SPAN_IN_USE)) bad_free(p);
     if (s->sampled) pp_prof_forget(p, s);
     int cl = s->sizeclass;
     if (cl == 0) {

@@ -252,11 +252,39 @@ static void classmap_set_range(uintptr_t page, size_t n, int cl) {
     }
 }
 
+static inline void pagemap_set(uintptr_t p, span_t *s) {
+    pp_pagemap_root[p >> PM_LEAF_BITS][p & ((1 << PM_LEAF_BITS) - 1)] = s;
+}
+
+/* Small-object spans: every page, since free() may be given any object. */
 static void pagemap_set_range(uintptr_t page, size_t n, span_t *s) {
-    for (size_t i = 0; i < n; i++) {
-        uintptr_t p = page + i;
-        pp_pagemap_root[p >> PM_LEAF_BITS][p & ((1 << PM_LEAF_BITS) - 1)] = s;
+    for (size_t i = 0; i < n; i++) pagemap_set(page + i, s);
+}
+
+/* Large in-use spans and free spans: only the first and the last page.
+   free() of a large block looks up its first page, and coalescing looks
+   at the pages just outside a span, which are the last page of its left
+   neighbour and the first page of its right one.  Keeping interior entries
+   would cost one store per page on every carve and merge (a 1 MiB block is
+   128 pages); like tcmalloc we leave them stale, and every reader checks
+   that the span it found covers the page (pp_span_of, ph_coalesce). */
+static inline void pagemap_set_ends(span_t *s) {
+    pagemap_set(s->start, s);
+    if (s->npages > 1) pagemap_set(s->start + s->npages - 1, s);
+}
+
+span_t *pp_span_containing(const void *p) {
+    uintptr_t page = (uintptr_t)p >> PAGE_SHIFT;
+    uintptr_t end;
+    if (!pp_owned_region((uintptr_t)p, &end)) return NULL;
+    /* the first page of the span holding `page` is mapped: walk down to it
+       (interior entries are NULL or stale) */
+    for (uintptr_t q = page; q > 0 && page - q < ((uintptr_t)1 << 26); q--) {
+        if (!pp_owned_region(q << PAGE_SHIFT, &end)) return NULL;
+        span_t *s = pp_pagemap_get(q);
+        if (s && s->location != SPAN_DEAD && s->start == q) return page - q < s->npages ? s : NULL;
     }
+    return NULL;
 }
 
 /* ------------------------------------------------------------------ */
@@ -341,6 +369,8 @@ static span_t *ph_coalesce(span_t *s) {
            all resident, so reusing it faults nothing in, and released
            pages are reused only when no resident span fits */
         if (!o || o->location != s->location) continue;
+        /* a stale entry (a recycled span struct) is not a neighbour */
+        if (side == 0 ? o->start + o->npages != s->start : o->start != s->start + s->npages) continue;
         ph_unlink_free(o);
         int loc = s->location;
         span_t *keep = o->npages >= s->npages ? o : s;
@@ -349,8 +379,8 @@ static span_t *ph_coalesce(span_t *s) {
         keep->start = start;
         keep->npages = s->npages + o->npages;
         keep->location = (uint8_t)loc;
-        pagemap_set_range(gone->start, gone->npages, keep);
         span_delete(gone);
+        pagemap_set_ends(keep);
         s = keep;
     }
     return s;
@@ -390,7 +420,9 @@ static void ph_release_until(size_t target, size_t idle, int force) {
 #define RELEASE_RATE 500
 #endif
 #define FORCED_COALESCE_BYTES ((size_t)128 << 20)
+#ifndef RELEASE_DELAY
 #define RELEASE_DELAY ((long)1 << 14)
+#endif
 #define MAX_RELEASE_DELAY ((size_t)1 << 20)
 
 /* Release the oldest resident free span of the next non-empty list
@@ -465,7 +497,7 @@ static int ph_grow(size_t npages) {
     span_t *s = span_new(page, bytes >> PAGE_SHIFT);
     if (!s) return 0;
     ph.system_bytes += bytes;
-    pagemap_set_range(page, s->npages, s);
+    pagemap_set_ends(s);
     s->location = SPAN_RETURNED;           /* fresh memory: not resident, zero-filled */
     s = ph_coalesce(s);
     ph_link_free(s);
@@ -527,9 +559,10 @@ static span_t *ph_alloc_locked(size_t n, int *zeroed) {
         }
         s->start += n;
         s->npages -= n;
+        pagemap_set(s->start, s);          /* its last page is unchanged */
         ph_link_free(s);
         s = r;
-        pagemap_set_range(s->start, n, s);
+        pagemap_set_ends(s);
     }
     s->location = SPAN_IN_USE;
     s->sizeclass = 0;
@@ -547,18 +580,19 @@ void *pp_large_alloc(size_t bytes, size_t align, int *zeroed) {
     if (s && align_pages > 1) {
         uintptr_t aligned = (s->start + align_pages - 1) & ~(uintptr_t)(align_pages - 1);
         size_t lead = aligned - s->start, trail = s->npages - lead - n;
-        if (lead) {
-            span_t *l = span_new(s->start, lead);
-            pagemap_set_range(l->start, lead, l);
-            ph_free_locked(l);
-        }
-        if (trail) {
-            span_t *t = span_new(aligned + n, trail);
-            pagemap_set_range(t->start, trail, t);
-            ph_free_locked(t);
-        }
+        span_t *l = lead ? span_new(s->start, lead) : NULL;
+        span_t *t = trail ? span_new(aligned + n, trail) : NULL;
         s->start = aligned;
         s->npages = n;
+        pagemap_set_ends(s);
+        if (l) {
+            pagemap_set_ends(l);
+            ph_free_locked(l);
+        }
+        if (t) {
+            pagemap_set_ends(t);
+            ph_free_locked(t);
+        }
     }
     pp_unlock(&ph.lock);
     if (!s) return NULL;
@@ -579,6 +613,12 @@ void pp_large_free(span_t *s) {
 /* central free lists                                                   */
 
 #define TC_SLOTS 64
+#ifndef TRANSFER_CACHE_BYTES
+#define TRANSFER_CACHE_BYTES ((size_t)1 << 20)
+#endif
+#ifndef TRANSFER_MIN_BATCHES
+#define TRANSFER_MIN_BATCHES 2
+#endif
 typedef struct {
     pp_lock_t lock;
     span_list_t nonempty;
@@ -625,6 +665,7 @@ static void *central_take_from_spans(central_t *c, int cl) {
         s = ph_alloc_locked(class_pages[cl], &zeroed);
         if (s) {
             s->sizeclass = (uint16_t)cl;
+            pagemap_set_range(s->start, s->npages, s);
             classmap_set_range(s->start, s->npages, cl);
             s->bump = (char *)(s->start << PAGE_SHIFT);
             s->limit = s->bump + class_objs_per_span[cl] * pp_class_size[cl];
@@ -955,8 +996,8 @@ void pp_init(void) {
     for (int cl = 1; cl < pp_num_classes; cl++) {
         list_init(&central[cl].nonempty);
         size_t per_batch = class_batch[cl] * pp_class_size[cl];
-        size_t cap = ((size_t)1 << 20) / per_batch;
-        central[cl].cap = (int)(cap < 2 ? 2 : cap > TC_SLOTS ? TC_SLOTS : cap);
+        size_t cap = TRANSFER_CACHE_BYTES / per_batch;
+        central[cl].cap = (int)(cap < TRANSFER_MIN_BATCHES ? TRANSFER_MIN_BATCHES : cap > TC_SLOTS ? TC_SLOTS : cap);
     }
     tc_key_ok = pthread_key_create(&tc_key, tc_destroy) == 0;
     __atomic_store_n(&pp_inited, 1, __ATOMIC_RELEASE);

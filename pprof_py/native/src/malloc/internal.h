@@ -76,7 +76,20 @@ static inline span_t *pp_pagemap_get(uintptr_t page) {
     if (PP_UNLIKELY(!leaf)) return NULL;
     return leaf[page & ((1 << PM_LEAF_BITS) - 1)];
 }
-static inline span_t *pp_span_of(const void *p) { return pp_pagemap_get((uintptr_t)p >> PAGE_SHIFT); }
+/* Every page of a small-object span maps to its span; large and free spans
+   map only their first and last pages (see core.c), so other entries may
+   be stale.  pp_span_of() checks that the span found really covers the
+   page (span structs are never unmapped, so reading a stale one is safe)
+   and returns NULL otherwise. */
+static inline span_t *pp_span_of(const void *p) {
+    uintptr_t page = (uintptr_t)p >> PAGE_SHIFT;
+    span_t *s = pp_pagemap_get(page);
+    if (PP_UNLIKELY(!s || s->location == SPAN_DEAD || page - s->start >= s->npages)) return NULL;
+    return s;
+}
+/* Slow: the span containing p even where its page-map entry is stale
+   (diagnostics for bad frees only). */
+PP_HIDDEN span_t *pp_span_containing(const void *p);
 
 /* page id -> size class byte (0 = large, free or unknown), same radix shape;
    lets free() find the class without touching the span */
