@@ -9,9 +9,11 @@ PYTHON ?= python3
 # tests), libc's debug symbols (the references name libc's internal
 # functions through them), valgrind (callgrind_annotate), git/sqlite3/g++
 # (programs run under our allocator), Go pprof (proto round trip) and
-# Chromium (the flame graph's browser test).
+# Chromium (the flame graph's browser test); jemalloc and mimalloc are the
+# allocator bench's peers.
 DEBIAN_PACKAGES = build-essential g++ binutils graphviz google-perftools libgoogle-perftools-dev \
-	libc6-dbg valgrind git sqlite3 golang-go golang-github-google-pprof-dev chromium chromium-driver
+	libc6-dbg valgrind git sqlite3 golang-go golang-github-google-pprof-dev chromium chromium-driver \
+	libjemalloc2 libmimalloc2.0
 
 deps:
 	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
