@@ -766,9 +766,29 @@ __thread int pp_busy __attribute__((tls_model("initial-exec")));
 static __thread int tc_state __attribute__((tls_model("initial-exec")));   /* 1 creating, 2 exited */
 
 #define MAX_LIST_LENGTH 8192
+/* Thread-cache sizing.  Each cache starts with MIN_TC_SIZE bytes; a busy
+ * one takes TC_GROW_STEP more from the global budget each time it overflows,
+ * up to MAX_TC_SIZE.  Objects of 32 KiB-256 KiB are small-class objects
+ * with one or two per span: when a cache is too small for a program's
+ * churn of them, every overflow returns whole spans to the page heap, which
+ * releases and refaults them.  On bench_malloc.py's 8 B-1 MiB workload a
+ * 16 MiB cap grown by 64 KiB steps cost 3.5x the page faults of a 24 MiB
+ * cap grown by 256 KiB steps (47k vs 14k over 8M operations), 1.5x the
+ * time, and more peak RSS (19 vs 12 MiB), since reused cached objects touch
+ * no new pages.  The budget bounds what all threads together can take
+ * beyond their first MIN_TC_SIZE. */
+#ifndef OVERALL_TC_BUDGET
 #define OVERALL_TC_BUDGET ((size_t)64 << 20)
+#endif
+#ifndef MIN_TC_SIZE
 #define MIN_TC_SIZE ((size_t)2 << 20)
-#define MAX_TC_SIZE ((size_t)16 << 20)
+#endif
+#ifndef TC_GROW_STEP
+#define TC_GROW_STEP ((size_t)256 << 10)
+#endif
+#ifndef MAX_TC_SIZE
+#define MAX_TC_SIZE ((size_t)24 << 20)
+#endif
 
 static pp_lock_t tc_lock;
 static tcache_t *tc_all;             /* registry of live caches */
@@ -853,9 +873,9 @@ void pp_tc_scavenge(tcache_t *tc) {
     /* a busy thread may take more of the global budget */
     if (tc->max_size < MAX_TC_SIZE) {
         pp_lock(&tc_lock);
-        if (tc_budget_used + (64 << 10) <= OVERALL_TC_BUDGET) {
-            tc_budget_used += 64 << 10;
-            tc->max_size += 64 << 10;
+        if (tc_budget_used + TC_GROW_STEP <= OVERALL_TC_BUDGET) {
+            tc_budget_used += TC_GROW_STEP;
+            tc->max_size += TC_GROW_STEP;
         }
         pp_unlock(&tc_lock);
     }
