@@ -1,6 +1,7 @@
 """Leak checker (HEAPCHECK=normal) of pprof_py's allocator."""
 import glob
 import os
+import platform
 import re
 import subprocess
 import sys
@@ -100,3 +101,30 @@ def test_pprof_run_heapcheck(leaky):
     r = run([sys.executable, "-m", "pprof_py.cli.run", "--heapcheck", "--", leaky, "clean"], env_with())
     assert r.returncode == 0, r.stderr
     assert "No leaks found" in r.stderr
+
+
+@pytest.fixture(scope="module")
+def regonly(tmp_path_factory):
+    if platform.machine() != "x86_64":
+        pytest.fail("malloc_regonly.c hides its pointer in an x86_64 register")
+    out = str(tmp_path_factory.mktemp("regonly") / "malloc_regonly")
+    subprocess.run(["gcc", "-O2", "-g", "-fno-omit-frame-pointer", "-pthread",
+                    os.path.join(PROGRAMS, "malloc_regonly.c"), "-o", out],
+                   check=True, capture_output=True, timeout=120)
+    return out
+
+
+@pytest.mark.parametrize("mode,leaks", [("held", False), ("dropped", True)])
+def test_other_threads_registers_are_roots(regonly, mode, leaks):
+    """A block referenced only from a register of another thread blocked in
+    pause() is reachable; once that register is cleared it is a leak."""
+    r = run([regonly, mode], env_with(LD_PRELOAD=libpath("malloc"), HEAPCHECK="normal"))
+    assert r.stdout == f"done {mode}\n"
+    if leaks:
+        assert r.returncode == 1, r.stderr
+        assert "Leak check _main_ detected leaks of 3000 bytes in 1 objects" in r.stderr
+        _, leak_file = leak_file_from(r.stderr)
+        os.unlink(leak_file)
+    else:
+        assert r.returncode == 0, r.stderr
+        assert 'No leaks found for check "_main_"' in r.stderr

@@ -21,8 +21,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <signal.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
+#include <time.h>
+#include <ucontext.h>
 #include <unistd.h>
 
 #include "heap-profiler.h"
@@ -786,9 +791,106 @@ static void symbolize(sbuf_t *b, void *pc) {
     sb_str(b, "\n");
 }
 
+/* Registers of the other threads.  A pointer that lives only in a register
+ * of a thread blocked in a system call sits in the kernel's saved copy of
+ * that thread's registers, not in any memory the scan reads (gperftools
+ * stops the threads with ptrace for the same reason).  We send every other
+ * thread a real-time signal that the program does not use; the handler
+ * copies the interrupted context's general registers into a preallocated
+ * slot and counts itself done, which only stores words, so it is
+ * async-signal-safe and cannot deadlock on anything the thread holds.  A
+ * thread that blocks the signal or does not run within the wait simply
+ * adds no registers.  The signal interrupts blocking calls like any
+ * signal (restartable ones are restarted: SA_RESTART). */
+#define REG_THREADS 1024
+#if defined(__x86_64__)
+/* gregs[0..15]: r8-r15, rdi, rsi, rbp, rbx, rdx, rax, rcx, rsp.  Not the
+   rest: rip is code, and cr2 (the last page-fault address) often points
+   into a block the thread merely touched. */
+#define REG_WORDS 16
+#elif defined(__aarch64__)
+#define REG_WORDS 34
+#else
+#define REG_WORDS 0
+#endif
+
+static uintptr_t thread_regs[REG_THREADS][REG_WORDS > 0 ? REG_WORDS : 1];
+static int thread_regs_ok[REG_THREADS];   /* slot filled */
+static volatile int regs_taken, regs_done;
+
+static void regs_handler(int sig, siginfo_t *si, void *ucv) {
+    (void)sig;
+    (void)si;
+    int slot = __atomic_fetch_add(&regs_taken, 1, __ATOMIC_ACQ_REL);
+    if (slot < REG_THREADS && ucv) {
+        const ucontext_t *uc = ucv;
+#if defined(__x86_64__)
+        for (int i = 0; i < REG_WORDS; i++) thread_regs[slot][i] = (uintptr_t)uc->uc_mcontext.gregs[i];
+#elif defined(__aarch64__)
+        for (int i = 0; i < 31; i++) thread_regs[slot][i] = (uintptr_t)uc->uc_mcontext.regs[i];
+        thread_regs[slot][31] = (uintptr_t)uc->uc_mcontext.sp;
+        thread_regs[slot][32] = (uintptr_t)uc->uc_mcontext.pc;
+        thread_regs[slot][33] = 0;
+#endif
+        __atomic_store_n(&thread_regs_ok[slot], 1, __ATOMIC_RELEASE);
+    }
+    __atomic_add_fetch(&regs_done, 1, __ATOMIC_ACQ_REL);
+}
+
+/* Collects the other threads' registers into thread_regs; returns how many
+ * threads answered. */
+static int capture_thread_registers(void) {
+    if (REG_WORDS == 0) return 0;
+    /* a real-time signal nobody handles; our handler stays installed
+       afterwards, because a thread that had the signal blocked still has it
+       pending, and the default action would kill the process */
+    static int sig;
+    if (!sig) {
+        struct sigaction cur;
+        for (int s = SIGRTMAX; s >= SIGRTMIN && !sig; s--)
+            if (sigaction(s, NULL, &cur) == 0 && !(cur.sa_flags & SA_SIGINFO) && cur.sa_handler == SIG_DFL)
+                sig = s;
+        if (!sig) return 0;
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_sigaction = regs_handler;
+        sa.sa_flags = SA_SIGINFO | SA_RESTART;
+        sigfillset(&sa.sa_mask);
+        if (sigaction(sig, &sa, NULL) != 0) {
+            sig = 0;
+            return 0;
+        }
+    }
+    memset(thread_regs_ok, 0, sizeof thread_regs_ok);
+    regs_taken = regs_done = 0;
+    int sent = 0;
+    pid_t pid = getpid(), me = (pid_t)syscall(SYS_gettid);
+    DIR *dir = opendir("/proc/self/task");
+    if (dir) {
+        struct dirent *d;
+        while ((d = readdir(dir)) != NULL && sent < REG_THREADS) {
+            if (d->d_name[0] < '0' || d->d_name[0] > '9') continue;
+            pid_t tid = (pid_t)atoi(d->d_name);
+            if (tid == me) continue;
+            if (syscall(SYS_tgkill, pid, tid, sig) == 0) sent++;
+        }
+        closedir(dir);
+    }
+    /* wait for the answers: at most about 200 ms */
+    for (int i = 0; i < 2000 && __atomic_load_n(&regs_done, __ATOMIC_ACQUIRE) < sent; i++) {
+        struct timespec ts = {0, 100000};
+        nanosleep(&ts, NULL);
+    }
+    /* slots taken so far; the scan reads only those marked filled (a late
+       handler fills its own slot and nothing else) */
+    int taken = __atomic_load_n(&regs_taken, __ATOMIC_ACQUIRE);
+    return taken < REG_THREADS ? taken : REG_THREADS;
+}
+
 /* Returns 1 when leaks were found (after reporting them). */
 static int leak_check(void) {
     pp_busy = 1;
+    int nregs = capture_thread_registers();
     __builtin_unwind_init();                /* spill callee-saved registers onto the stack */
     volatile uintptr_t marker = 0;
     uintptr_t sp = (uintptr_t)&marker;
@@ -829,6 +931,9 @@ static int leak_check(void) {
     nwork = 0;
     if (n) {
         scan_roots(sp);
+        for (int t = 0; t < nregs; t++)
+            if (__atomic_load_n(&thread_regs_ok[t], __ATOMIC_ACQUIRE))
+                for (int r = 0; r < REG_WORDS; r++) consider(thread_regs[t][r]);
         while (nwork > 0) {
             obj_t *x = &objs[work[--nwork]];
             scan_words((const char *)x->addr, x->size);
