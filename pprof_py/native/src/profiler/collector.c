@@ -45,6 +45,7 @@ long pp_samples;
 long pp_dropped;
 unsigned pp_wake_seq;
 int pp_source;
+int pp_no_cfi;
 int (*pp_filter)(void *);
 void *pp_filter_arg;
 /* Two snapshots of the address space: handlers read the current one, the
@@ -125,8 +126,7 @@ static int stack_bounds(uintptr_t sp, uintptr_t *lo, uintptr_t *hi) {
  * pprof subtracts one when symbolizing non-leaf frames. */
 /* Permission bits of the mapping holding [addr, addr + len) in the snapshot
  * of /proc/self/maps, 0 if unknown. */
-static int map_perms(uintptr_t addr, size_t len) {
-  const struct pp_snapshot *snap = __atomic_load_n(&cur_snap, __ATOMIC_ACQUIRE);
+int pp_snap_perms(const struct pp_snapshot *snap, uintptr_t addr, size_t len) {
   int a = 0, b = snap->nmaps - 1;
   while (a <= b) {
     int m = (a + b) / 2;
@@ -135,6 +135,10 @@ static int map_perms(uintptr_t addr, size_t len) {
     else return addr + len <= snap->maps[m].hi ? snap->maps[m].perms : 0;
   }
   return 0;
+}
+
+static int map_perms(uintptr_t addr, size_t len) {
+  return pp_snap_perms(__atomic_load_n(&cur_snap, __ATOMIC_ACQUIRE), addr, len);
 }
 
 #if defined(__x86_64__)
@@ -235,10 +239,62 @@ static int context_regs(const void *uc, uintptr_t *pc, uintptr_t *fp, uintptr_t 
 #endif
 }
 
+/* A PC outside every mapping of the snapshot belongs to code mapped since
+ * (a library loaded with dlopen): ask the writer thread for a fresh
+ * snapshot.  Only an atomic exchange and a futex wake: signal-safe. */
+int pp_snapshot_stale;
+
+static void note_unknown_pc(const struct pp_snapshot *snap, uintptr_t pc) {
+  if (pp_snap_perms(snap, pc, 1) & PP_MAP_X) return;
+  if (__atomic_exchange_n(&pp_snapshot_stale, 1, __ATOMIC_ACQ_REL)) return;
+  __atomic_add_fetch(&pp_wake_seq, 1, __ATOMIC_RELEASE);
+  pp_futex_wake(&pp_wake_seq);
+}
+
+/* Walk with DWARF call-frame information (unwind.c), falling back to a
+ * frame-pointer step for frames without usable CFI (JIT code, objects
+ * without .eh_frame).  Returns -1 when the interrupted PC itself has no
+ * CFI: the caller then uses the frame-pointer walk with its leaf fixups. */
+PP_NO_SANITIZE_ADDRESS static int walk_cfi(uintptr_t pc, uintptr_t fp, uintptr_t sp, void **out, int max) {
+  const struct pp_snapshot *snap = __atomic_load_n(&cur_snap, __ATOMIC_ACQUIRE);
+  uintptr_t lo, hi;
+  if (max <= 0 || snap->nobjs == 0 || !stack_bounds(sp, &lo, &hi)) return -1;
+  if (lo < sp) lo = sp;
+  int n = 0;
+  out[n++] = (void *)pc;
+  int exact = 1;
+  while (n < max) {
+    int r = pp_cfi_step(snap, &pc, &sp, &fp, exact, lo, hi);
+    if (r < 0) break;
+    if (r == 0) {
+      note_unknown_pc(snap, exact ? pc : pc - 1);
+      if (exact) return -1;
+      /* frame-pointer step */
+      if ((fp & 7) != 0 || fp < sp || fp > hi - 2 * sizeof(uintptr_t)) break;
+      uintptr_t next = ((const uintptr_t *)fp)[0];
+      pc = ((const uintptr_t *)fp)[1];
+      sp = fp + 2 * sizeof(uintptr_t);
+      if (pc < 4096) break;
+      out[n++] = (void *)pc;
+      if (next <= fp) break;
+      fp = next;
+      continue;
+    }
+    if (pc < 4096) break;
+    out[n++] = (void *)pc;
+    exact = 0;
+  }
+  return n;
+}
+
 PP_NO_SANITIZE_ADDRESS int pp_walk_stack(const void *ucontext, void **out, int max) {
   uintptr_t pc, fp, sp;
   if (ucontext) {
     if (!context_regs(ucontext, &pc, &fp, &sp)) return 0;
+    if (!pp_no_cfi) {
+      int n = walk_cfi(pc, fp, sp, out, max);
+      if (n >= 0) return n;
+    }
     return walk_frames(pc, fp, sp, out, max, 1);
   }
   /* Own stack: start from our caller's frame. */
@@ -473,6 +529,7 @@ void pp_snapshot_regions(void) {
   }
   snap->nregions = n;
   snap->nmaps = nmaps;
+  snap->nobjs = pp_unwind_collect(snap->objs, PP_MAX_UNWIND_OBJS);
   __atomic_store_n(&cur_snap, snap, __ATOMIC_SEQ_CST);
   spare_free = handlers_quiet();
 }

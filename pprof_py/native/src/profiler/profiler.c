@@ -199,13 +199,19 @@ static void *writer_main(void *unused) {
   (void)unused;
   pp_register_self(1);
   __atomic_store_n(&writer_tid, pp_gettid(), __ATOMIC_RELEASE);
-  long last_scan = now_ms();
+  long last_scan = now_ms(), last_refresh = 0;
   unsigned scans = 0;
   for (;;) {
     unsigned seen = __atomic_load_n(&pp_wake_seq, __ATOMIC_ACQUIRE);
     if (drain_full_buffers() && out_seekable) out_tail();
     if (__atomic_load_n(&writer_stop, __ATOMIC_ACQUIRE)) break;
     long t = now_ms();
+    if (__atomic_load_n(&pp_snapshot_stale, __ATOMIC_ACQUIRE) && t - last_refresh >= 10) {
+      /* new code (dlopen): unwind tables and bounds for it, promptly */
+      last_refresh = t;
+      pp_snapshot_regions();
+      __atomic_store_n(&pp_snapshot_stale, 0, __ATOMIC_RELEASE);
+    }
     if (t - last_scan >= 100) {
       last_scan = t;
       int added = 0;
@@ -214,7 +220,7 @@ static void *writer_main(void *unused) {
       if (added || ++scans % 3 == 0) pp_snapshot_regions();
       check_handler();
     }
-    pp_futex_wait(&pp_wake_seq, seen, 100);
+    pp_futex_wait(&pp_wake_seq, seen, __atomic_load_n(&pp_snapshot_stale, __ATOMIC_ACQUIRE) ? 10 : 100);
   }
   drain_full_buffers();
   pp_unregister_tid(pp_gettid());
@@ -318,6 +324,9 @@ static int start_locked(const char *fname, const struct ProfilerOptions *options
   start_time = time(NULL);
   owner_pid = getpid();
 
+  /* PPROF_PY_CPU_UNWIND=fp: frame pointers only (the DWARF unwinder off) */
+  const char *unwind = getenv("PPROF_PY_CPU_UNWIND");
+  pp_no_cfi = unwind && strcmp(unwind, "fp") == 0;
   pp_snapshot_regions();
   pp_filter = options ? options->filter_in_thread : NULL;
   pp_filter_arg = options ? options->filter_in_thread_arg : NULL;

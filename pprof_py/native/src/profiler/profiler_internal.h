@@ -5,6 +5,7 @@
  *                buffers (everything that runs inside the signal handler)
  *   threads.c    registry of threads (stack bounds, per-thread timers),
  *                timer sources, pthread_create wrapper
+ *   unwind.c     DWARF call-frame unwinding (.eh_frame) for the handler
  *   profiler.c   public API, writer thread, file output, environment,
  *                fork handling, CPUPROFILESIGNAL toggling
  */
@@ -88,11 +89,22 @@ struct pp_map {
   int perms;
 };
 
+/* A loaded object with unwind tables (unwind.c). */
+#define PP_MAX_UNWIND_OBJS 2048
+struct pp_unwind_obj {
+  uintptr_t lo, hi;   /* executable range */
+  uintptr_t hdr;      /* .eh_frame_hdr in memory */
+  uintptr_t table;    /* its search table: pairs of int32 offsets from hdr */
+  uintptr_t count;    /* entries in the table */
+};
+
 struct pp_snapshot {
   struct pp_region regions[PP_MAX_REGIONS];
   int nregions;
   struct pp_map maps[PP_MAX_REGIONS];
   int nmaps;
+  struct pp_unwind_obj objs[PP_MAX_UNWIND_OBJS];  /* sorted by lo */
+  int nobjs;
 };
 
 /* ---- collector.c ---- */
@@ -107,6 +119,7 @@ extern long pp_samples;
 extern long pp_dropped;
 extern unsigned pp_wake_seq;                   /* futex word of the writer */
 extern int pp_source;
+extern int pp_no_cfi;                          /* frame pointers only (PPROF_PY_CPU_UNWIND=fp) */
 extern int (*pp_filter)(void *);
 extern void *pp_filter_arg;
 
@@ -122,6 +135,20 @@ void pp_futex_wake(unsigned *addr);
 void pp_futex_wait(unsigned *addr, unsigned expected, long timeout_ms);
 int pp_walk_stack(const void *ucontext, void **out, int max);
 void pp_snapshot_regions(void);
+extern int pp_snapshot_stale;                  /* a handler saw code mapped after it */
+/* Permission bits (PP_MAP_*) of the mapping holding [addr, addr + len) in a
+ * snapshot, 0 if unknown or if the range crosses mappings. */
+int pp_snap_perms(const struct pp_snapshot *snap, uintptr_t addr, size_t len);
+
+/* ---- unwind.c ---- */
+/* Lists loaded objects with .eh_frame_hdr (outside signal handlers). */
+int pp_unwind_collect(struct pp_unwind_obj *out, int max);
+/* Unwinds one frame with DWARF CFI: pc/sp/fp become the caller's.  exact:
+ * pc is the interrupted instruction, not a return address.  [lo, hi):
+ * the thread's stack.  Returns 1 on success, 0 when no usable unwind rule
+ * covers pc (use frame pointers), -1 at the outermost frame. */
+int pp_cfi_step(const struct pp_snapshot *snap, uintptr_t *pc, uintptr_t *sp, uintptr_t *fp, int exact,
+                uintptr_t lo, uintptr_t hi);
 
 /* ---- threads.c ---- */
 extern struct pp_thread pp_threads[PP_MAX_THREADS];
