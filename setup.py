@@ -1,6 +1,7 @@
 """Build the native parts (CPU sampler, allocator) as plain shared libraries.
 
-Each folder under pprof_py/native/src/ is one library.  We build them as
+Each folder under pprof_py/native/src/ is one library, except common/,
+which every library compiles in.  We build them as
 setuptools Extensions so that `pip install .` and `pip install -e .` both put
 them inside the package; they have no Python entry point and are loaded with
 ctypes or LD_PRELOAD, never imported.  pprof_py.native.libpath() finds them
@@ -30,15 +31,17 @@ def native_extensions():
         sources = sorted(glob.glob(os.path.join(SRC, name, "*.c")))
         if not sources:
             continue
+        # src/common: code both libraries compile in (hidden symbols)
+        sources += sorted(glob.glob(os.path.join(SRC, "common", "*.c")))
         extensions.append(Extension(
             "pprof_py.native._lib" + name,
             sources=sources,
             include_dirs=[os.path.join("pprof_py", "native", "include"),
-                          os.path.join(SRC, name)],
+                          os.path.join(SRC, name), os.path.join(SRC, "common")],
             extra_compile_args=COMMON_FLAGS + flags,
             extra_link_args=["-pthread"],
             libraries=libs,
-            depends=sorted(glob.glob(os.path.join(SRC, name, "*.h"))),
+            depends=sorted(glob.glob(os.path.join(SRC, name, "*.h")) + glob.glob(os.path.join(SRC, "common", "*.h"))),
         ))
     return extensions
 

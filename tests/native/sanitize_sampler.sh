@@ -22,8 +22,8 @@ export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:exitcode=87"
 
 fail=0
 build() {  # name
-    "$CC" -O1 -g $SAN -fno-inline -pthread -I"$inc" -I"$src" \
-        "$progs/$1.c" "$src"/*.c -o "$work/$1" -ldl -lrt || { echo "build of $1 failed"; exit 1; }
+    "$CC" -O1 -g $SAN -fno-inline -pthread -I"$inc" -I"$src" -I"$src/../common" \
+        "$progs/$1.c" "$src"/*.c "$src"/../common/*.c -o "$work/$1" -ldl -lrt || { echo "build of $1 failed"; exit 1; }
 }
 
 check_profile() {  # file

@@ -128,3 +128,29 @@ def test_other_threads_registers_are_roots(regonly, mode, leaks):
     else:
         assert r.returncode == 0, r.stderr
         assert 'No leaks found for check "_main_"' in r.stderr
+
+
+def test_leak_stacks_complete_without_frame_pointers(tmp_path):
+    """Built at -O2 without frame pointers, the leaking program's stacks
+    still reach main: allocation stacks are unwound with DWARF call-frame
+    information, not frame pointers."""
+    exe = str(tmp_path / "leaky_nofp")
+    subprocess.run(["gcc", "-O2", "-g", "-fomit-frame-pointer", "-pthread",
+                    os.path.join(PROGRAMS, "malloc_leaky.c"), "-o", exe],
+                   check=True, capture_output=True, timeout=120)
+    r = run([exe, "leak"], env_with(LD_PRELOAD=libpath("malloc"), HEAPCHECK="normal"))
+    assert r.returncode == 1, r.stderr
+    assert "Leak check _main_ detected leaks of 21000 bytes in 7 objects" in r.stderr
+    _, leak_file = leak_file_from(r.stderr)
+    try:
+        g = run(["google-pprof", "--text", "--inuse_objects", exe, leak_file], env_with())
+        assert g.returncode == 0, g.stderr
+        rows = {}
+        for line in g.stdout.splitlines():
+            parts = line.split()
+            if len(parts) >= 6 and parts[1].endswith("%"):
+                rows[parts[5]] = (float(parts[0]), float(parts[3]))
+        assert rows["leak_site"][0] == 7, g.stdout
+        assert rows["leak_some"][1] == 7 and rows["main"][1] == 7, g.stdout
+    finally:
+        os.unlink(leak_file)

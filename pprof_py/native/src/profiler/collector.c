@@ -264,7 +264,7 @@ PP_NO_SANITIZE_ADDRESS static int walk_cfi(uintptr_t pc, uintptr_t fp, uintptr_t
   out[n++] = (void *)pc;
   int exact = 1;
   while (n < max) {
-    int r = pp_cfi_step(snap, &pc, &sp, &fp, exact, lo, hi);
+    int r = pp_unwind_step(snap, &pc, &sp, &fp, exact, lo, hi);
     if (r < 0) break;
     if (r == 0) {
       note_unknown_pc(snap, exact ? pc : pc - 1);

@@ -5,7 +5,8 @@
  *                buffers (everything that runs inside the signal handler)
  *   threads.c    registry of threads (stack bounds, per-thread timers),
  *                timer sources, pthread_create wrapper
- *   unwind.c     DWARF call-frame unwinding (.eh_frame) for the handler
+ *   unwind.c     unwind tables of loaded objects for the handler (the
+ *                DWARF decoding is ../common/cfi.c)
  *   profiler.c   public API, writer thread, file output, environment,
  *                fork handling, CPUPROFILESIGNAL toggling
  */
@@ -143,12 +144,11 @@ int pp_snap_perms(const struct pp_snapshot *snap, uintptr_t addr, size_t len);
 /* ---- unwind.c ---- */
 /* Lists loaded objects with .eh_frame_hdr (outside signal handlers). */
 int pp_unwind_collect(struct pp_unwind_obj *out, int max);
-/* Unwinds one frame with DWARF CFI: pc/sp/fp become the caller's.  exact:
- * pc is the interrupted instruction, not a return address.  [lo, hi):
- * the thread's stack.  Returns 1 on success, 0 when no usable unwind rule
- * covers pc (use frame pointers), -1 at the outermost frame. */
-int pp_cfi_step(const struct pp_snapshot *snap, uintptr_t *pc, uintptr_t *sp, uintptr_t *fp, int exact,
-                uintptr_t lo, uintptr_t hi);
+/* Unwinds one frame with DWARF CFI (common/cfi.h: pp_cfi_step) using the
+ * snapshot's objects: 1 done, 0 no usable rule (use frame pointers), -1
+ * outermost frame. */
+int pp_unwind_step(const struct pp_snapshot *snap, uintptr_t *pc, uintptr_t *sp, uintptr_t *fp, int exact,
+                   uintptr_t lo, uintptr_t hi);
 
 /* ---- threads.c ---- */
 extern struct pp_thread pp_threads[PP_MAX_THREADS];
