@@ -35,6 +35,18 @@ def run(cmd, env, timeout=120):
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
 
 
+def google_pprof_rows(exe, profile):
+    """google-pprof --text --inuse_objects: {name: (flat, cum)}."""
+    g = run(["google-pprof", "--text", "--inuse_objects", exe, profile], env_with())
+    assert g.returncode == 0, g.stderr
+    rows = {}
+    for line in g.stdout.splitlines():
+        parts = line.split()
+        if len(parts) >= 6 and parts[1].endswith("%"):
+            rows[parts[5]] = (float(parts[0]), float(parts[3]))
+    return rows
+
+
 def leak_file_from(stderr):
     m = re.search(r'^pprof (\S+) "([^"]+)" --inuse_objects --lines --heapcheck', stderr, re.M)
     assert m, stderr
@@ -65,13 +77,7 @@ def test_leaking_program_reported_with_its_site_only(leaky):
             text = f.read()
         assert text.startswith("heap profile:      7:    21000 [     7:    21000] @ heapprofile\n")
         assert "\nMAPPED_LIBRARIES:\n" in text
-        g = run(["google-pprof", "--text", "--inuse_objects", leaky, leak_file], env_with())
-        assert g.returncode == 0, g.stderr
-        flat = {}
-        for line in g.stdout.splitlines():
-            parts = line.split()
-            if len(parts) >= 6 and parts[1].endswith("%"):
-                flat[parts[5]] = (float(parts[0]), float(parts[3]))
+        flat = google_pprof_rows(leaky, leak_file)
         assert flat["leak_site"][0] == 7
         assert flat["leak_some"][1] == 7 and flat["main"][1] == 7
         # only the leaking site: nothing from keep_reachable or the thread
@@ -143,14 +149,8 @@ def test_leak_stacks_complete_without_frame_pointers(tmp_path):
     assert "Leak check _main_ detected leaks of 21000 bytes in 7 objects" in r.stderr
     _, leak_file = leak_file_from(r.stderr)
     try:
-        g = run(["google-pprof", "--text", "--inuse_objects", exe, leak_file], env_with())
-        assert g.returncode == 0, g.stderr
-        rows = {}
-        for line in g.stdout.splitlines():
-            parts = line.split()
-            if len(parts) >= 6 and parts[1].endswith("%"):
-                rows[parts[5]] = (float(parts[0]), float(parts[3]))
-        assert rows["leak_site"][0] == 7, g.stdout
-        assert rows["leak_some"][1] == 7 and rows["main"][1] == 7, g.stdout
+        rows = google_pprof_rows(exe, leak_file)
+        assert rows["leak_site"][0] == 7, rows
+        assert rows["leak_some"][1] == 7 and rows["main"][1] == 7, rows
     finally:
         os.unlink(leak_file)

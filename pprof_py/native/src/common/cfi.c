@@ -194,6 +194,15 @@ static struct rule *rule_for(struct row *r, uint64_t reg, uint64_t ra_reg) {
   return NULL;
 }
 
+/* Sets reg's rule (if it is one we track) to kind with offset off. */
+static void set_rule(struct row *r, uint64_t reg, uint64_t ra_reg, int kind, int64_t off) {
+  struct rule *rl = rule_for(r, reg, ra_reg);
+  if (rl) {
+    rl->kind = kind;
+    rl->off = off;
+  }
+}
+
 #define STATE_STACK 8
 
 /* Runs instructions from `c`, starting at code address *loc, until the
@@ -215,10 +224,7 @@ static int run_cfa(struct cursor *c, const struct cie_info *cie, const struct ro
         continue;
       case 2: /* DW_CFA_offset */
         off = (int64_t)rd_uleb(c) * cie->data_align;
-        if ((rl = rule_for(r, low, cie->ra_reg))) {
-          rl->kind = RULE_OFFSET;
-          rl->off = off;
-        }
+        set_rule(r, low, cie->ra_reg, RULE_OFFSET, off);
         continue;
       case 3: /* DW_CFA_restore */
         if ((rl = rule_for(r, low, cie->ra_reg))) *rl = *rule_for((struct row *)initial, low, cie->ra_reg);
@@ -232,10 +238,7 @@ static int run_cfa(struct cursor *c, const struct cie_info *cie, const struct ro
       case 0x05:                                                   /* offset_extended */
         reg = rd_uleb(c);
         off = (int64_t)rd_uleb(c) * cie->data_align;
-        if ((rl = rule_for(r, reg, cie->ra_reg))) {
-          rl->kind = RULE_OFFSET;
-          rl->off = off;
-        }
+        set_rule(r, reg, cie->ra_reg, RULE_OFFSET, off);
         break;
       case 0x06:                                                   /* restore_extended */
         reg = rd_uleb(c);
@@ -290,10 +293,7 @@ static int run_cfa(struct cursor *c, const struct cie_info *cie, const struct ro
       case 0x11:                                                   /* offset_extended_sf */
         reg = rd_uleb(c);
         off = rd_sleb(c) * cie->data_align;
-        if ((rl = rule_for(r, reg, cie->ra_reg))) {
-          rl->kind = RULE_OFFSET;
-          rl->off = off;
-        }
+        set_rule(r, reg, cie->ra_reg, RULE_OFFSET, off);
         break;
       case 0x12:                                                   /* def_cfa_sf */
         r->cfa_reg = (int)rd_uleb(c);
@@ -306,19 +306,13 @@ static int run_cfa(struct cursor *c, const struct cie_info *cie, const struct ro
       case 0x15:                                                   /* val_offset_sf */
         reg = rd_uleb(c);
         off = op == 0x14 ? (int64_t)rd_uleb(c) * cie->data_align : rd_sleb(c) * cie->data_align;
-        if ((rl = rule_for(r, reg, cie->ra_reg))) {
-          rl->kind = RULE_VAL_OFFSET;
-          rl->off = off;
-        }
+        set_rule(r, reg, cie->ra_reg, RULE_VAL_OFFSET, off);
         break;
       case 0x2e: rd_uleb(c); break;                                /* GNU_args_size */
       case 0x2f:                                                   /* GNU_negative_offset_extended */
         reg = rd_uleb(c);
         off = -(int64_t)rd_uleb(c) * cie->data_align;
-        if ((rl = rule_for(r, reg, cie->ra_reg))) {
-          rl->kind = RULE_OFFSET;
-          rl->off = off;
-        }
+        set_rule(r, reg, cie->ra_reg, RULE_OFFSET, off);
         break;
       default:                                                     /* set_loc, vendor ops */
         return 0;
