@@ -268,6 +268,35 @@ def test_no_frame_pointers_leaf_is_right_and_no_crash(bins, tmp_path):
     assert abs(rows["spin"][1] - rows["heavy_cum"][1] - rows["light_cum"][1]) <= 0.02 * total, rows
 
 
+LIBPROFILER = "/usr/lib/x86_64-linux-gnu/libprofiler.so.0"
+
+
+def test_unwound_stacks_agree_with_libprofiler(bins, tmp_path):
+    """Differential: on a program built without frame pointers, our DWARF
+    unwinder and gperftools' libprofiler (which unwinds with libunwind) give
+    the same cumulative shares.  libprofiler delivers one sample per
+    scheduler tick whatever the rate asked, so both run at 250 Hz."""
+    if not os.path.exists(LIBPROFILER):
+        pytest.fail(f"{LIBPROFILER} is required (apt-get install libgoogle-perftools4)")
+    binary = bins["sampler_weights_nofp"]
+    ours, theirs = tmp_path / "ours.prof", tmp_path / "libprofiler.prof"
+    proc = run_profiled([binary, "1.5"], ours, frequency=250)
+    assert proc.returncode == 0, proc.stderr
+    env = _clean_env()
+    env.update(CPUPROFILE=str(theirs), CPUPROFILE_FREQUENCY="250", LD_PRELOAD=LIBPROFILER)
+    proc = subprocess.run([binary, "1.5"], env=env, capture_output=True, text=True, timeout=TIMEOUT)
+    assert proc.returncode == 0, proc.stderr
+    total_a, rows_a = pprof_text(binary, ours)
+    total_b, rows_b = pprof_text(binary, theirs)
+    assert total_a >= 250 and total_b >= 250, (total_a, total_b)
+    for name in ("main", "heavy_cum", "light_cum", "spin", "heavy_flat"):
+        a = rows_a.get(name, (0, 0))[1] / total_a
+        b = rows_b.get(name, (0, 0))[1] / total_b
+        # two independent samples of ~350 each: about 2.5% sampling noise
+        assert abs(a - b) <= 0.08, (name, a, b, rows_a, rows_b)
+    assert rows_a["main"][1] >= 0.97 * total_a and rows_b["main"][1] >= 0.97 * total_b
+
+
 def test_frame_pointer_only_mode(bins, tmp_path):
     """PPROF_PY_CPU_UNWIND=fp turns the DWARF unwinder off: leaves stay
     right, callers are lost where code has no frame pointers."""
