@@ -110,6 +110,9 @@ def _output_options(func):
      help="Do not drop the 2nd frame even if it is always the same (cpu-only)")
 @opt("--no-cache", "no_cache", is_flag=True, group="Miscellaneous",
      help="Do not read or write the on-disk symbol cache")
+@opt("--symbols", "symbols_mode", is_flag=True, group="Output type",
+     help="Print demangled symbol names found at the addresses read from stdin "
+          "(stdin may also hold a memory map)")
 @opt("-o", "--output", "output_path", metavar="<file>", group="Output type",
      help="Write the report to <file> instead of stdout")
 @opt("--fail-over", "fail_over", metavar="<pct>%", group="Miscellaneous",
@@ -119,8 +122,11 @@ def command(args, granularity, sample_index, stacks, **kw):
     """Analyze gperftools CPU and heap profiles (a Python re-implementation of
     gperftools' pprof)."""
     outputs = [r for r in REGISTRY if kw.get(f"out_{r.name}")]
-    if len(outputs) > 1:
+    if len(outputs) + bool(kw["symbols_mode"]) > 1:
         raise click.UsageError("Only specify one output mode")
+    if kw["symbols_mode"]:
+        _symbols_mode(args, kw)
+        return
     # No output mode: the interactive shell (pprof_py/cli/interactive.py).
     renderer = outputs[0] if outputs else None
     if stacks and (renderer is None or renderer.name not in ("text", "json")):
@@ -180,6 +186,24 @@ def command(args, granularity, sample_index, stacks, **kw):
         if failures:
             raise GateFailed(f"--fail-over={options.fail_over:g}%: {len(failures) - 1} function(s) "
                              "over the threshold")
+
+
+def _symbols_mode(args, kw):
+    """`pprof --symbols <program>`: addresses (and a memory map) on stdin."""
+    if len(args) != 1:
+        raise click.UsageError("--symbols takes just the program; the addresses come on stdin")
+    program = args[0]
+    if not os.path.exists(program):
+        raise PprofError(f"{program}: no such file")
+    from pprof_py.symbolize.addresses import name_addresses
+    text = sys.stdin.buffer.read().decode("utf-8", "surrogateescape")
+    notes = []
+    out = name_addresses(program, text, [p for p in (kw["lib_prefix"] or "").split(",") if p],
+                         not kw["no_strip_temp"], not kw["no_cache"], warn=notes.append)
+    for line in notes:
+        note(line)
+    sys.stdout.buffer.write(out.encode("utf-8", "surrogateescape"))
+    sys.stdout.buffer.flush()
 
 
 def main(argv=None):
