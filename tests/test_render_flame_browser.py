@@ -3,10 +3,9 @@ loads the SVG from a file:// URL, then we click a frame (zoom), search with
 a regular expression (highlight and matched percentage) and reset.
 
 Needs the Debian packages chromium and chromium-driver and the pip package
-selenium (CI installs them; see docs/graphs.md)."""
+selenium (CI installs them; see docs/graphs.md); the `browser` fixture is in
+conftest.py."""
 import os
-import shutil
-import tempfile
 
 import pytest
 
@@ -14,37 +13,7 @@ from render_helpers import render
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SAMPLE = os.path.join(HERE, "data", "sample.folded")
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
-
 pytestmark = pytest.mark.timeout(120)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    try:
-        from selenium import webdriver
-        from selenium.webdriver.chrome.service import Service
-    except ImportError:
-        pytest.fail("selenium is not installed (pip install selenium)")
-    for path in (CHROMIUM, CHROMEDRIVER):
-        if not os.path.exists(path):
-            pytest.fail("%s is missing (apt-get install chromium chromium-driver)" % path)
-    profile = tempfile.mkdtemp(prefix="pprof-chromium.")
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                "--disable-background-networking", "--disable-component-update",
-                "--disable-sync", "--disable-dev-shm-usage", "--window-size=1280,600",
-                "--user-data-dir=" + profile):
-        options.add_argument(arg)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    driver.set_page_load_timeout(30)
-    try:
-        yield driver
-    finally:
-        driver.quit()
-        shutil.rmtree(profile, ignore_errors=True)
 
 
 def _frame(driver, name):

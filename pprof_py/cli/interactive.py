@@ -9,6 +9,7 @@ sorting / granularity for one command):
     text[N] ...                        same as top
     list <regexp> [-ignore]            annotated source (--list)
     disasm <regexp> [-ignore]          annotated disassembly (--disasm)
+    weblist <regexp> [-ignore]         --list as HTML, each line's instructions a click away
     web [focus] [-ignore]              SVG call graph, opened in a browser if one exists
     gv [focus] [-ignore]               same, with gv (PostScript) if installed
     callgrind [file]                   callgrind output (kcachegrind if no file is given)
@@ -36,7 +37,7 @@ from pprof_py.render import REGISTRY
 from pprof_py.report import compile_regex
 from pprof_py.units import percent, unparse, units
 
-COMMANDS = ["top", "text", "list", "disasm", "web", "gv", "callgrind", "help", "quit"]
+COMMANDS = ["top", "text", "list", "disasm", "weblist", "web", "gv", "callgrind", "help", "quit"]
 
 HELP = """\
 Interactive pprof mode
@@ -54,6 +55,10 @@ Commands:
   disasm <routine_regexp> [-ignore1] [-ignore2]
       Show the disassembly of routines whose names match the regexp,
       annotated with sample counts.
+
+  weblist <routine_regexp> [-ignore1] [-ignore2]
+      Write the source listing of matching routines as HTML and open it in
+      a web browser; click a source line to see its instructions.
 
   web [focus] [-ignore1] [-ignore2]
       Write the call graph as SVG and open it in a web browser (or say
@@ -182,7 +187,7 @@ class Shell:
             if digits and not digits.isdigit():
                 return self.unknown()
             self.top(int(digits) if digits else 10, words[1:])
-        elif head == "list" or head == "disasm":
+        elif head in ("list", "disasm", "weblist"):
             if len(words) < 2:
                 raise PprofError(f"usage: {head} <routine_regexp> [-ignore ...]")
             routine, ignore, flags = self.parse_args(words[1:])
@@ -190,7 +195,10 @@ class Shell:
                 raise PprofError(f"usage: {head} <routine_regexp> [-ignore ...]")
             compile_regex(routine, head)
             prepared = self.process("", ignore, flags, granularity="addresses", output_regex=routine)
-            self.write(self.render(head, prepared))
+            if head == "weblist":
+                self.show_in_browser(self.render(head, prepared), "html")
+            else:
+                self.write(self.render(head, prepared))
         elif head in ("web", "gv"):
             focus, ignore, flags = self.parse_args(words[1:])
             self.graph(head, self.process(focus, ignore, flags))
@@ -233,14 +241,27 @@ class Shell:
         if _renderer(fmt) is None:
             raise PprofError(f"{viewer}: the --{fmt} renderer is not available in this build")
         data = self.render(fmt, prepared)
-        path = self.temp_name(fmt)
+        if use_ps:
+            path = self.write_temp(data, fmt)
+            if not has_display():
+                self.say(f"Wrote {path} (no display to show it on)")
+                return
+            subprocess.Popen(["gv", path], stdin=subprocess.DEVNULL)
+            return
+        self.show_in_browser(data, fmt)
+
+    def write_temp(self, data, suffix):
+        path = self.temp_name(suffix)
         with open(path, "wb") as f:
             f.write(data if isinstance(data, bytes) else data.encode("utf-8", "surrogateescape"))
+        return path
+
+    def show_in_browser(self, data, suffix):
+        """Write `data` to a temporary file and open it in a web browser, or
+        say where it is when there is no display or no browser."""
+        path = self.write_temp(data, suffix)
         if not has_display():
             self.say(f"Wrote {path} (no display to show it on)")
-            return
-        if use_ps:
-            subprocess.Popen(["gv", path], stdin=subprocess.DEVNULL)
             return
         for browser in ("/etc/alternatives/gnome-www-browser", "/etc/alternatives/x-www-browser",
                         "google-chrome", "firefox"):

@@ -78,6 +78,9 @@ REGISTRY.extend([
     Renderer("disasm", _lazy("pprof_py.render.disasm", "render_disasm"),
              "Generate disassembly of matching routines", takes_regex=True,
              granularity="addresses"),
+    Renderer("weblist", _lazy("pprof_py.render.weblist", "render_weblist"),
+             "Generate the source listing of matching routines as HTML, with each line's "
+             "instructions a click away", takes_regex=True, granularity="addresses"),
     Renderer("proto", _lazy("pprof_py.formats.proto", "render_proto"),
              "Generate a profile.proto (gzipped protobuf, as Go pprof writes it)"),
     Renderer("json", _lazy("pprof_py.render.json", "render_json"),

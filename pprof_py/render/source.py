@@ -43,20 +43,62 @@ def _chop(line):
     return line[:-1] if line else line
 
 
-def render_list(prepared):
-    out = []
-    notes = prepared.notes
+class Listing:
+    """One routine's annotated source, as pprof's PrintSource computes it:
+    the values per source line, and (for weblist) the instructions whose
+    values each line received."""
+
+    def __init__(self, routine, filename):
+        self.routine, self.filename = routine, filename
+        self.firstline = self.lastline = self.oldlastline = 0
+        self.lines = None                 # the file's lines (bytes), None if unreadable
+        self.flat, self.cum = {}, {}      # line -> value
+        self.insns = {}                   # line -> [(instruction, flat, cum)]
+        self.total_flat = self.total_cum = 0
+
+    def shown_lines(self):
+        """(number, text) of the lines pprof prints: five of context around
+        the routine's own lines [firstline, lastline]."""
+        for l, raw in enumerate(self.lines or (), 1):
+            if l >= self.firstline - 5 and (l <= self.oldlastline + 5 or l <= self.lastline):
+                yield l, _chop(raw.replace(b"\r", b"")).decode("utf-8", "surrogateescape")
+
+
+def each_listing(prepared):
+    """A Listing for every routine --list=<re> selects, in pprof's order."""
     line_infos = {}
     for path, obj, offset, routine, start, end, flat, cum, keys in each_routine(prepared, "list"):
         info = line_infos.get(obj.path)
         if info is None:
             info = line_infos[obj.path] = LineInfo(obj, prepared.options.use_cache)
         insns = instructions(obj, path, offset, start, end, info, top_level=True)
-        _print_source(prepared, routine, insns, flat, cum, keys, out, notes)
+        listing = _listing(routine, insns, flat, cum, keys, prepared.notes)
+        if listing is not None:
+            listing.offset = offset
+            yield listing
+
+
+def render_list(prepared):
+    out = []
+    kind, opts = prepared.kind, prepared.options
+    for li in each_listing(prepared):
+        out.append("ROUTINE ====================== %s in %s\n%6s %6s Total %s (flat / cumulative)\n" % (
+            short_function_name(li.routine, opts.strip_templates), clean_file_name(li.filename),
+            unparse(li.total_flat, kind, opts), unparse(li.total_cum, kind, opts), units(kind, opts)))
+        if li.lines is None:
+            prepared.notes.append(f"{li.filename}: No such file or directory")
+            continue
+        for l, text in li.shown_lines():
+            if l == li.firstline:
+                out.append("---\n")
+            out.append("%6s %6s %4d: %s\n" % (_alt(li.flat.get(l, 0), prepared),
+                                               _alt(li.cum.get(l, 0), prepared), l, text))
+            if l == li.lastline:
+                out.append("---\n")
     return "".join(out)
 
 
-def _print_source(prepared, routine, insns, flat, cum, keys, out, notes):
+def _listing(routine, insns, flat, cum, keys, notes):
     filename = None
     for e in insns:
         if e[2] >= 0:
@@ -64,7 +106,8 @@ def _print_source(prepared, routine, insns, flat, cum, keys, out, notes):
             break
     if filename is None:
         notes.append(f"no filename found in {routine}")
-        return
+        return None
+    li = Listing(routine, filename)
 
     lastline = 0
     for e in insns:
@@ -93,34 +136,27 @@ def _print_source(prepared, routine, insns, flat, cum, keys, out, notes):
                 else:
                     break
 
-    samples1, samples2 = {}, {}
-    running1 = running2 = total1 = total2 = 0
+    # Values of instructions outside [firstline, lastline] run on to the
+    # next instruction inside it (or to the last line).
+    samples1, samples2, attributed = li.flat, li.cum, li.insns
+    running1 = running2 = 0
+    pending = []
     for e in insns:
         c1, c2 = instruction_counts(e, flat, cum, keys)
         running1 += c1
         running2 += c2
-        total1 += c1
-        total2 += c2
+        li.total_flat += c1
+        li.total_cum += c2
+        pending.append((e, c1, c2))
         if e[1] == filename and firstline <= e[2] <= lastline:
             samples1[e[2]] = samples1.get(e[2], 0) + running1
             samples2[e[2]] = samples2.get(e[2], 0) + running2
+            attributed.setdefault(e[2], []).extend(pending)
             running1 = running2 = 0
+            pending = []
     samples1[lastline] = samples1.get(lastline, 0) + running1
     samples2[lastline] = samples2.get(lastline, 0) + running2
-
-    kind, opts = prepared.kind, prepared.options
-    out.append("ROUTINE ====================== %s in %s\n%6s %6s Total %s (flat / cumulative)\n" % (
-        short_function_name(routine, opts.strip_templates), clean_file_name(filename),
-        unparse(total1, kind, opts), unparse(total2, kind, opts), units(kind, opts)))
-    if lines is None:
-        notes.append(f"{filename}: No such file or directory")
-        return
-    for l, raw in enumerate(lines, 1):
-        if l >= firstline - 5 and (l <= oldlastline + 5 or l <= lastline):
-            text = _chop(raw.replace(b"\r", b"")).decode("utf-8", "surrogateescape")
-            if l == firstline:
-                out.append("---\n")
-            out.append("%6s %6s %4d: %s\n" % (_alt(samples1.get(l, 0), prepared),
-                                               _alt(samples2.get(l, 0), prepared), l, text))
-            if l == lastline:
-                out.append("---\n")
+    if pending:
+        attributed.setdefault(lastline, []).extend(pending)
+    li.firstline, li.lastline, li.oldlastline, li.lines = firstline, lastline, oldlastline, lines
+    return li
