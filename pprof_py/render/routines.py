@@ -14,6 +14,7 @@ import re
 
 from pprof_py.errors import PprofError, SymbolizationError
 from pprof_py.report import compile_regex
+from pprof_py.symbolize.demangle import demangle
 from pprof_py.symbolize import Symbolizer, debugging_library, short_function_name
 from pprof_py.symbolize import cache as symcache
 from pprof_py.symbolize.objfile import SHF_EXECINSTR, ObjectFile
@@ -93,27 +94,145 @@ def routines(obj, regex):
 _SUFFIXED = {"mov", "add", "sub", "imul", "cmp", "test", "and", "or", "xor", "lea", "push", "pop",
              "inc", "dec", "neg", "not", "shl", "shr", "sar", "sal", "rol", "ror", "adc", "sbb",
              "xchg", "movabs", "bsf", "bsr", "bt", "bts", "btr", "popcnt", "tzcnt", "lzcnt", "xadd",
-             "cmpxchg", "mul", "div", "idiv"}
+             "cmpxchg", "mul", "div", "idiv", "btc", "bswap", "blsmsk", "blsr", "blsi", "bzhi",
+             "sarx", "shlx", "shrx", "movbe", "shld", "shrd", "andn", "bextr", "pdep", "pext",
+             "rorx", "mulx", "adcx", "adox", "cmpxchg8b", "cmpxchg16b"}
 _ALWAYS_PLAIN = {"retq": "ret", "callq": "call", "jmpq": "jmp", "leaveq": "leave", "pushfq": "pushf",
                  "popfq": "popf"}
 _DECIMAL_IMM = re.compile(r"\$(\d+)\b")
+_NEGATIVE_IMM = re.compile(r"\$-(0x[0-9a-f]+|\d+)\b")
+_SIZE_BITS = {"b": 8, "w": 16, "l": 32, "q": 64}
+_PREFIXES = {"rep", "repne", "repe", "lock", "notrack", "bnd", "xacquire", "xrelease"}
+_STRING_OPS = {"stos", "lods", "scas", "movs", "cmps"}
+_CONVERSIONS = {"cvtsi2sd", "cvtsi2ss", "vcvtsi2sd", "vcvtsi2ss"}
+_REX = {bytes([b]) for b in range(0x40, 0x50)}
+
+
+def _operands(ops):
+    """Split an operand list at the commas outside parentheses."""
+    parts, depth, cur = [], 0, ""
+    for ch in ops:
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+        if ch == "," and depth == 0:
+            parts.append(cur.strip())
+            cur = ""
+        else:
+            cur += ch
+    if cur.strip():
+        parts.append(cur.strip())
+    return parts
+
+
+def _has_register_operand(ops):
+    """True if some operand is a general register (a memory operand such as
+    `0x1(%rcx,%rax,2)` or `%es:(%rdi)` does not count) and none is a vector
+    or x87 register (objdump keeps `movq %rax,%xmm0`)."""
+    regs = [o for o in _operands(ops) if re.fullmatch(r"%[a-z0-9]+", o)]
+    if any(re.match(r"%(xmm|ymm|zmm|mm|st)", r) for r in regs):
+        return False
+    return bool(regs)
+
+
+def _operand_bits(size_letter, ops):
+    """Width objdump sign-extends a negative immediate to: the mnemonic's
+    size suffix, else the register operand's size."""
+    if size_letter:
+        return _SIZE_BITS[size_letter]
+    m = re.search(r"%(\w+)\s*$", ops)
+    reg = m.group(1) if m else ""
+    if re.fullmatch(r"r(\w\w|\d+)", reg) and not reg.endswith(("d", "w", "b")):
+        return 64
+    if reg.startswith("e") or reg.endswith("d"):
+        return 32
+    if reg.endswith("l") or reg.endswith("b"):
+        return 8
+    return 16 if reg else 32
 _DECIMAL_DISP = re.compile(r"(?<![\w$.])(-?)(\d+)\(")
+
+
+_MEM_OPERAND = re.compile(r"(%[a-z]+:)?(-?0x[0-9a-f]+|-?\d+)?\((%[a-z0-9]+)?(?:,\s*(%[a-z0-9]+)(?:,\s*(\d))?)?\)")
+
+
+def _objdump_memory(insn, ops):
+    """Memory operands as objdump spells them: a displacement that is
+    encoded is printed even when zero (`0x0(%rax)`: ModRM mod 01 or 10), and
+    an index register always comes with its scale (`(%rax,%rax,1)`)."""
+    if "(" not in ops:
+        return ops
+    try:
+        modrm = insn.modrm or 0
+    except Exception:         # not x86
+        modrm = 0
+    encoded_disp = (modrm >> 6) in (1, 2)
+
+    def fix(m):
+        seg, disp, base, index, scale = m.groups()
+        if disp is None and ((encoded_disp and base and base != "%rip") or (index and not base)):
+            disp = "0x0"              # (no base register: a 32-bit displacement is always encoded)
+        inner = base or ""
+        if index:
+            inner += ",%s,%s" % (index, scale or "1")
+        return "%s%s(%s)" % (seg or "", disp or "", inner)
+    return _MEM_OPERAND.sub(fix, ops)
 
 
 def _objdump_style(insn, describe_target):
     """Make capstone's AT&T text read like objdump's: mnemonic padded to six
     columns, no space after commas, hexadecimal immediates and
-    displacements, size suffixes only where no register gives the size,
-    and branch targets as `addr <symbol+off>`."""
+    displacements, memory operands spelled like objdump's, size suffixes
+    only where no register gives the size, a segment prefix on a nop
+    written before the mnemonic (`cs nopw`), and branch targets as
+    `addr <symbol+off>` (PLT entries as `name@plt`)."""
     mnemonic, ops = insn.mnemonic, insn.op_str
+    code = bytes(insn.bytes)
+    if code == b"\x66\x90":
+        return "xchg   %ax,%ax"
+    size_letter = mnemonic[-1:] if mnemonic[-1:] in _SIZE_BITS else ""
+    rep = ""
+    while mnemonic.split(" ", 1)[0] in _PREFIXES and " " in mnemonic:
+        prefix, mnemonic = mnemonic.split(" ", 1)
+        rep += prefix + " "
+    size_letter = mnemonic[-1:] if mnemonic[-1:] in _SIZE_BITS else ""
     if mnemonic in _ALWAYS_PLAIN:
         mnemonic = _ALWAYS_PLAIN[mnemonic]
-    elif mnemonic[-1:] in ("b", "w", "l", "q") and mnemonic[:-1] in _SUFFIXED:
-        if re.search(r"(^|,\s*)%", ops):          # a register operand gives the size
+    elif mnemonic[:-1] in _STRING_OPS and size_letter:
+        # string instructions: objdump names the segments of %rsi and %rdi,
+        # and drops the suffix only where a register operand gives the size
+        ops = re.sub(r"(?<!:)\(%([er]di)\)", r"%es:(%\1)", ops)
+        ops = re.sub(r"(?<!:)\(%([er]si)\)", r"%ds:(%\1)", ops)
+        if _has_register_operand(ops):
             mnemonic = mnemonic[:-1]
-    ops = ops.replace(", ", ",")
+    elif mnemonic in ("pushq", "popq"):
+        mnemonic = mnemonic[:-1]                  # 64 bits is their default size
+    elif size_letter and mnemonic[:-1] in _CONVERSIONS:
+        if any(re.fullmatch(r"%(?!xmm|ymm|zmm|mm|st)[a-z0-9]+", o) for o in _operands(ops)):
+            mnemonic = mnemonic[:-1]              # cvtsi2sd %rdx,%xmm1: the GPR gives the size
+    elif size_letter and (mnemonic[:-1] in _SUFFIXED or mnemonic[:-1].startswith("cmov")):
+        # a general register operand gives the size (not an xmm register:
+        # objdump keeps "movq ...,%xmm0")
+        if _has_register_operand(ops):
+            mnemonic = mnemonic[:-1]
+    mnemonic = rep + mnemonic
+    opcode = code.lstrip(b"\x66\xf2\xf3")
+    if opcode[:1] in _REX:
+        opcode = opcode[1:]
+    if opcode[:1] in (b"\xd0", b"\xd1"):
+        ops = re.sub(r"^\$(0x)?1,\s*", "", ops)    # shift by one: objdump omits the count
+    ops = ops.replace(", ", ",").replace(" {", "{")
+    ops = re.sub(r"(%[a-z]s:)(\d+)\b(?!\()", lambda m: "%s0x%x" % (m.group(1), int(m.group(2))), ops)
+    ops = _NEGATIVE_IMM.sub(lambda m: "$0x%x" % ((1 << _operand_bits(size_letter, ops)) - int(m.group(1), 0)), ops)
     ops = _DECIMAL_IMM.sub(lambda m: "$0x%x" % int(m.group(1)), ops)
     ops = _DECIMAL_DISP.sub(lambda m: "%s0x%x(" % (m.group(1), int(m.group(2))), ops)
+    ops = _objdump_memory(insn, ops)
+    # an absolute address operand (no parentheses) in hexadecimal
+    ops = ",".join("0x%x" % int(o) if o.isdigit() else o for o in _operands(ops)) if ops else ops
+    if mnemonic.startswith("nop") and ops.startswith("%cs:"):
+        # 66 66 ... 2e 0f 1f: objdump spells each extra operand-size prefix
+        extra = len(code) - len(code.lstrip(b"\x66")) - 1
+        mnemonic, ops = "data16 " * max(extra, 0) + "cs " + mnemonic, ops[4:]
     if re.fullmatch(r"0x[0-9a-f]+", ops) and (mnemonic.startswith("j") or mnemonic.startswith("call")
                                               or mnemonic.startswith("loop")):
         target = int(ops, 16)
@@ -143,14 +262,74 @@ def _capstone_for(obj):
     else:
         raise PprofError(f"{obj.path}: cannot disassemble {machine} code")
     md.skipdata = False
+    md.detail = True          # ModRM byte: objdump prints encoded zero displacements
     return md
+
+
+def _plt_entries(obj):
+    """{entry address: "name@plt"} for the PLT stubs of `obj`, as objdump
+    synthesizes them: each stub of .plt / .plt.sec ends in
+    `[endbr64] [bnd] jmp *disp(%rip)`; the GOT slot it jumps through is the
+    r_offset of a .rela.plt relocation, whose symbol names the stub."""
+    slots = {}
+    elf = obj.elf
+    # .rela.plt: JUMP_SLOT relocations of .plt/.plt.sec stubs; .rela.dyn:
+    # GLOB_DAT ones, whose stubs are in .plt.got (e.g. __cxa_finalize)
+    for rela_name in (".rela.plt", ".rela.dyn"):
+        rela = elf.get_section_by_name(rela_name)
+        if rela is None or not hasattr(rela, "iter_relocations"):
+            continue
+        try:
+            symtab = elf.get_section(rela["sh_link"])
+            for r in rela.iter_relocations():
+                sym = symtab.get_symbol(r["r_info_sym"]) if r["r_info_sym"] else None
+                if sym is not None and sym.name:
+                    slots.setdefault(r["r_offset"], demangle(sym.name))
+        except Exception:                 # a damaged table only loses the names
+            continue
+    if not slots:
+        return {}
+    entries = {}
+    for name, stride in ((".plt", 16), (".plt.sec", 16), (".plt.got", 8)):
+        sec = elf.get_section_by_name(name)
+        if sec is None or sec["sh_size"] == 0:
+            continue
+        data, base = sec.data(), sec["sh_addr"]
+        if stride == 8 and data[:4] == b"\xf3\x0f\x1e\xfa":
+            stride = 16                   # IBT: endbr64 makes the entries 16 bytes
+        for off in range(0, len(data) - 5, stride):
+            i = off
+            if data[i:i + 4] == b"\xf3\x0f\x1e\xfa":      # endbr64
+                i += 4
+            if data[i:i + 1] == b"\xf2":                 # bnd
+                i += 1
+            if data[i:i + 2] != b"\xff\x25" or i + 6 > len(data):
+                continue
+            disp = int.from_bytes(data[i + 2:i + 6], "little", signed=True)
+            got = base + i + 6 + disp
+            if got in slots:
+                entries[base + off] = slots[got] + "@plt"
+    return entries
 
 
 def _target_namer(obj):
     starts, _ends, full = obj.nm_table()
     starts_list = [int(s) for s in starts]
+    plt = _plt_entries(obj)
+    plt_starts = sorted(plt)
+    plt_sections = [(sec["sh_addr"], sec["sh_addr"] + sec["sh_size"]) for sec in obj._sections
+                    if sec.name in (".plt", ".plt.sec", ".plt.got") and sec["sh_size"]]
 
     def describe(address):
+        stub = plt.get(address)
+        if stub:
+            return stub
+        if plt_starts and any(lo <= address < hi for lo, hi in plt_sections):
+            # inside a PLT stub: relative to its start (the PLT header keeps
+            # the ordinary symbol-table name, as objdump's does in most files)
+            j = bisect.bisect_right(plt_starts, address) - 1
+            if j >= 0 and address - plt_starts[j] < 16:
+                return "%s+0x%x" % (plt[plt_starts[j]], address - plt_starts[j])
         i = bisect.bisect_right(starts_list, address) - 1
         if i < 0:
             return None
