@@ -137,7 +137,7 @@ def command(args, granularity, sample_index, stacks, **kw):
         sample_index=sample_index or "inuse_space", show_bytes=kw["show_bytes"],
         contention_index=kw["contention_index"] or "total_delay",
         drop_negative=kw["drop_negative"], base=kw["base"],
-        lib_prefixes=[p for p in (kw["lib_prefix"] or "").split(",") if p],
+        lib_prefixes=_lib_prefixes(kw),
         nodecount=kw["nodecount"], nodefraction=kw["nodefraction"], edgefraction=kw["edgefraction"],
         maxdegree=kw["maxdegree"], show_addresses=kw["show_addresses"],
         strip_templates=not kw["no_strip_temp"], no_auto_signal_frames=kw["no_auto_signal_frames"],
@@ -188,6 +188,10 @@ def command(args, granularity, sample_index, stacks, **kw):
                              "over the threshold")
 
 
+def _lib_prefixes(kw):
+    return [p for p in (kw["lib_prefix"] or "").split(",") if p]
+
+
 def _symbols_mode(args, kw):
     """`pprof --symbols <program>`: addresses (and a memory map) on stdin."""
     if len(args) != 1:
@@ -198,7 +202,7 @@ def _symbols_mode(args, kw):
     from pprof_py.symbolize.addresses import name_addresses
     text = sys.stdin.buffer.read().decode("utf-8", "surrogateescape")
     notes = []
-    out = name_addresses(program, text, [p for p in (kw["lib_prefix"] or "").split(",") if p],
+    out = name_addresses(program, text, _lib_prefixes(kw),
                          not kw["no_strip_temp"], not kw["no_cache"], warn=notes.append)
     for line in notes:
         note(line)

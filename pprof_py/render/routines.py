@@ -126,14 +126,19 @@ def _operands(ops):
     return parts
 
 
-def _has_register_operand(ops):
-    """True if some operand is a general register (a memory operand such as
-    `0x1(%rcx,%rax,2)` or `%es:(%rdi)` does not count) and none is a vector
-    or x87 register (objdump keeps `movq %rax,%xmm0`)."""
+def _register_operands(ops):
+    """(general registers, vector or x87 registers) among the operands; a
+    memory operand such as `0x1(%rcx,%rax,2)` or `%es:(%rdi)` is neither."""
     regs = [o for o in _operands(ops) if re.fullmatch(r"%[a-z0-9]+", o)]
-    if any(re.match(r"%(xmm|ymm|zmm|mm|st)", r) for r in regs):
-        return False
-    return bool(regs)
+    vector = [r for r in regs if re.match(r"%(xmm|ymm|zmm|mm|st)", r)]
+    return [r for r in regs if r not in vector], vector
+
+
+def _has_register_operand(ops):
+    """True if a general register gives the operand size and no vector or
+    x87 register is involved (objdump keeps `movq %rax,%xmm0`)."""
+    general, vector = _register_operands(ops)
+    return bool(general) and not vector
 
 
 def _operand_bits(size_letter, ops):
@@ -190,7 +195,6 @@ def _objdump_style(insn, describe_target):
     code = bytes(insn.bytes)
     if code == b"\x66\x90":
         return "xchg   %ax,%ax"
-    size_letter = mnemonic[-1:] if mnemonic[-1:] in _SIZE_BITS else ""
     rep = ""
     while mnemonic.split(" ", 1)[0] in _PREFIXES and " " in mnemonic:
         prefix, mnemonic = mnemonic.split(" ", 1)
@@ -208,7 +212,7 @@ def _objdump_style(insn, describe_target):
     elif mnemonic in ("pushq", "popq"):
         mnemonic = mnemonic[:-1]                  # 64 bits is their default size
     elif size_letter and mnemonic[:-1] in _CONVERSIONS:
-        if any(re.fullmatch(r"%(?!xmm|ymm|zmm|mm|st)[a-z0-9]+", o) for o in _operands(ops)):
+        if _register_operands(ops)[0]:
             mnemonic = mnemonic[:-1]              # cvtsi2sd %rdx,%xmm1: the GPR gives the size
     elif size_letter and (mnemonic[:-1] in _SUFFIXED or mnemonic[:-1].startswith("cmov")):
         # a general register operand gives the size (not an xmm register:
@@ -313,6 +317,15 @@ def _plt_entries(obj):
 
 
 def _target_namer(obj):
+    """describe(address) -> "symbol+0xoff" for branch targets of `obj`, built
+    once per object (a --disasm report disassembles many routines of it)."""
+    namer = getattr(obj, "_branch_target_namer", None)
+    if namer is None:
+        namer = obj._branch_target_namer = _build_target_namer(obj)
+    return namer
+
+
+def _build_target_namer(obj):
     starts, _ends, full = obj.nm_table()
     starts_list = [int(s) for s in starts]
     plt = _plt_entries(obj)

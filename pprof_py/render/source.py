@@ -55,6 +55,7 @@ class Listing:
         self.flat, self.cum = {}, {}      # line -> value
         self.insns = {}                   # line -> [(instruction, flat, cum)]
         self.total_flat = self.total_cum = 0
+        self.offset = 0                   # object's load offset (addresses as profiled)
 
     def shown_lines(self):
         """(number, text) of the lines pprof prints: five of context around

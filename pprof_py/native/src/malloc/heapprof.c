@@ -914,7 +914,7 @@ static void symbolize(sbuf_t *b, void *pc) {
    into a block the thread merely touched. */
 #define REG_WORDS 16
 #elif defined(__aarch64__)
-#define REG_WORDS 34
+#define REG_WORDS 33    /* x0-x30, sp, pc */
 #else
 #define REG_WORDS 0
 #endif
@@ -935,7 +935,6 @@ static void regs_handler(int sig, siginfo_t *si, void *ucv) {
         for (int i = 0; i < 31; i++) thread_regs[slot][i] = (uintptr_t)uc->uc_mcontext.regs[i];
         thread_regs[slot][31] = (uintptr_t)uc->uc_mcontext.sp;
         thread_regs[slot][32] = (uintptr_t)uc->uc_mcontext.pc;
-        thread_regs[slot][33] = 0;
 #endif
         __atomic_store_n(&thread_regs_ok[slot], 1, __ATOMIC_RELEASE);
     }

@@ -190,6 +190,16 @@ PP_NO_SANITIZE_ADDRESS static uintptr_t leaf_caller(uintptr_t pc, uintptr_t sp, 
  * grows upwards, so a bogus rbp (code built without frame pointers) ends
  * the walk instead of faulting.  Return addresses are stored as found;
  * pprof subtracts one when symbolizing non-leaf frames. */
+/* One frame-pointer frame at fp, inside [lo, hi): the caller's frame
+ * pointer and the return address.  0 when the frame is unusable. */
+PP_NO_SANITIZE_ADDRESS static inline int fp_frame(uintptr_t fp, uintptr_t lo, uintptr_t hi, uintptr_t *next,
+                                                  uintptr_t *ret) {
+  if ((fp & 7) != 0 || fp < lo || fp > hi - 2 * sizeof(uintptr_t)) return 0;
+  *next = ((const uintptr_t *)fp)[0];
+  *ret = ((const uintptr_t *)fp)[1];
+  return *ret >= 4096;
+}
+
 PP_NO_SANITIZE_ADDRESS static int walk_frames(uintptr_t pc, uintptr_t fp, uintptr_t sp, void **out, int max, int leaf_fixup) {
   int n = 0;
   if (max <= 0) return 0;
@@ -201,18 +211,16 @@ PP_NO_SANITIZE_ADDRESS static int walk_frames(uintptr_t pc, uintptr_t fp, uintpt
   uintptr_t caller = leaf_fixup ? leaf_caller(pc, sp, lo, hi) : 0;
   if (caller && n < max) {
     /* Unless the chain's first frame already names this caller. */
-    int dup = (fp & 7) == 0 && fp >= lo && fp <= hi - 2 * sizeof(uintptr_t) &&
-              ((const uintptr_t *)fp)[1] == caller;
+    uintptr_t next, ret;
+    int dup = fp_frame(fp, lo, hi, &next, &ret) && ret == caller;
     if (!dup) out[n++] = (void *)caller;
   }
 #else
   (void)leaf_fixup;
 #endif
   while (n < max) {
-    if ((fp & 7) != 0 || fp < lo || fp > hi - 2 * sizeof(uintptr_t)) break;
-    uintptr_t next = ((const uintptr_t *)fp)[0];
-    uintptr_t ret = ((const uintptr_t *)fp)[1];
-    if (ret < 4096) break;
+    uintptr_t next, ret;
+    if (!fp_frame(fp, lo, hi, &next, &ret)) break;
     out[n++] = (void *)ret;
     if (next <= fp) break;
     fp = next;
@@ -270,11 +278,9 @@ PP_NO_SANITIZE_ADDRESS static int walk_cfi(uintptr_t pc, uintptr_t fp, uintptr_t
       note_unknown_pc(snap, exact ? pc : pc - 1);
       if (exact) return -1;
       /* frame-pointer step */
-      if ((fp & 7) != 0 || fp < sp || fp > hi - 2 * sizeof(uintptr_t)) break;
-      uintptr_t next = ((const uintptr_t *)fp)[0];
-      pc = ((const uintptr_t *)fp)[1];
+      uintptr_t next;
+      if (!fp_frame(fp, sp, hi, &next, &pc)) break;
       sp = fp + 2 * sizeof(uintptr_t);
-      if (pc < 4096) break;
       out[n++] = (void *)pc;
       if (next <= fp) break;
       fp = next;
