@@ -1,17 +1,42 @@
 # pprof_py developer targets.  `make demo` and `make test` are the README's two
 # set-up commands.
-PYTHON ?= python3
 
-.PHONY: deps install demo test test-native fixtures images bench bench-text bench-sampler bench-malloc bench-graphs clean
+# Which Python the targets use:
+#  * PYTHON=... on the command line or in the environment: that one, as is;
+#  * make runs inside a virtualenv (python3 on PATH is a venv's, activated or
+#    not, or a conda env is active): that venv's python3;
+#  * otherwise a project virtualenv in .venv, created on first use from
+#    python3 on PATH.  Debian's and Ubuntu's system python3 refuse
+#    `pip install` outside a virtualenv (PEP 668, "externally-managed-environment").
+ifeq ($(origin PYTHON),undefined)
+  IN_VENV := $(shell python3 -c 'import os, sys; print(int(sys.prefix != sys.base_prefix or bool(os.environ.get("CONDA_PREFIX"))))' 2>/dev/null)
+  ifeq ($(IN_VENV),1)
+    PYTHON := python3
+  else
+    VENV := .venv
+    PYTHON := $(VENV)/bin/python
+  endif
+endif
+
+# Where pip puts the interpreter's console scripts (pprof, pprof-run): put
+# first on PATH for the recipes that run them.
+ifdef VENV
+  SCRIPTS = $(CURDIR)/$(VENV)/bin
+else
+  SCRIPTS = $(shell $(PYTHON) -c 'import sysconfig; print(sysconfig.get_path("scripts"))')
+endif
+WITH_SCRIPTS = PATH="$(SCRIPTS):$$PATH"
+
+.PHONY: deps venv install install-runtime demo test test-native fixtures images bench bench-text bench-sampler bench-malloc bench-graphs clean
 
 # Debian packages the tests compare against or drive: gperftools' pprof and
 # libprofiler/tcmalloc, graphviz's dot, binutils (nm/addr2line for the unit
 # tests), libc's debug symbols (the references name libc's internal
 # functions through them), valgrind (callgrind_annotate), git/sqlite3/g++
-# (programs run under our allocator), Go pprof (proto round trip) and
+# (programs run under our allocator), python3-venv (the project's .venv), Go pprof (proto round trip) and
 # Chromium (the flame graph's browser test); jemalloc and mimalloc are the
 # allocator bench's peers.
-DEBIAN_PACKAGES = build-essential g++ binutils graphviz google-perftools libgoogle-perftools-dev \
+DEBIAN_PACKAGES = python3-venv build-essential g++ binutils graphviz google-perftools libgoogle-perftools-dev \
 	libc6-dbg valgrind git sqlite3 golang-go golang-github-google-pprof-dev chromium chromium-driver \
 	libjemalloc2 libmimalloc2.0
 
@@ -21,16 +46,32 @@ deps:
 	  apt-get update -q && apt-get install -y -q --no-install-recommends $(DEBIAN_PACKAGES); \
 	else echo "not root: skipping apt-get (needs: $(DEBIAN_PACKAGES))"; fi
 
-install:
+# Says which interpreter the targets use; creates .venv when it is the one.
+# A failed `python3 -m venv` (Debian without python3-venv) leaves a venv
+# without pip: remove it so that the next run tries again.
+venv:
+ifdef VENV
+	@if [ -x $(VENV)/bin/python ]; then echo "make: using the project virtualenv $(VENV) (not inside a virtualenv; PYTHON=... overrides)"; \
+	else echo "make: creating the project virtualenv $(VENV) (not inside a virtualenv; PYTHON=... overrides)"; \
+	  python3 -m venv $(VENV) >$(VENV).log 2>&1 || { rm -rf $(VENV); \
+	    echo "make: python3 -m venv failed (see $(VENV).log); on Debian/Ubuntu: apt-get install python3-venv" >&2; exit 1; }; \
+	  rm -f $(VENV).log; fi
+endif
+
+install: venv
 	$(PYTHON) -m pip install -q -e '.[test]'
+
+# What `make demo` needs: the package without the test extra.
+install-runtime: venv
+	$(PYTHON) -m pip install -q -e .
 
 # Build a fixture program, profile it with our sampler, print the report and
 # write the flame graph (out/hotspots.flame.svg).
-demo: install
-	bash fixtures/demo.sh
+demo: install-runtime
+	$(WITH_SCRIPTS) bash fixtures/demo.sh
 
 test: deps install
-	$(PYTHON) -m pytest -q tests
+	$(WITH_SCRIPTS) $(PYTHON) -m pytest -q tests
 
 # Native parts under AddressSanitizer / valgrind (not part of `make test`).
 test-native:
@@ -60,5 +101,6 @@ bench-malloc:
 bench-graphs:
 	$(PYTHON) bench/bench_graphs.py
 
+# (.venv is kept: rm -rf .venv to recreate it)
 clean:
 	rm -rf build out bench/out *.egg-info
