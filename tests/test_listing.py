@@ -91,10 +91,20 @@ def test_bad_regexp_is_one_line(flag):
     assert_one_line_error(proc, "regular expression")
 
 
-def test_no_matching_routine_prints_nothing():
-    proc = pprof(["--list=^no_such_function_anywhere$", *CHAIN])
-    assert proc.returncode == 0
+@pytest.mark.parametrize("flag", ["--list", "--disasm", "--weblist"])
+def test_no_matching_routine_is_one_line_error(flag):
+    # gperftools' pprof prints nothing and exits 0 here (issue 15.6).
+    proc = pprof([f"{flag}=^no_such_function_anywhere$", *CHAIN])
+    assert proc.returncode == 1
     assert proc.stdout == b""
+    assert_one_line_error(proc, "no routine with samples matches '^no_such_function_anywhere$'")
+
+
+def test_program_taken_for_the_regexp_is_explained():
+    # `pprof --list ./prog prof`: click gives --list the program's path.
+    proc = pprof(["--list", CHAIN[0], CHAIN[1]])
+    assert proc.returncode == 1 and proc.stdout == b""
+    assert_one_line_error(proc, f"no routine with samples matches '{CHAIN[0]}' ('{CHAIN[0]}' is a file")
 
 
 def test_heap_listing_prints_megabytes():

@@ -90,7 +90,8 @@ def test_weblist_errors(profiles):
     r = pprof("--weblist=(", "fixtures/bin/chain", prof)
     assert r.returncode != 0 and r.stderr.count("\n") == 1
     r = pprof("--weblist=no_such_routine", "fixtures/bin/chain", prof)
-    assert r.returncode == 0 and "No routine matched." in r.stdout
+    assert r.returncode == 1 and r.stdout == ""
+    assert r.stderr == "pprof: no routine with samples matches 'no_such_routine'\n"
 
 
 def test_shell_weblist_without_display(profiles):

@@ -10,6 +10,7 @@ offset 0), and for every routine whose nm name matches the regular
 expression and that contains a sampled address, prints one block.
 """
 import bisect
+import os
 import re
 
 from pprof_py.errors import PprofError, SymbolizationError
@@ -524,6 +525,7 @@ def each_routine(prepared, what):
     flat, cum = address_values(prepared)
     keys = sorted(cum)
     objects = ObjectCache()
+    matched = 0
     for path, lib_start, _limit, lib_offset in libraries(prepared):
         image = debugging_library(path) or path
         obj = objects.get(image)
@@ -535,7 +537,23 @@ def each_routine(prepared, what):
             i = bisect.bisect_left(keys, lo)
             if end > start and i < len(keys) and keys[i] < hi:
                 code = objects.get(path) or obj
+                matched += 1
                 yield path, code, offset, name, start, end, flat, cum, keys
+    if not matched:
+        raise no_routine_matched(prepared.options.output_regex)
+
+
+def no_routine_matched(pattern):
+    """The one-line error for a --list/--disasm/--weblist regexp (or the
+    shell's list/disasm/weblist argument) that selects nothing to print.
+    gperftools' pprof prints nothing and exits 0 there, which reads like
+    success; the commonest cause is `pprof --list ./prog prof`, which takes
+    the program for the regexp."""
+    message = f"no routine with samples matches '{pattern}'"
+    if os.path.exists(pattern):
+        message += (f" ('{pattern}' is a file: the option takes a regular expression,"
+                    " e.g. --list=main ./prog prof)")
+    return PprofError(message)
 
 
 def unparse_address(offset, address):
