@@ -5,7 +5,7 @@ Commands (arguments: regular expressions; a leading "-" makes one an
 ignore pattern, several are joined with "|"; `--cum` / `--lines` switch
 sorting / granularity for one command):
 
-    top[N] [--cum] [focus] [-ignore]   the N (default 10) heaviest rows of --text
+    top[N] [N] [--cum] [focus] [-ignore]  the N (default 10) heaviest rows of --text
     text[N] ...                        same as top
     list <regexp> [-ignore]            annotated source (--list)
     disasm <regexp> [-ignore]          annotated disassembly (--disasm)
@@ -16,7 +16,11 @@ sorting / granularity for one command):
     help                               this list
     quit, or end of input (^D)         leave
 
-Reports go to stdout, prompts and diagnostics to stderr.  The profile the
+Each command given arguments first says on stderr how it read them
+(`top: the 3 heaviest rows by flat, of samples whose stack matches 'foo'`).
+A list/disasm/weblist regexp that selects no routine with samples is a
+one-line error, as with --list.  Reports go to stdout, prompts and
+diagnostics to stderr.  The profile the
 commands start from is the one after the command line's --focus/--ignore.
 Unlike pprof, `top` also honours a focus pattern.  With a terminal on
 stdin, lines are read with readline: history (kept in memory) and tab
@@ -47,7 +51,8 @@ Commands:
   top20 [--cum] [focus] [-ignore1] [-ignore2]
       Show the top lines ordered by flat profile count, or cumulative
       count with --cum.  A number after 'top' shows that many lines
-      (default 10).  --lines reports source lines instead of functions.
+      (default 10): top20 or top 20.  --lines reports source lines
+      instead of functions.  Other words are focus regexps.
 
   list <routine_regexp> [-ignore1] [-ignore2]
       Show the source listing of routines whose names match the regexp.
@@ -183,10 +188,20 @@ class Shell:
             self.say(HELP.rstrip("\n"))
             return True
         if head.startswith("top") or head.startswith("text"):
-            digits = head[3:] if head.startswith("top") else head[4:]
+            name = "top" if head.startswith("top") else "text"
+            digits = head[len(name):]
             if digits and not digits.isdigit():
                 return self.unknown()
-            self.top(int(digits) if digits else 10, words[1:])
+            args = words[1:]
+            # `top 3`, as Go pprof and gperftools users type it: a row count,
+            # not a focus regexp (no function name is all digits).
+            counts = [w for w in args if w.isdigit()]
+            if counts:
+                if digits or len(counts) > 1:
+                    raise PprofError(f"{head}: give the number of rows once ({name}N or {name} N)")
+                args.remove(counts[0])
+                digits = counts[0]
+            self.top(int(digits) if digits else 10, args, explain=len(words) > 1)
         elif head in ("list", "disasm", "weblist"):
             if len(words) < 2:
                 raise PprofError(f"usage: {head} <routine_regexp> [-ignore ...]")
@@ -194,6 +209,8 @@ class Shell:
             if not routine:
                 raise PprofError(f"usage: {head} <routine_regexp> [-ignore ...]")
             compile_regex(routine, head)
+            self.say(f"{head}: routines matching '{routine}'"
+                     + (f", without samples whose stack matches '{ignore}'" if ignore else ""))
             prepared = self.process("", ignore, flags, granularity="addresses", output_regex=routine)
             if head == "weblist":
                 self.show_in_browser(self.render(head, prepared), "html")
@@ -212,8 +229,13 @@ class Shell:
         self.say("Unknown command: try 'help'.")
         return True
 
-    def top(self, limit, args):
+    def top(self, limit, args, explain=False):
         focus, ignore, flags = self.parse_args(args)
+        if explain:    # say how the arguments were read (`top 3` once meant focus '3')
+            self.say("top: the %d heaviest %s by %s%s%s" % (
+                limit, "source lines" if "lines" in flags else "rows", "cum" if "cum" in flags else "flat",
+                f", of samples whose stack matches '{focus}'" if focus else "",
+                f", without samples whose stack matches '{ignore}'" if ignore else ""))
         p = self.process(focus, ignore, flags)
         from pprof_py.render.text import _display
         flat, cum = p.flat, p.cum
