@@ -2,6 +2,7 @@
 
     pprof [options] <program> <profiles...>
     pprof [options] <profile>            (symbolize from the profile's maps)
+    pprof [options] [<program>] http://host:port/pprof/profile   (fetched: formats/remote.py)
 
 The CLI only turns argv into `report.Options`, runs the pipeline and writes
 the renderer's output; every user error becomes one line on stderr and a
@@ -15,6 +16,7 @@ import click
 from pprof_py import __version__
 from pprof_py.cli.console import DelayedProgress, error, note
 from pprof_py.errors import PprofError
+from pprof_py.formats import remote
 from pprof_py.render import REGISTRY
 from pprof_py.report import Options, prepare
 
@@ -115,6 +117,11 @@ def _output_options(func):
           "(stdin may also hold a memory map)")
 @opt("-o", "--output", "output_path", metavar="<file>", group="Output type",
      help="Write the report to <file> instead of stdout")
+@opt("--seconds", type=click.IntRange(1), default=30, metavar="<n>", group="Miscellaneous",
+     help="Length of time for dynamic (fetched over HTTP) CPU profiles [default=30 secs]")
+@opt("--timeout", "fetch_timeout", type=click.FloatRange(0, min_open=True), metavar="<secs>",
+     group="Miscellaneous",
+     help="Give up fetching a profile URL after <secs> [default: --seconds*1.01+60 for CPU, else 60]")
 @opt("--fail-over", "fail_over", metavar="<pct>%", group="Miscellaneous",
      help="With --base: exit 1 if a function's share of the total grew by more than <pct> points")
 @click.argument("args", nargs=-1, required=True, metavar="[<program>] <profiles>...")
@@ -148,12 +155,20 @@ def command(args, granularity, sample_index, stacks, **kw):
     if kw.get("fail_over") is not None:
         from pprof_py.render.gate import parse_threshold
         options.fail_over = parse_threshold(kw["fail_over"], options.base)
-    if len(args) == 1:
+    if len(args) == 1 or remote.is_url(args[0]):
         program, profiles = None, list(args)
     else:
         program, profiles = args[0], list(args[1:])
+    # Profile URLs (formats/remote.py) are fetched into temporary files; with
+    # no program, the server's /pprof/symbol names the addresses.
+    profiles, options.base, fetched = remote.fetch_arguments(
+        profiles, options.base, kw["seconds"], kw["fetch_timeout"], note, symbolize=program is None)
     notes = []
-    prepared = prepare(program, profiles, options, notes, progress=DelayedProgress)
+    try:
+        prepared = prepare(program, profiles, options, notes, progress=DelayedProgress)
+    finally:
+        for path in fetched:
+            os.unlink(path)
     for line in notes:
         note(line)
     printed = len(notes)
