@@ -77,10 +77,15 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self._send(200, ("\n".join(answer) + "\n").encode())
 
 
+class _Server(http.server.ThreadingHTTPServer):
+    def handle_error(self, request, client_address):
+        pass        # the timed-out client has gone when /slow answers: expected
+
+
 @pytest.fixture(scope="module")
 def server():
     localize()
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    httpd = _Server(("127.0.0.1", 0), _Handler)
     httpd.requests, httpd.posted, httpd.symbols = [], [], _symbol_table()
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
