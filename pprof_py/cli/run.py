@@ -15,7 +15,44 @@ import sys
 
 import click
 
+from pprof_py import __version__
 from pprof_py.native import NativeLibraryMissing, libpath
+
+# What --help lists after the options: the environment variables each mode
+# sets or honours (read by the native libraries at load time; the same
+# names as gperftools' where gperftools has them).  "\b" keeps click from
+# re-wrapping a paragraph.  Keep in step with docs/sampler.md and
+# docs/allocator.md.
+ENVIRONMENT_HELP = """\b
+Environment variables (set by the options, or honoured when already set):
+\b
+--cpu (the CPU sampler, libprofiler-compatible):
+  CPUPROFILE=FILE                 write the profile to FILE (set by --cpu)
+  CPUPROFILE_FREQUENCY=N          samples per second, default 100 (--frequency)
+  CPUPROFILE_REALTIME=1           wall-clock time, SIGALRM (--realtime)
+  CPUPROFILE_PER_THREAD_TIMERS=1  one CPU timer per thread (--per-thread-timers)
+  CPUPROFILESIGNAL=N              start stopped; each signal N toggles profiling
+  PPROF_PY_CPU_TIMER=perf|posix|itimer   force the sample source
+  PPROF_PY_CPU_UNWIND=fp          frame pointers only (no DWARF unwinding)
+\b
+--heap (the allocator's heap profiler):
+  HEAPPROFILE=PREFIX              write PREFIX.0001.heap, ... (set by --heap)
+  TCMALLOC_SAMPLE_PARAMETER=BYTES sample every BYTES on average, 0 = every
+                                  allocation (--sample-parameter)
+  HEAP_PROFILE_ALLOCATION_INTERVAL=BYTES  dump every BYTES allocated (1 GiB)
+  HEAP_PROFILE_INUSE_INTERVAL=BYTES       dump when in-use grows by BYTES (100 MiB)
+\b
+--heapcheck (the leak checker):
+  HEAPCHECK=normal                check for leaks at exit (set by --heapcheck);
+                                  with HEAPPROFILE, the leak profile is
+                                  PREFIX._main_-end.heap, else /tmp/PROG.PID._main_-end.heap
+\b
+--malloc, --mallocstats (the allocator alone):
+  MALLOCSTATS=1                   print the allocator's statistics at exit (--mallocstats)
+  PPROFPY_MALLOC_RELEASE_THRESHOLD=BYTES  free pages kept before returning
+                                  memory to the system (32 MiB)
+\b
+Every mode sets LD_PRELOAD (prepended to any LD_PRELOAD already set)."""
 
 
 def _preload(env, library):
@@ -26,7 +63,10 @@ def _preload(env, library):
     env["LD_PRELOAD"] = " ".join(parts)
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+               epilog=ENVIRONMENT_HELP)
+@click.version_option(__version__, "--version", prog_name="pprof-run (pprof_py)",
+                      message="%(prog)s %(version)s")
 @click.option("--cpu", "cpu_out", metavar="FILE", help="Write a CPU profile to FILE (like CPUPROFILE=FILE).")
 @click.option("--frequency", type=click.IntRange(1, 100000), help="CPU samples per second (default 100).")
 @click.option("--realtime", is_flag=True, help="Sample wall-clock time (SIGALRM) instead of CPU time.")
@@ -82,4 +122,4 @@ def main(cpu_out, frequency, realtime, per_thread_timers, heap_prefix, sample_pa
 
 
 if __name__ == "__main__":
-    main()
+    main(prog_name="pprof-run")
