@@ -475,11 +475,26 @@ __attribute__((constructor)) static void malloc_ctor(void) {
     pthread_atfork(fork_prepare, fork_parent, fork_child);
 }
 
+/* The MALLOCSTATS report's first line names the process: a program run
+   through a wrapper (pyenv's shims, shell scripts) prints one report per
+   process that exits, and they must be told apart.  The name is argv[0]
+   (glibc's program_invocation_name) as the user typed it. */
+static void write_stats_header(void) {
+    char pid[24];
+    pp_fmt_u(pid, (size_t)getpid());
+    pp_write_str(2, "MALLOCSTATS: pid ");
+    pp_write_str(2, pid);
+    pp_write_str(2, " (");
+    pp_write_str(2, program_invocation_name ? program_invocation_name : "?");
+    pp_write_str(2, ")\n");
+}
+
 __attribute__((destructor)) static void malloc_dtor(void) {
     const char *ms = pp_getenv("MALLOCSTATS");
     if (ms && *ms && *ms != '0') {
         char buf[2048];
         pprofpy_malloc_stats_text(buf, sizeof buf);
+        write_stats_header();
         pp_write_str(2, buf);
     }
     pp_prof_at_exit();
