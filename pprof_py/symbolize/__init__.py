@@ -35,7 +35,7 @@ from pprof_py.errors import SymbolizationError
 from pprof_py.formats.procmaps import SHARED_LIBRARY
 from pprof_py.model import Frame
 from pprof_py.symbolize import cache as symcache
-from pprof_py.symbolize.objfile import NOT_IN_TABLE, ObjectFile
+from pprof_py.symbolize.objfile import NOT_IN_TABLE, SHF_EXECINSTR, ObjectFile
 
 _ARGS = re.compile(r"\([^()]*\)(\s*const)?")
 _TAG = re.compile(r"<[0-9a-f]*>$")
@@ -158,6 +158,8 @@ class Symbolizer:
             taken = set(contained)
             pending = [a for a in pending if a not in taken]
             self._map_to_symbols(path, start - offset, contained, symbols)
+            if self.program and os.path.realpath(path) == os.path.realpath(self.program):
+                self._check_addresses(path, contained, start - offset, symbols)
         _disambiguate(symbols)
         return symbols
 
@@ -211,23 +213,108 @@ class Symbolizer:
             triples.insert(0, (function, fileline, fullfunction))
         return triples
 
-    def _check_program(self, program, mappings):
-        """Warn when the profile names another file as the program and that
-        file is not the same build as the one given."""
+    def _main_mapping(self, program, mappings):
+        """The profile's mapping of the program: one with the program's
+        path, else one with its file name, else the profile's first
+        executable mapping that is not a shared library (the program the
+        profile was recorded from); None when the profile has no maps."""
         base = os.path.basename(program)
-        for m in mappings:
-            if os.path.basename(m.path) != base or m.path == program:
-                continue
-            if not os.path.isfile(m.path):
-                return
-            mine, theirs = self._open(program), self._open(m.path)
-            if mine is None or theirs is None:
-                return
-            if mine.build_id and theirs.build_id and mine.build_id != theirs.build_id:
-                self.warn(f"warning: {self.program} (build-id {mine.build_id[:12]}) is not the binary "
-                          f"the profile was recorded from ({m.path}, build-id {theirs.build_id[:12]}); "
-                          f"names may be wrong")
+        candidates = [m for m in mappings if m.path.startswith("/") and not SHARED_LIBRARY.match(m.path)]
+        for test in (lambda m: m.path == program, lambda m: os.path.basename(m.path) == base, lambda m: True):
+            for m in candidates:
+                if test(m):
+                    return m
+        return None
+
+    def _check_program(self, program, mappings):
+        """Warn (once, one line) when the program given is not the build
+        the profile was recorded from, by build-id: the one a mapping
+        carries (profile.proto), or else that of the file the profile's
+        mapping names when it is another file than the one given.  Where
+        neither can be compared: the layout of the program's code against
+        the profile's mapping of it, and then symbolize() looks at the
+        sampled addresses (_check_addresses)."""
+        self._mismatch_checked = False
+        main = self._main_mapping(program, mappings)
+        if main is None:
             return
+        mine = self._open(program)
+        if mine is None or not mine.build_id:
+            return
+        theirs_id, theirs_path = main.build_id, main.path
+        if not theirs_id and main.path != program and os.path.isfile(main.path):
+            theirs = self._open(main.path)
+            theirs_id = theirs.build_id if theirs is not None else ""
+        if not theirs_id:
+            if not self._layout_matches(mine, main):
+                self._mismatch_checked = True
+                self.warn(f"warning: the code of {self.program} is not laid out as the profile's mapping "
+                          f"of {main.path} ({main.limit - main.start:#x} bytes at file offset {main.offset:#x}"
+                          f", address {main.start:#x}): is it the binary the profile was recorded from?")
+            return
+        self._mismatch_checked = True
+        if theirs_id.lower() != mine.build_id.lower():
+            self.warn(f"warning: {self.program} (build-id {mine.build_id[:12]}) is not the binary "
+                      f"the profile was recorded from ({theirs_path}, build-id {theirs_id[:12]}); "
+                      f"names may be wrong")
+
+    @staticmethod
+    def _layout_matches(obj, mapping):
+        """Could `mapping` (an executable mapping from /proc/self/maps) be
+        one of obj's executable PT_LOAD segments?  The kernel maps a segment
+        from its file offset rounded down to a page, to its end rounded up;
+        an ET_EXEC program is mapped at its own addresses.  Page sizes of
+        4, 16 and 64 KiB are tried (the profile may come from another
+        machine).  Mappings without a file offset (pprof's "cooked" maps)
+        are not judged."""
+        if mapping.offset == 0 and mapping.start == 0:
+            return True
+        try:
+            segments = [seg for seg in obj.load_bias_candidates() if seg["p_flags"] & 1]
+            fixed = obj.elf["e_type"] == "ET_EXEC"
+        except Exception:       # an unusual ELF: no verdict
+            return True
+        if not segments:
+            return True
+        for seg in segments:
+            for page in (0x1000, 0x4000, 0x10000):
+                first = seg["p_offset"] & ~(page - 1)
+                end = (seg["p_offset"] + seg["p_filesz"] + page - 1) & ~(page - 1)
+                if mapping.offset != first or mapping.limit - mapping.start != end - first:
+                    continue
+                if not fixed or mapping.start == seg["p_vaddr"] & ~(page - 1):
+                    return True
+        return False
+
+    def _check_addresses(self, program, contained, bias, symbols):
+        """For profiles without build-ids: warn when none of the sampled
+        addresses the program was asked to name lies in its code, or none
+        got a symbol from it (a program with no symbols at all is not
+        judged by names)."""
+        # Once: the first range of the program symbolize() names is its own
+        # mapping (PIE) or the catch-all range (non-PIE).
+        if getattr(self, "_mismatch_checked", True):
+            return
+        self._mismatch_checked = True
+        obj = self._open(program)
+        if obj is None or not contained:
+            return
+        in_code = 0
+        for pc in contained:
+            i = obj.section_index_of(pc - bias)
+            if i is not None and obj._sections[i]["sh_flags"] & SHF_EXECINSTR:
+                in_code += 1
+        if in_code == 0:
+            self.warn(f"warning: none of the {len(contained)} sampled addresses of the program is in "
+                      f"the code of {self.program}: is it the binary the profile was recorded from?")
+            return
+        if not len(obj.nm_table()[2]):
+            return
+        named = sum(1 for pc in contained
+                    if any(short != "??" and not short.startswith("0x") for short, _fl, _full in symbols.get(pc, ())))
+        if named == 0:
+            self.warn(f"warning: none of the {len(contained)} sampled addresses of the program resolves "
+                      f"to a symbol of {self.program}: is it the binary the profile was recorded from?")
 
 
 def _disambiguate(symbols):
