@@ -53,11 +53,13 @@ def validate(doc):
     for key, allowed in ENUMS.items():
         assert doc[key] in allowed, (key, doc[key])
     for i, row in enumerate(doc["rows"]):
-        check_object(row, ROW, f"rows[{i}]")
+        check_object(row, ROW, f"rows[{i}]", optional=("name_source",))
+        assert row.get("name_source", "nearest exported symbol") == "nearest exported symbol"
     for i, stack in enumerate(doc.get("stacks", [])):
         check_object(stack, STACK, f"stacks[{i}]")
         for j, frame in enumerate(stack["frames"]):
-            check_object(frame, FRAME, f"stacks[{i}].frames[{j}]")
+            check_object(frame, FRAME, f"stacks[{i}].frames[{j}]", optional=("name_source",))
+            assert frame.get("name_source", "nearest exported symbol") == "nearest exported symbol"
             assert re.fullmatch(r"[0-9a-f]+", frame["address"])
 
 

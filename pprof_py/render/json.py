@@ -37,9 +37,43 @@ def _number(v):
     return int(v) if v.is_integer() else v
 
 
+def nearest_exported_addresses(prepared):
+    """The sampled addresses whose name is only the nearest exported symbol
+    before them: they lie in a stripped object (no .symtab, no DWARF, so
+    nm's names come from .dynsym) outside the extent (st_size) of every
+    exported function.  In a stripped libz a frame of an internal function
+    is then named after whichever exported function precedes it
+    (`crc32_combine_op@@ZLIB_1.2.12`): --text keeps that name as
+    gperftools' pprof prints it, --json marks it."""
+    main = prepared.profiles[0]
+    if main.embedded_symbols is not None or getattr(main, "proto_symbols", None) is not None:
+        return set()             # named by the profile itself, not by ELF files
+    from pprof_py.render.routines import ObjectCache, libraries
+    from pprof_py.symbolize import debugging_library
+    objects = ObjectCache()
+    stripped = []
+    for path, start, limit, offset in libraries(prepared):
+        obj = objects.get(debugging_library(path) or path)
+        if obj is not None and obj.names_only_exported():
+            stripped.append((start, limit, start - offset, obj))
+    result = set()
+    for address, triples in prepared.symbols.items():
+        if not triples or triples[-1][0].startswith("0x") or triples[-1][0] == "??":
+            continue
+        for lo, hi, bias, obj in stripped:
+            if lo <= address <= hi:
+                if not obj.in_sized_symbol(address - bias):
+                    result.add(address)
+                break
+    return result
+
+
 def report_dict(prepared):
     opts = prepared.options
     total = sum(prepared.flat.values())
+    nearest = nearest_exported_addresses(prepared)
+    # A row is marked when its name is the one such an address was given.
+    nearest_names = {prepared.symbols[a][-1][0] for a in nearest}
     doc = {
         "schema_version": SCHEMA_VERSION,
         "kind": prepared.kind,
@@ -53,8 +87,9 @@ def report_dict(prepared):
         "total": _number(prepared.total),
         "shown_total": _number(total),
         "rows": [
-            {"name": name, "flat": _number(f), "flat_percent": _pct(f, total),
-             "sum_percent": _pct(running, total), "cum": _number(c), "cum_percent": _pct(c, total)}
+            _marked({"name": name, "flat": _number(f), "flat_percent": _pct(f, total),
+                     "sum_percent": _pct(running, total), "cum": _number(c), "cum_percent": _pct(c, total)},
+                    name.split(" ", 1)[0] in nearest_names and opts.granularity in ("functions", "lines"))
             for name, f, c, running in text_rows(prepared)
         ],
     }
@@ -66,14 +101,20 @@ def report_dict(prepared):
                 triples = prepared.symbols.get(a)
                 if triples:
                     short, fileline, _ = triples[0]
-                    frames.append({"address": "%0*x" % (prepared.width, a), "name": short,
-                                   "location": fileline})
+                    frames.append(_marked({"address": "%0*x" % (prepared.width, a), "name": short,
+                                           "location": fileline}, a in nearest))
                 else:
                     frames.append({"address": "%0*x" % (prepared.width, a), "name": None,
                                    "location": None})
             stacks.append({"value": _number(value), "frames": frames})
         doc["stacks"] = stacks
     return doc
+
+
+def _marked(entry, nearest):
+    if nearest:
+        entry["name_source"] = "nearest exported symbol"
+    return entry
 
 
 def render_json(prepared):

@@ -181,8 +181,10 @@ class ObjectFile:
         if self._nm is not None:
             return self._nm
         table = self._nm_from("symtab")
+        self.nm_source = "symtab"
         if table is None or not len(table[0]):
             table = self._nm_from("dynsym")
+            self.nm_source = "dynsym"
         if table is None:
             table = (np.zeros(0, np.uint64), np.zeros(0, np.uint64), [])
         self._nm = table
@@ -245,6 +247,13 @@ class ObjectFile:
         full = [demangle(names[k]) + "<" + (fmt % starts[j]) + ">" for j, k in enumerate(chosen)]
         return (np.array(starts, dtype=np.uint64), np.array(ends, dtype=np.uint64), full)
 
+    def names_only_exported(self):
+        """True for a stripped object: nm's names come from .dynsym alone,
+        so a function that is not exported is named after the exported
+        symbol before it (which is what nm, and so pprof, print)."""
+        self.nm_table()
+        return self.nm_source == "dynsym" and self.dwarf_object() is None
+
     def nm_lookup(self, address):
         """pprof's MapSymbolsWithNM for one (file-relative) address: the full
         nm name (tagged with its start) or None."""
@@ -299,6 +308,21 @@ class ObjectFile:
             if k >= 0 and self._alloc_sections[k][1] <= address and lo > self._alloc_sections[k][0]:
                 break
         return None
+
+    def in_sized_symbol(self, address):
+        """Does a function symbol of the table (.symtab, else .dynsym)
+        cover `address` with its st_size?  In a stripped object an address
+        outside every exported function's extent is named after the
+        nearest exported symbol before it only for want of another name."""
+        raw, entries = self._function_symbols()
+        shndx = self.section_index_of(address)
+        if raw is None or shndx is None:
+            return False
+        lst = entries.get(shndx, [])
+        for value, size, _type, _index in reversed(lst[:bisect.bisect_right(lst, (address, float("inf")))]):
+            if address < value + size:
+                return True
+        return False
 
     def function_symbol_at(self, address):
         """(name, value, source file or None) of the symbol BFD's
