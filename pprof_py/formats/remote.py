@@ -174,7 +174,7 @@ def _temp_file(data):
 def _symbolized(profile, data, base, timeout, say):
     """The fetched profile as a symbolized profile, or None when the server
     has no symbol page or the profile is already symbolized."""
-    if profile.embedded_symbols is not None or getattr(profile, "proto_symbols", None) is not None:
+    if profile.named_by != "elf":
         return None
     addresses = sorted({loc.address for loc in profile.locations})
     url = base + SYMBOL_PAGE

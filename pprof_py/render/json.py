@@ -46,7 +46,7 @@ def nearest_exported_addresses(prepared):
     (`crc32_combine_op@@ZLIB_1.2.12`): --text keeps that name as
     gperftools' pprof prints it, --json marks it."""
     main = prepared.profiles[0]
-    if main.embedded_symbols is not None or getattr(main, "proto_symbols", None) is not None:
+    if main.named_by != "elf":
         return set()             # named by the profile itself, not by ELF files
     from pprof_py.render.routines import ObjectCache, libraries
     from pprof_py.symbolize import debugging_library
