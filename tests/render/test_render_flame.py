@@ -10,11 +10,10 @@ import xml.dom.minidom
 
 import pytest
 
-from render_helpers import localize, ours, render
+from helpers import DATA, GOLDEN, localize, ours, render
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-SAMPLE = os.path.join(HERE, "data", "sample.folded")
-GOLDEN = os.path.join(HERE, "golden")
+SAMPLE = os.path.join(DATA, "sample.folded")
+
 CHAIN = ["fixtures/bin/chain", "fixtures/local/profiles/chain.cpu.prof"]
 CHAIN2 = "fixtures/local/profiles/chain.cpu.2.prof"
 RECURSION = ["fixtures/bin/recursion", "fixtures/local/profiles/recursion.cpu.prof"]
