@@ -134,3 +134,23 @@ class DotGraph:
     def as_dict(self):
         return {"title": self.title, "legend": self.legend, "nodes": self.nodes,
                 "order": self.order, "edges": self.edges, "other": self.other}
+
+
+def check_golden(name, data):
+    """Compare `data` (str or bytes) with tests/golden/<name>.  With
+    PPROF_PY_UPDATE_GOLDEN=1 the file is written instead and the test is
+    skipped (so an update run never passes by comparing a file with itself)."""
+    import pytest
+
+    if isinstance(data, str):
+        data = data.encode("utf-8", "surrogateescape")
+    path = os.path.join(GOLDEN, name)
+    if os.environ.get("PPROF_PY_UPDATE_GOLDEN") == "1":
+        with open(path, "wb") as f:
+            f.write(data)
+        pytest.skip("wrote " + os.path.relpath(path, ROOT))
+    if not os.path.exists(path):
+        pytest.fail("%s is missing (run with PPROF_PY_UPDATE_GOLDEN=1 to create it)" % path)
+    with open(path, "rb") as f:
+        want = f.read()
+    assert data == want, "%s changed (PPROF_PY_UPDATE_GOLDEN=1 to accept the new output)" % name

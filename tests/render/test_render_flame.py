@@ -10,7 +10,7 @@ import xml.dom.minidom
 
 import pytest
 
-from helpers import DATA, GOLDEN, localize, ours, render
+from helpers import DATA, check_golden, localize, ours, render
 
 SAMPLE = os.path.join(DATA, "sample.folded")
 
@@ -169,13 +169,7 @@ def test_svg_is_self_contained_and_well_formed():
 
 def test_golden_svg():
     svg, _ = render("flame", {}, None, [SAMPLE])
-    path = os.path.join(GOLDEN, "sample.flame.svg")
-    if os.environ.get("PPROF_PY_UPDATE_GOLDEN") == "1":
-        with open(path, "wb") as f:
-            f.write(svg)
-    with open(path, "rb") as f:
-        golden = f.read()
-    assert svg == golden, "flame graph drawing changed (PPROF_PY_UPDATE_GOLDEN=1 to accept)"
+    check_golden("sample.flame.svg", svg)
 
 
 def test_icicle_puts_the_root_on_top():
