@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from issue5_helpers import PROFILES, assert_one_line_error, err, localize, pprof, text
+from helpers import PROFILES, assert_one_line_error, err, localize, pprof, text
 
 CHAIN = ["fixtures/bin/chain", f"{PROFILES}/chain.cpu.prof"]
 ALLOC = ["fixtures/bin/alloc", f"{PROFILES}/alloc.heap"]

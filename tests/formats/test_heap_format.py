@@ -6,7 +6,7 @@ from hypothesis import given, settings, strategies as st
 
 from pprof_py.errors import ProfileFormatError
 from pprof_py.formats import read_profile
-from core.profiles import heap_profile
+from profile_builders import heap_profile
 
 ENTRIES = [(2, 2048, 10, 40960, [0x401010, 0x401100]),
            (0, 0, 5, 500, [0x401020, 0x401100])]

@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from issue5_helpers import PROFILES, ROOT, assert_one_line_error, err, localize, pprof, text
+from helpers import PROFILES, ROOT, assert_one_line_error, err, localize, pprof, text
 
 CASES = {
     "chain": ["fixtures/bin/chain", f"{PROFILES}/chain.cpu.prof"],

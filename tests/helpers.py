@@ -1,13 +1,18 @@
-"""Shared helpers for the picture/interchange renderer tests
-(tests/test_render_*.py): run our pprof or google-pprof, and parse DOT."""
+"""Shared test helpers: paths of the checkout, our pprof and google-pprof
+run from the repository root on the localized fixture profiles, in a
+subprocess or in process, and a parser for pprof's DOT graphs."""
 import os
 import re
 import shutil
 import subprocess
 import sys
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TESTS = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(TESTS)
 FIXTURES = os.path.join(ROOT, "fixtures")
+PROFILES = "fixtures/local/profiles"
+DATA = os.path.join(TESTS, "data")          # inputs made for the tests (sample.folded)
+GOLDEN = os.path.join(TESTS, "golden")      # reference outputs of our own renderers
 GOOGLE_PPROF = shutil.which("google-pprof")
 
 sys.path.insert(0, FIXTURES)
@@ -20,6 +25,34 @@ finally:
 def localize():
     """fixtures/local/: the committed profiles with paths for this checkout."""
     return relocate_maps.localize(ROOT)
+
+
+def pprof(args, cwd=ROOT, stdin=None, timeout=120):
+    """Run `python -m pprof_py ARGS`; stdin is bytes or None."""
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    return subprocess.run([sys.executable, "-m", "pprof_py"] + list(args), cwd=cwd, env=env,
+                          input=stdin if stdin is not None else b"",
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout)
+
+
+def text(proc):
+    return proc.stdout.decode("utf-8", "replace")
+
+
+def err(proc):
+    return proc.stderr.decode("utf-8", "replace")
+
+
+def assert_one_line_error(proc, fragment):
+    """A user error: non-zero exit, one line on stderr naming the problem,
+    no traceback."""
+    stderr = err(proc)
+    assert proc.returncode != 0, stderr
+    assert "Traceback" not in stderr, stderr
+    lines = [l for l in stderr.splitlines() if l.strip()]
+    assert len(lines) == 1, stderr
+    assert fragment in lines[0], stderr
+    assert lines[0].startswith("pprof: "), stderr
 
 
 def run(cmd, env=None, timeout=120):
@@ -101,3 +134,23 @@ class DotGraph:
     def as_dict(self):
         return {"title": self.title, "legend": self.legend, "nodes": self.nodes,
                 "order": self.order, "edges": self.edges, "other": self.other}
+
+
+def check_golden(name, data):
+    """Compare `data` (str or bytes) with tests/golden/<name>.  With
+    PPROF_PY_UPDATE_GOLDEN=1 the file is written instead and the test is
+    skipped (so an update run never passes by comparing a file with itself)."""
+    import pytest
+
+    if isinstance(data, str):
+        data = data.encode("utf-8", "surrogateescape")
+    path = os.path.join(GOLDEN, name)
+    if os.environ.get("PPROF_PY_UPDATE_GOLDEN") == "1":
+        with open(path, "wb") as f:
+            f.write(data)
+        pytest.skip("wrote " + os.path.relpath(path, ROOT))
+    if not os.path.exists(path):
+        pytest.fail("%s is missing (run with PPROF_PY_UPDATE_GOLDEN=1 to create it)" % path)
+    with open(path, "rb") as f:
+        want = f.read()
+    assert data == want, "%s changed (PPROF_PY_UPDATE_GOLDEN=1 to accept the new output)" % name

@@ -9,9 +9,9 @@ import sys
 
 import pytest
 
-from render_helpers import ROOT, localize
+from helpers import ROOT, localize
 
-HERE = os.path.dirname(os.path.abspath(__file__))
+HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))   # tests/, where helpers.py is
 FLAGS = ["collapsed", "raw", "callgrind", "dot", "svg", "pdf", "ps", "png", "gif", "flame", "icicle"]
 INPUTS = {
     "cpu": ({}, ["fixtures/bin/cxx", "fixtures/local/profiles/cxx.cpu.prof"]),
@@ -24,7 +24,7 @@ INPUTS = {
 _WORKER = r"""
 import hashlib, json, sys
 sys.path.insert(0, sys.argv[1])
-from render_helpers import render
+from helpers import render
 inputs, flags = json.loads(sys.argv[2]), json.loads(sys.argv[3])
 result = {}
 for name, (options, files) in inputs.items():

@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from render_helpers import localize, render
+from helpers import localize, render
 
 CALLGRIND_ANNOTATE = shutil.which("callgrind_annotate")
 CASES = {

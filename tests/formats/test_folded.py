@@ -4,10 +4,9 @@ import os
 
 import pytest
 
-from render_helpers import localize, ours, render
+from helpers import DATA, localize, ours, render
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-SAMPLE = os.path.join(HERE, "data", "sample.folded")
+SAMPLE = os.path.join(DATA, "sample.folded")
 CHAIN = ["fixtures/bin/chain", "fixtures/local/profiles/chain.cpu.prof"]
 
 

@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from pprof_py.errors import ProfileFormatError
 from pprof_py.formats import read_profile
 from pprof_py.formats.cpu_binary import parse_cpu_profile
-from core.profiles import MAPS, cpu_profile
+from profile_builders import MAPS, cpu_profile
 
 RECORDS = [(5, [0x401010, 0x401100, 0x401200]),
            (3, [0x401010, 0x401100, 0x401200]),     # same stack: summed

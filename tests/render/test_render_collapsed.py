@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from render_helpers import GOOGLE_PPROF, ROOT, google, localize, ours, render
+from helpers import GOOGLE_PPROF, ROOT, google, localize, ours, render
 
 CHAIN = ["fixtures/bin/chain", "fixtures/local/profiles/chain.cpu.prof"]
 CHAIN2 = "fixtures/local/profiles/chain.cpu.2.prof"

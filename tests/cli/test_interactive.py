@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from issue5_helpers import PROFILES, ROOT, err, localize, pprof, text
+from helpers import PROFILES, ROOT, err, localize, pprof, text
 
 CHAIN = ["fixtures/bin/chain", f"{PROFILES}/chain.cpu.prof"]
 

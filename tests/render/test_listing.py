@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from issue5_helpers import PROFILES, ROOT, assert_one_line_error, err, localize, pprof, text
+from helpers import PROFILES, ROOT, assert_one_line_error, err, localize, pprof, text
 
 CHAIN = ["fixtures/bin/chain", f"{PROFILES}/chain.cpu.prof"]
 

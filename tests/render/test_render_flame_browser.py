@@ -9,10 +9,9 @@ import os
 
 import pytest
 
-from render_helpers import render
+from helpers import DATA, render
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-SAMPLE = os.path.join(HERE, "data", "sample.folded")
+SAMPLE = os.path.join(DATA, "sample.folded")
 pytestmark = pytest.mark.timeout(120)
 
 
@@ -75,7 +74,7 @@ def test_click_zoom_search_reset(browser, tmp_path):
 
 def test_call_graph_svg_pans_and_zooms(browser, tmp_path):
     from selenium.webdriver.common.by import By
-    from render_helpers import localize
+    from helpers import localize
     localize()
     svg, _ = render("svg", {}, "fixtures/bin/chain", ["fixtures/local/profiles/chain.cpu.prof"])
     path = tmp_path / "callgraph.svg"

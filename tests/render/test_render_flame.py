@@ -10,11 +10,10 @@ import xml.dom.minidom
 
 import pytest
 
-from render_helpers import localize, ours, render
+from helpers import DATA, check_golden, localize, ours, render
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-SAMPLE = os.path.join(HERE, "data", "sample.folded")
-GOLDEN = os.path.join(HERE, "golden")
+SAMPLE = os.path.join(DATA, "sample.folded")
+
 CHAIN = ["fixtures/bin/chain", "fixtures/local/profiles/chain.cpu.prof"]
 CHAIN2 = "fixtures/local/profiles/chain.cpu.2.prof"
 RECURSION = ["fixtures/bin/recursion", "fixtures/local/profiles/recursion.cpu.prof"]
@@ -170,13 +169,7 @@ def test_svg_is_self_contained_and_well_formed():
 
 def test_golden_svg():
     svg, _ = render("flame", {}, None, [SAMPLE])
-    path = os.path.join(GOLDEN, "sample.flame.svg")
-    if os.environ.get("PPROF_PY_UPDATE_GOLDEN") == "1":
-        with open(path, "wb") as f:
-            f.write(svg)
-    with open(path, "rb") as f:
-        golden = f.read()
-    assert svg == golden, "flame graph drawing changed (PPROF_PY_UPDATE_GOLDEN=1 to accept)"
+    check_golden("sample.flame.svg", svg)
 
 
 def test_icicle_puts_the_root_on_top():
