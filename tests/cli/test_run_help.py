@@ -6,9 +6,9 @@ import re
 import subprocess
 import sys
 
+from helpers import ROOT
 from pprof_py import __version__
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def run(*args):

@@ -14,7 +14,8 @@ import shutil
 import subprocess
 import sys
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from helpers import ROOT
+
 README = os.path.join(ROOT, "README.md")
 
 

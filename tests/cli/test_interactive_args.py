@@ -4,7 +4,7 @@ that matches nothing is said to, and each command says how it read its
 arguments."""
 import pytest
 
-from issue5_helpers import PROFILES, err, localize, pprof, text
+from helpers import PROFILES, err, localize, pprof, text
 
 CHAIN = ["fixtures/bin/chain", f"{PROFILES}/chain.cpu.prof"]
 

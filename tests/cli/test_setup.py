@@ -23,10 +23,13 @@ import sys
 import sysconfig
 import textwrap
 
-import pytest
+from helpers import ROOT
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SYSTEM_PYTHON = "/usr/bin/python3"
+# The caller's pip cache, read at import: conftest.py points XDG_CACHE_HOME
+# at a private directory once the session starts.
+PIP_CACHE = os.environ.get("PIP_CACHE_DIR") or os.path.join(
+    os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "pip")
 
 
 def _is_externally_managed(python):
@@ -72,8 +75,7 @@ def _bare_env(bindir, home):
     for key, value in os.environ.items():
         if key.startswith("PIP_") or key.lower() in ("http_proxy", "https_proxy", "no_proxy"):
             env[key] = value
-    env["PIP_CACHE_DIR"] = os.environ.get("PIP_CACHE_DIR") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "pip")
+    env["PIP_CACHE_DIR"] = PIP_CACHE
     return env
 
 

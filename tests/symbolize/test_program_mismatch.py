@@ -7,16 +7,10 @@ import os
 import shutil
 import struct
 import subprocess
-import sys
 
 import pytest
 
-from issue5_helpers import PROFILES, ROOT, err, localize, pprof, text
-
-sys.path.insert(0, os.path.join(ROOT, "fixtures"))
-import relocate_maps  # noqa: E402
-
-sys.path.pop(0)
+from helpers import PROFILES, ROOT, err, localize, pprof, relocate_maps, text
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -4,7 +4,7 @@ import json
 import struct
 import subprocess
 
-from issue5_helpers import err, pprof, text
+from helpers import err, pprof, text
 
 LIBRARY = r"""
 int api_before(int x) { return x * 3 + 1; }

@@ -12,7 +12,7 @@ import urllib.parse
 
 import pytest
 
-from issue5_helpers import PROFILES, ROOT, err, localize, pprof, text
+from helpers import PROFILES, ROOT, err, localize, pprof, text
 
 CHAIN = ["fixtures/bin/chain", f"{PROFILES}/chain.cpu.prof"]
 ALLOC = ["fixtures/bin/alloc", f"{PROFILES}/alloc.heap"]
