@@ -10,7 +10,7 @@ from pprof_py import filter as filters
 from pprof_py import graph
 from pprof_py.errors import PprofError
 from pprof_py.formats import read_profile
-from pprof_py.symbolize import Symbolizer, symbols_from_names
+from pprof_py.symbolize import Symbolizer, Symbols, symbols_from_names
 
 HEAP_COLUMNS = {"inuse_objects": 0, "inuse_space": 1, "alloc_objects": 2, "alloc_space": 3}
 CONTENTION_COLUMNS = {"total_delay": 0, "contentions": 1, "mean_delay": 2}
@@ -127,9 +127,11 @@ def prepare(program, profile_paths, options, notes=None, progress=None):
         if kind == "folded":
             # Other profilers' frame names are shown as written, except that
             # pprof's own "name<address>" tags are shortened (formats/folded.py).
-            symbols = {a: [(short if re.search(r"<[0-9a-fA-F]+>$", full) else full, "??:0", full)
-                           for short, _fl, full in triples]
-                       for a, triples in symbols.items()}
+            display = symbols.display
+            symbols = Symbols({a: [(short if re.search(r"<[0-9a-fA-F]+>$", full) else full, "??:0", full)
+                                   for short, _fl, full in triples]
+                               for a, triples in symbols.items()})
+            symbols.display = display
     else:
         symbolizer = Symbolizer(program, options.lib_prefixes, options.strip_templates,
                                 warn=notes.append, use_cache=options.use_cache, width=width,
