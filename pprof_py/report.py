@@ -41,6 +41,8 @@ class Options:
     output_regex: Optional[str] = None          # the <regexp> of --list / --disasm
     output_path: Optional[str] = None           # -o/--output FILE
     fail_over: Optional[float] = None           # --fail-over threshold, in percent points
+    add_lib: Optional[str] = None               # --add_lib: an unrelocated library's symbols
+    scale: int = 0                              # --scale: passed to gv by --gv
 
 
 @dataclass
@@ -135,7 +137,7 @@ def prepare(program, profile_paths, options, notes=None, progress=None):
     else:
         symbolizer = Symbolizer(program, options.lib_prefixes, options.strip_templates,
                                 warn=notes.append, use_cache=options.use_cache, width=width,
-                                progress=progress)
+                                progress=progress, add_lib=options.add_lib)
         max_pc = max((loc.address for loc in main.locations), default=0)
         symbols = symbolizer.symbolize(addresses, main.mappings, max_pc)
 

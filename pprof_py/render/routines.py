@@ -71,7 +71,8 @@ def libraries(prepared):
     main = prepared.profiles[0]
     program = prepared.program
     symbolizer = Symbolizer(program, opts.lib_prefixes, opts.strip_templates,
-                            use_cache=opts.use_cache, width=prepared.width)
+                            use_cache=opts.use_cache, width=prepared.width,
+                            add_lib=getattr(opts, "add_lib", None))
     max_pc = max((loc.address for loc in main.locations), default=0)
     return symbolizer.libraries(main.mappings, max_pc)
 

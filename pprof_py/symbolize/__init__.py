@@ -87,8 +87,9 @@ def debugging_library(path):
 
 class Symbolizer:
     def __init__(self, program, lib_prefixes=(), strip_templates=True, warn=None, use_cache=True,
-                 width=16, progress=None):
+                 width=16, progress=None, add_lib=None):
         self.program = program
+        self.add_lib = add_lib          # --add_lib: see libraries()
         self.width = width
         self.progress = progress        # callable(label) -> object with update(done, total)
         self.lib_prefixes = list(lib_prefixes)
@@ -135,6 +136,15 @@ class Symbolizer:
                 if obj is not None:
                     offset += obj.text_vma_minus_offset()
             result.append((path, m.start, m.limit, offset))
+        if self.add_lib:
+            # --add_lib: one more library, not relocated: the addresses of
+            # its .text section (as linked) name its code, before the main
+            # program's catch-all range (pprof's opt_lib entry).
+            obj = self._open(self.add_lib)
+            text = obj.elf.get_section_by_name(".text") if obj is not None else None
+            if text is not None:
+                start = text["sh_addr"]
+                result.append((self.add_lib, start, start + text["sh_size"], start))
         if self.program:
             result.append((self.program, 0, max_pc, 0))
         return result
