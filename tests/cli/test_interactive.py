@@ -14,6 +14,9 @@ import pytest
 from helpers import PROFILES, ROOT, err, localize, pprof, text
 
 CHAIN = ["fixtures/bin/chain", f"{PROFILES}/chain.cpu.prof"]
+# Through a pipe the shell needs --interactive: without an output option,
+# gperftools' pprof opens the shell only when stdout is a terminal.
+SHELL = ["--interactive"] + CHAIN
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -21,7 +24,7 @@ def _profiles():
     localize()
 
 
-def shell(commands, args=CHAIN, env_extra=None):
+def shell(commands, args=SHELL, env_extra=None):
     proc = pprof(list(args), stdin=commands.encode())
     assert "Traceback" not in err(proc), err(proc)
     return proc
@@ -84,10 +87,10 @@ def test_errors_are_one_line_and_the_shell_goes_on():
 
 def test_callgrind_and_web_write_files(tmp_path):
     target = tmp_path / "out.callgrind"
-    proc = pprof(CHAIN, stdin=f"callgrind {target}\n".encode())
+    proc = pprof(SHELL, stdin=f"callgrind {target}\n".encode())
     assert f"Wrote {target}" in err(proc)
     assert target.read_text().startswith("events: ")
-    env_proc = subprocess.run([sys.executable, "-m", "pprof_py"] + CHAIN, cwd=ROOT, input=b"web\n",
+    env_proc = subprocess.run([sys.executable, "-m", "pprof_py"] + SHELL, cwd=ROOT, input=b"web\n",
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120,
                               env={k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")})
     stderr = env_proc.stderr.decode()

@@ -15,7 +15,8 @@ def _profiles():
 
 
 def shell(commands):
-    proc = pprof(CHAIN, stdin=commands.encode())
+    # --interactive: with stdout not a terminal pprof prints --text otherwise
+    proc = pprof(["--interactive", *CHAIN], stdin=commands.encode())
     assert proc.returncode == 0 and "Traceback" not in err(proc), err(proc)
     return proc
 

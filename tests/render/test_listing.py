@@ -137,11 +137,12 @@ def test_capstone_text_reads_like_objdump():
 
 @pytest.mark.skipif(shutil.which("objdump") is None and not os.environ.get("CI"),
                     reason="objdump not installed (apt-get install binutils)")
-@pytest.mark.parametrize("program", ["chain", "recursion", "cxx"])
+@pytest.mark.parametrize("program", ["chain", "recursion", "cxx", "stripped", "stripped_export"])
 def test_instruction_text_equals_objdump(program):
     """Every instruction of the fixture's own code reads exactly as objdump
     prints it (zero displacements, index scales, `cs nopw`, `name@plt`
-    targets), except objdump's `# address <symbol>` comments after
+    targets; in the stripped fixtures, targets outside any symbol labelled
+    from the nearest .dynsym symbol or PLT stub), except objdump's `# address <symbol>` comments after
     RIP-relative operands, which we do not print (docs/disasm.md)."""
     import subprocess
     from pprof_py.render.routines import disassemble

@@ -96,7 +96,7 @@ def test_weblist_errors(profiles):
 
 def test_shell_weblist_without_display(profiles):
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
-    r = pprof("fixtures/bin/chain", os.path.join(profiles, "chain.cpu.prof"),
+    r = pprof("--interactive", "fixtures/bin/chain", os.path.join(profiles, "chain.cpu.prof"),
               stdin="weblist spin\nquit\n", env=env)
     assert r.returncode == 0, r.stderr
     m = re.search(r"Wrote (\S+\.html) \(no display to show it on\)", r.stderr)
