@@ -82,23 +82,23 @@ fixtures:
 	$(MAKE) -C fixtures all
 
 # The README's flame graph and call graph, made from the cxx fixture.
-images:
+images: install-runtime
 	$(PYTHON) -c 'import sys; sys.path.insert(0, "fixtures"); import relocate_maps; relocate_maps.localize()'
 	$(PYTHON) -m pprof_py --flame fixtures/bin/cxx fixtures/local/profiles/cxx.cpu.prof > docs/images/flame.svg
 	$(PYTHON) -m pprof_py --dot fixtures/bin/cxx fixtures/local/profiles/cxx.cpu.prof | dot -Tsvg > docs/images/callgraph.svg
 
 bench: bench-text bench-sampler bench-malloc bench-graphs
 
-bench-text:
+bench-text: install-runtime
 	$(PYTHON) bench/bench_text.py
 
-bench-sampler:
+bench-sampler: install-runtime
 	$(PYTHON) bench/bench_sampler.py
 
-bench-malloc:
+bench-malloc: install-runtime
 	$(PYTHON) bench/bench_malloc.py
 
-bench-graphs:
+bench-graphs: install-runtime
 	$(PYTHON) bench/bench_graphs.py
 
 # (.venv is kept: rm -rf .venv to recreate it)
