@@ -17,8 +17,6 @@ from pprof_py.symbolize import debugging_library, short_function_name
 from pprof_py.symbolize import cache as symcache
 from pprof_py.symbolize.objfile import SHF_EXECINSTR, ObjectFile
 
-PERL_SPACE = b" \t\n\r\f\v"
-
 
 class ObjectCache:
     """Opens each object file once per report."""
