@@ -174,8 +174,8 @@ def hide_show(profile, symbols, hide, show, width):
             return False
         return show is None or _frame_matches(frame, show)
 
-    view = type(symbols)()          # a symbolize.Symbols keeps its name@address map
-    if hasattr(symbols, "display"):
+    view = type(symbols)()
+    if hasattr(symbols, "display"):          # symbolize.Symbols: name@address keys
         view.display = symbols.display
     shared = {}
     gone = set()

@@ -111,14 +111,14 @@ def _output_options(func):
      help="Max incoming/outgoing edges per node [default=8]")
 @opt("--focus", metavar="<regexp>", group="Call-graph Options", help="Focus on nodes matching <regexp>")
 @opt("--ignore", metavar="<regexp>", group="Call-graph Options", help="Ignore nodes matching <regexp>")
-@opt("--scale", type=int, default=0, metavar="<n>", group="Call-graph Options",
-     help="Set GV scaling [default=0] (passed to gv by --gv)")
 @opt("--hide", metavar="<regexp>", group="Call-graph Options",
      help="Drop frames matching <regexp> from every stack (Go pprof's -hide)")
 @opt("--show", metavar="<regexp>", group="Call-graph Options",
      help="Keep only frames matching <regexp> (Go pprof's -show)")
 @opt("--show_from", metavar="<regexp>", group="Call-graph Options",
      help="Drop the callers above the outermost frame matching <regexp> (Go pprof's -show_from)")
+@opt("--scale", type=int, default=0, metavar="<n>", group="Call-graph Options",
+     help="Set GV scaling [default=0] (passed to gv by --gv)")
 @opt("--heapcheck", "heapcheck", is_flag=True, group="Call-graph Options",
      help="Make nodes with non-0 object counts (i.e. direct leak generators) more visible")
 @opt("--show_addresses", is_flag=True, group="Miscellaneous", help="Always show addresses when applicable")

@@ -24,7 +24,8 @@ def _as_frames(table):
     """Triples -> tuples of Frame, sharing one tuple per distinct list (later
     stages memoize on identity)."""
     shared = {}
-    result = {}
+    result = Symbols()
+    result.display = dict(getattr(table, "display", {}))
     for address, triples in table.items():
         frames = shared.get(id(triples))
         if frames is None:
@@ -48,8 +49,6 @@ def name_profiles(profiles, translated, program, options, width, combined_mappin
             elif loc.names is not None:
                 named.setdefault(address, "--".join(loc.names))
     style = profiles[0].named_by
-    # Symbols: the table also carries pprof's name@address display map
-    # (symbolize._disambiguate), which the report keys use.
     symbols = Symbols(carried)
     rest = addresses.difference(carried)
     if style == "proto":
@@ -58,21 +57,24 @@ def name_profiles(profiles, translated, program, options, width, combined_mappin
             symbols[a] = (Frame(hexa, UNKNOWN_LINE, hexa),)
     elif style in ("raw", "folded"):
         table = symbols_from_names(rest, named, width, options.strip_templates)
-        symbols.display.update(table.display)
         if style == "folded":
             # Other profilers' frame names are shown as written, except that
             # pprof's own "name<address>" tags are shortened (formats/folded.py).
-            table = {a: [(short if _PPROF_TAG.search(full) else full, UNKNOWN_LINE, full)
-                         for short, _fl, full in triples]
-                     for a, triples in table.items()}
-        symbols.update(_as_frames(table))
+            display = table.display
+            table = Symbols({a: [(short if _PPROF_TAG.search(full) else full, UNKNOWN_LINE, full)
+                                 for short, _fl, full in triples]
+                             for a, triples in table.items()})
+            table.display = display
+        named_frames = _as_frames(table)
+        symbols.update(named_frames)
+        symbols.display.update(named_frames.display)
     else:
         symbolizer = Symbolizer(program, options.lib_prefixes, options.strip_templates, warn=warn,
                                 use_cache=options.use_cache, width=width, progress=progress,
-                                add_lib=getattr(options, "add_lib", None))
-        table = symbolizer.symbolize(rest, combined_mappings, max_pc)
-        symbols.display.update(table.display)
-        symbols.update(_as_frames(table))
+                                add_lib=options.add_lib)
+        named_frames = _as_frames(symbolizer.symbolize(rest, combined_mappings, max_pc))
+        symbols.update(named_frames)
+        symbols.display.update(named_frames.display)
     for profile, addrs in zip(profiles, translated):
         for loc, address in zip(profile.locations, addrs):
             loc.frames = symbols.get(address)
