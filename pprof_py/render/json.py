@@ -48,24 +48,9 @@ def nearest_exported_addresses(prepared):
     main = prepared.profiles[0]
     if main.named_by != "elf":
         return set()             # named by the profile itself, not by ELF files
-    from pprof_py.render.routines import ObjectCache, libraries
-    from pprof_py.symbolize import debugging_library
-    objects = ObjectCache()
-    stripped = []
-    for path, start, limit, offset in libraries(prepared):
-        obj = objects.get(debugging_library(path) or path)
-        if obj is not None and obj.names_only_exported():
-            stripped.append((start, limit, start - offset, obj))
-    result = set()
-    for address, triples in prepared.symbols.items():
-        if not triples or triples[-1][0].startswith("0x") or triples[-1][0] == "??":
-            continue
-        for lo, hi, bias, obj in stripped:
-            if lo <= address <= hi:
-                if not obj.in_sized_symbol(address - bias):
-                    result.add(address)
-                break
-    return result
+    named = [a for a, frames in prepared.symbols.items()
+             if frames and not frames[-1][0].startswith("0x") and frames[-1][0] != "??"]
+    return prepared.objtool().named_by_nearest_export(named)
 
 
 def report_dict(prepared):
