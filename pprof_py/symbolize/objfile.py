@@ -381,7 +381,7 @@ class ObjectFile:
         """True for a stripped object: nm's names come from .dynsym alone,
         so a function that is not exported is named after the exported
         symbol before it (which is what nm, and so pprof, print)."""
-        self.nm_table()
+        self.nm_table()[0]            # builds the (lazy) table, which sets nm_source
         return self.nm_source == "dynsym" and self.dwarf_object() is None
 
     def nm_lookup(self, address):
