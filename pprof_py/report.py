@@ -87,9 +87,11 @@ def _column(profile, options):
     return 0
 
 
-def prepare(program, profile_paths, options, notes=None, progress=None):
+def prepare(program, profile_paths, options, notes=None, progress=None, symbol_memo=None):
     """Run the pipeline.  `notes` collects what pprof would print on stderr;
-    `progress(label)` may return a progress reporter for slow symbolization."""
+    `progress(label)` may return a progress reporter for slow symbolization.
+    `symbol_memo` (a dict kept by the caller, e.g. the web UI's server) holds
+    the symbols of the first call for the later ones on the same profiles."""
     notes = notes if notes is not None else []
     if program is not None and not os.path.exists(program):
         raise PprofError(f"{program}: no such file (the program the profile was taken from)")
@@ -130,12 +132,16 @@ def prepare(program, profile_paths, options, notes=None, progress=None):
             symbols = {a: [(short if re.search(r"<[0-9a-fA-F]+>$", full) else full, "??:0", full)
                            for short, _fl, full in triples]
                        for a, triples in symbols.items()}
+    elif symbol_memo is not None and "symbols" in symbol_memo:
+        symbols = symbol_memo["symbols"]
     else:
         symbolizer = Symbolizer(program, options.lib_prefixes, options.strip_templates,
                                 warn=notes.append, use_cache=options.use_cache, width=width,
                                 progress=progress)
         max_pc = max((loc.address for loc in main.locations), default=0)
         symbols = symbolizer.symbolize(addresses, main.mappings, max_pc)
+        if symbol_memo is not None:
+            symbol_memo["symbols"] = symbols
 
     stacks = filters.remove_uninteresting_frames(stacks, symbols, kind, notes,
                                                 options.no_auto_signal_frames)
