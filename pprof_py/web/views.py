@@ -292,8 +292,15 @@ def flamegraph(state):
         # The colours are the --flame SVG's (render/flame.py).
         max_delta = max((abs(f.delta) for f in frames if diff and f.depth > 0), default=0)
         data = []
+        skip_below = None       # the depth of a frame left out: its descendants go too
         for fr in frames:
-            if fr.depth > 0 and root and fr.width < root * FLAME_MIN_SHARE:
+            if skip_below is not None:
+                if fr.depth > skip_below:
+                    continue
+                skip_below = None
+            # Differential graphs keep frames that only the base has (width 0).
+            if fr.depth > 0 and root and fr.width < root * FLAME_MIN_SHARE and not (diff and fr.delta):
+                skip_below = fr.depth
                 continue
             label = values.label(fr.value)
             if diff:
@@ -352,6 +359,7 @@ def peek(state):
                 "callers": edge_rows(callers[name], c), "callees": edge_rows(callees[name], c)}
                for name, f, c in matched]
     return _page(state, "peek.html", title="Peek", entries=entries, values=values,
+                 total=values.label(prepared.total),
                  notice=None if entries else f"No node matches {pattern}.")
 
 
@@ -387,8 +395,10 @@ def source(state):
         return out
 
     listings = state.ui.cached_view(options, "source", make)
-    values = Values(state.ui.prepared(options))
+    prepared = state.ui.prepared(options)
+    values = Values(prepared)
     return _page(state, "source.html", title="Source", listings=listings, unit=values.unit,
+                 total=values.label(prepared.total),
                  notice=None if listings else f"No function matches {pattern}.")
 
 
@@ -419,8 +429,10 @@ def disasm(state):
         return out
 
     routines = state.ui.cached_view(options, "disasm", make)
-    values = Values(state.ui.prepared(options))
+    prepared = state.ui.prepared(options)
+    values = Values(prepared)
     return _page(state, "disasm.html", title="Disassembly", routines=routines, unit=values.unit,
+                 total=values.label(prepared.total),
                  notice=None if routines else f"No function matches {pattern}.")
 
 
