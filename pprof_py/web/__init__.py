@@ -20,9 +20,8 @@ def _stderr(line):
     sys.stderr.flush()
 
 
-def serve(address, program, profiles, options, open_browser=True, ready=None, say=_stderr):
-    """Serve until Ctrl-C.  Diagnostics and the URL go to `say`;
-    `ready(url, server)` (tests) is called once listening."""
+def serve(address, program, profiles, options, open_browser=True, say=_stderr):
+    """Serve until Ctrl-C.  Diagnostics and the URL go to `say`."""
     from pprof_py.render.dot import has_display
     from pprof_py.web.server import Server, WebUI, parse_address, start_query
 
@@ -34,18 +33,17 @@ def serve(address, program, profiles, options, open_browser=True, ready=None, sa
         server = Server((host, port), ui)
     except OSError as exc:
         raise PprofError(f"--http={address}: cannot listen on {host}:{port}: {exc.strerror}") from None
-    shown_host = server.server_address[0]
-    if ":" in shown_host:
-        shown_host = f"[{shown_host}]"
-    query = start_query(options)
-    url = f"http://{shown_host}:{server.server_address[1]}/ui/" + (f"?{query}" if query else "")
-    say(f"Serving web UI on {url}")
-    if open_browser and has_display():
-        import webbrowser
-        threading.Thread(target=webbrowser.open, args=(url,), daemon=True).start()
-    if ready is not None:
-        ready(url, server)
+    # From here on Ctrl-C is the normal way out, even before the first request.
     try:
+        shown_host = server.server_address[0]
+        if ":" in shown_host:
+            shown_host = f"[{shown_host}]"
+        query = start_query(options)
+        url = f"http://{shown_host}:{server.server_address[1]}/ui/" + (f"?{query}" if query else "")
+        say(f"Serving web UI on {url}")
+        if open_browser and has_display():
+            import webbrowser
+            threading.Thread(target=webbrowser.open, args=(url,), daemon=True).start()
         server.serve_forever()
     except KeyboardInterrupt:
         say("pprof: web UI stopped")
