@@ -106,8 +106,12 @@ def _parse(data, path, warnings, pos, symbolized=False):
         if re.match(r"^--- *symbol", line) and not symbolized:
             symbols, program, after = _parse_symbols(data, rest_start, path)
             profile = _parse(data, path, warnings, after, symbolized=True)
-            profile.embedded_symbols = symbols
-            profile.embedded_program = program
+            profile.named_by = "raw"
+            profile.program_name = program
+            for loc in profile.locations:
+                text = symbols.get(loc.address)
+                if text is not None:
+                    loc.names = tuple(text.split("--"))
             return profile
         if re.match(r"^--- *(contention|Stacks:)", line):
             if line.startswith("--- Stacks:"):

@@ -1,9 +1,9 @@
 """The web UI's HTTP server (`pprof --http=HOST:PORT`).
 
-One `WebUI` holds what the command line gave (program, profiles, options)
-and a cache of prepared reports, one per distinct option set that a request
-asked for; all of them share the symbols of the first (symbolization runs
-once per server).  The standard library's ThreadingHTTPServer answers each
+One `WebUI` holds what the command line gave (program, profiles, options),
+the profiles read and symbolized once (`report.load`: symbolization runs
+once per server), and a cache of reports (`report.analyze`), one per
+distinct option set that a request asked for.  The standard library's ThreadingHTTPServer answers each
 request in its own thread, so a slow view (a large call graph waiting for
 graphviz) does not hold up the others; a lock per option set makes two
 requests for the same report wait for one preparation instead of doing it
@@ -24,7 +24,7 @@ from collections import OrderedDict
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from pprof_py.errors import PprofError
-from pprof_py.report import prepare
+from pprof_py.report import analyze, load
 
 # How many prepared reports to keep (least recently used ones go first).
 CACHE_SIZE = 64
@@ -48,15 +48,14 @@ class WebUI:
         self.program = program
         self.profiles = list(profiles)
         self.options = options            # the command line's options
-        self.symbol_memo = {}
         self._lock = threading.Lock()
         self._entries = OrderedDict()
-        # Prepare the command line's report now: it checks the input (a
-        # missing or broken profile is reported before the server starts)
-        # and symbolizes once for every later report.
+        # Read and symbolize now: a missing or broken profile is reported
+        # before the server starts, and every report shares the result.
         self.notes = []
-        first = self.entry(options, self.notes)
-        self.kind = first.prepared.kind
+        self.inputs = load(program, profiles, options, self.notes)
+        self.kind = str(self.inputs.kind)
+        self.entry(options, self.notes)
 
     def entry(self, options, notes=None):
         """The cache entry of `options`, prepared (raises its PprofError)."""
@@ -72,9 +71,8 @@ class WebUI:
         with entry.lock:
             if entry.prepared is None and entry.error is None:
                 try:
-                    entry.prepared = prepare(self.program, self.profiles, options,
-                                             notes if notes is not None else [],
-                                             symbol_memo=self.symbol_memo)
+                    entry.prepared = analyze(self.inputs, options,
+                                             notes if notes is not None else [])
                 except PprofError as exc:
                     entry.error = exc
         if entry.error is not None:

@@ -437,7 +437,7 @@ def disasm(state):
 
 
 def download(state):
-    from pprof_py.formats.proto import render_proto
+    from pprof_py.render.proto import render_proto
     options = state.options()
     data = state.ui.cached_view(options, "proto", render_proto)
     return Response(200, "application/octet-stream", data,

@@ -384,19 +384,20 @@ def test_a_slow_view_does_not_block_the_others(chain_server):
 
 
 def test_symbolization_runs_once_per_server(monkeypatch):
-    from pprof_py import symbolize
+    from pprof_py.symbolize import profiles
     calls = []
-    original = symbolize.Symbolizer.symbolize
+    original = profiles.name_profiles
 
-    def counting(self, *args, **kwargs):
+    def counting(*args, **kwargs):
         calls.append(1)
-        return original(self, *args, **kwargs)
+        return original(*args, **kwargs)
 
-    monkeypatch.setattr(symbolize.Symbolizer, "symbolize", counting)
+    monkeypatch.setattr(profiles, "name_profiles", counting)
     with serving(*CHAIN) as (url, ui):
-        for query in ("", "?f=a", "?g=lines", "?sort=cum", "?i=b_light"):
+        for query in ("", "?f=a", "?g=lines", "?sort=cum", "?i=b_light", "?h=b_"):
             page(url + "/ui/top" + query)
         page(url + "/ui/source?f=spin")
+        page(url + "/ui/flamegraph?s=spin")
         # Equal options (not the same object): the same cached report.
         assert ui.prepared(dataclasses.replace(ui.options)) is ui.prepared(ui.options)
     assert len(calls) == 1
