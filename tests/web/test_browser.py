@@ -5,8 +5,9 @@ Refine > Focus puts the focus in the URL; the Sample menu switches the
 sample index; the top table sorts by cum; a source line opens its
 instructions.
 
-Screenshots go to $PPROF_WEB_SCREENSHOTS (docs/images for the README's;
-`make web-screenshots`), else to a temporary folder."""
+Screenshots of every view go to a temporary folder (printed with -s); the
+README's picture (docs/images/web-ui.png) is written there too when
+PPROF_WEB_SCREENSHOTS names a folder (`make web-screenshot`)."""
 import os
 import urllib.parse
 
@@ -18,18 +19,19 @@ from web.webhelpers import CHAIN, CXX, HEAP, serving
 pytestmark = pytest.mark.timeout(180)
 
 
-def _shots(tmp_path_factory):
-    folder = os.environ.get("PPROF_WEB_SCREENSHOTS")
-    if folder:
-        folder = os.path.join(ROOT, folder) if not os.path.isabs(folder) else folder
-        os.makedirs(folder, exist_ok=True)
-        return folder
-    return str(tmp_path_factory.mktemp("web-screenshots"))
-
-
 @pytest.fixture(scope="module")
 def shots(tmp_path_factory):
-    return _shots(tmp_path_factory)
+    folder = str(tmp_path_factory.mktemp("web-screenshots"))
+    print("screenshots in", folder)
+    return folder
+
+
+def _readme_shot(browser):
+    folder = os.environ.get("PPROF_WEB_SCREENSHOTS")
+    if folder:
+        folder = folder if os.path.isabs(folder) else os.path.join(ROOT, folder)
+        os.makedirs(folder, exist_ok=True)
+        browser.save_screenshot(os.path.join(folder, "web-ui.png"))
 
 
 def _by(name):
@@ -101,6 +103,7 @@ def test_flame_click_zoom_reset_and_search(browser, shots):
         assert hl and all("introsort" in d.get_attribute("textContent") for d in hl)
         assert browser.find_element(_by("ID"), "flame-matched").text.startswith("Matched: ")
         browser.save_screenshot(os.path.join(shots, "web-flamegraph-zoomed.png"))
+        _readme_shot(browser)
         reset.click()
         assert frame("fixture::sort_rounds").rect["width"] == pytest.approx(before, abs=1)
         assert frame("fixture::Accumulator::digest [clone .isra.0]").is_displayed()
