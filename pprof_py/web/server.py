@@ -17,6 +17,7 @@ the server keeps serving.
 """
 import dataclasses
 import importlib.resources
+import socket
 import sys
 import threading
 import urllib.parse
@@ -158,6 +159,8 @@ class Server(ThreadingHTTPServer):
 
     def __init__(self, address, ui):
         self.ui = ui
+        if ":" in address[0]:
+            self.address_family = socket.AF_INET6      # --http=[::1]:8080
         super().__init__(address, Handler)
 
 

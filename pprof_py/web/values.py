@@ -75,8 +75,8 @@ class Values:
         return self._sign(value, self._reading(value))
 
     def extra(self, value):
-        """CPU: the time the samples stand for; otherwise ""."""
-        if self.period:
+        """CPU: the time the samples stand for; otherwise (and for 0) ""."""
+        if self.period and value:
             return self._sign(value, duration(value * self.period / 1e6))
         return ""
 
