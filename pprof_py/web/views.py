@@ -62,7 +62,12 @@ class Response(NamedTuple):
 
 
 class RequestError(Exception):
-    """A malformed request: status 400 and the message in the page."""
+    """A malformed request: status 400 and the message in the page.
+    `params` names the URL parameters at fault."""
+
+    def __init__(self, message, *params):
+        super().__init__(message)
+        self.params = params
 
 
 def _env():
@@ -102,24 +107,25 @@ class State:
             try:
                 re.compile(value)
             except re.error as exc:
-                raise RequestError(f"{param}={value}: bad {label.lower()} regular expression: {exc}")
+                raise RequestError(f"{param}={value}: bad {label.lower()} regular expression: {exc}", param)
             self.params[param] = value
         si = _one(query, "si")
         if si:
             choices = SAMPLE_INDEXES.get(ui.kind, [])
             if si not in choices:
                 raise RequestError(f"si={si}: not a sample index of this {ui.kind} profile"
-                                   + (f" (one of: {', '.join(choices)})" if choices else " (it has one)"))
+                                   + (f" (one of: {', '.join(choices)})" if choices else " (it has one)"), "si")
             self.params["si"] = si
         g = _one(query, "g") or _one(query, "granularity")
         if g:
             if g not in GRANULARITIES:
-                raise RequestError(f"g={g}: unknown granularity (one of: {', '.join(GRANULARITIES)})")
+                raise RequestError(f"g={g}: unknown granularity (one of: {', '.join(GRANULARITIES)})",
+                                   "g", "granularity")
             self.params["g"] = g
         sort = _one(query, "sort")
         if sort:
             if sort not in ("flat", "cum"):
-                raise RequestError(f"sort={sort}: expected flat or cum")
+                raise RequestError(f"sort={sort}: expected flat or cum", "sort")
             self.params["sort"] = sort
 
     def options(self, granularity=None, output_regex=None):
@@ -127,18 +133,11 @@ class State:
         what the URL does not carry (thresholds, --base, library prefixes),
         and the URL for the rest."""
         base = self.ui.options
-        changes = dict(focus=None, ignore=None, granularity="functions", cum=False, stacks=False,
+        changes = dict(granularity="functions", cum=False, stacks=False,
                        sample_index="inuse_space", contention_index="total_delay",
                        output_regex=output_regex, output_path=None, fail_over=None)
-        for param, field, label in FILTERS:
-            if hasattr(base, field):
-                changes[field] = None
-            value = self.params.get(param)
-            if value and not hasattr(base, field):
-                # The pipeline of this version has no such filter yet.
-                raise RequestError(f"{param}= ({label.lower()}) is not supported by this pprof's report pipeline")
-            if value:
-                changes[field] = value
+        for param, field, _label in FILTERS:
+            changes[field] = self.params.get(param) or None
         si = self.params.get("si")
         if si:
             changes["contention_index" if self.ui.kind == "contention" else "sample_index"] = si
@@ -180,6 +179,8 @@ def query_from_options(options):
 def node_regex(key, granularity):
     """A regular expression the filters (which match function names, file:line
     and addresses) accept for exactly this node of a graph or table."""
+    if re.fullmatch(r"[0-9a-f]{8}|[0-9a-f]{16}", key):
+        return "^" + key + "$"          # a frame nobody could name: its address
     if granularity == "functions":
         name = key[:-len(" (inline)")] if key.endswith(" (inline)") else key
         return "^" + re.escape(name) + "$"
@@ -197,8 +198,7 @@ def _page(state, template, status=200, **context):
     current_si = state.params.get("si") or (sample[0] if sample else "")
     menu = {
         "views": [(label, state.url(path), path == state.path) for path, label in VIEWS],
-        "filters": [(param, label, state.params.get(param, "")) for param, field, label in FILTERS
-                    if hasattr(ui.options, field)],
+        "filters": [(param, label, state.params.get(param, "")) for param, field, label in FILTERS],
         "sample": [(si, state.url(si=si), si == current_si) for si in sample],
         "granularity": [(g, state.url(g=g), g == state.params.get("g", "functions"))
                         for g in GRANULARITIES],
@@ -477,8 +477,16 @@ def handle(ui, path, query):
     try:
         state = State(ui, path if view else "/ui/", query)
     except RequestError as exc:
-        # A bad parameter: show the error, with a menu that works again.
-        state = State(ui, path if view else "/ui/", {})
+        # A bad parameter: show the error, with a menu whose links keep the
+        # good parameters and drop the bad ones.
+        good = dict(query)
+        while True:
+            try:
+                state = State(ui, path if view else "/ui/", good)
+                break
+            except RequestError as again:
+                for name in again.params or list(good):
+                    good.pop(name, None)
         return _error_page(state, 400, str(exc))
     if view is None:
         return _error_page(state, 404, f"{path}: no such view (the views are "

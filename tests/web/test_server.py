@@ -9,6 +9,7 @@ import dataclasses
 import gzip
 import re
 import threading
+import urllib.parse
 
 import pytest
 
@@ -282,16 +283,10 @@ def chain_server():
 @pytest.mark.parametrize("param,field,flag", [("h", "hide", "--hide"), ("s", "show", "--show"),
                                                ("sf", "show_from", "--show_from")])
 def test_hide_show_show_from(param, field, flag, chain_server):
-    from pprof_py.report import Options
     url, _ui = chain_server
-    status, _h, body = get(url + "/ui/top?%s=b_heavy" % param)
-    if not hasattr(Options(), field):
-        # The report pipeline has no such filter yet: a clear 400, not a
-        # silently ignored parameter.
-        assert status == 400 and b"not supported by this pprof" in body
-        return
-    expected, _ = render("text", {field: "b_heavy"}, *CHAIN)
-    assert status == 200 and top_as_text(body.decode()) == expected
+    for pattern in ("b_heavy", "^(a|spin)$"):
+        html = page(url + "/ui/top?%s=%s" % (param, urllib.parse.quote(pattern)))
+        assert top_as_text(html) == cli(["--text", "%s=%s" % (flag, pattern)], *CHAIN), (param, pattern)
 
 
 def test_links_keep_the_state(chain_server):
@@ -317,6 +312,9 @@ def test_errors_are_4xx_and_the_server_keeps_serving(chain_server):
         status, _h, body = get(url + "/ui/top?" + query)
         assert status == 400 and message in body, (query, body[-600:])
         assert b'id="error"' in body
+    # The error page's links keep the good parameters and drop the bad one.
+    status, _h, body = get(url + "/ui/top?f=main&i=(")
+    assert status == 400 and b'href="/ui/flamegraph?f=main"' in body
     status, _h, _b = get(url + "/ui/static/../server.py")
     assert status == 404
     status, _h, _b = get(url + "/ui/static/nothere.js")
@@ -401,3 +399,23 @@ def test_symbolization_runs_once_per_server(monkeypatch):
         # Equal options (not the same object): the same cached report.
         assert ui.prepared(dataclasses.replace(ui.options)) is ui.prepared(ui.options)
     assert len(calls) == 1
+
+
+@pytest.mark.parametrize("granularity", ["functions", "lines", "files", "addresses"])
+def test_a_selected_node_focuses_on_itself(granularity):
+    """The regular expression a click on a node or row puts in the search box
+    keeps that node, with its whole cumulative value (every stack through
+    it), at every granularity."""
+    from pprof_py.web.views import node_regex
+    _, full = render("text", {"granularity": granularity}, *CXX)
+    for key in sorted(full.cum, key=lambda k: -abs(full.cum[k]))[:12]:
+        _, focused = render("text", {"granularity": granularity, "focus": node_regex(key, granularity)}, *CXX)
+        assert focused.cum.get(key) == full.cum[key], (granularity, key)
+
+
+def test_heap_source_listing_matches_list(heap_server):
+    url, _ui = heap_server
+    html = page(url + "/ui/source?f=big_alloc&si=alloc_space")
+    expected, _ = render("list", {"output_regex": "big_alloc", "focus": "big_alloc",
+                                  "sample_index": "alloc_space"}, *HEAP)
+    assert source_as_list(html) == expected and "ROUTINE" in expected
