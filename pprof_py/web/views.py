@@ -182,8 +182,12 @@ def node_regex(key, granularity):
     if re.fullmatch(r"[0-9a-f]{8}|[0-9a-f]{16}", key):
         return "^" + key + "$"          # a frame nobody could name: its address
     if granularity == "functions":
+        # The name, not inside a longer name.  Not anchored with ^...$: the
+        # Source and Disassemble views list the routines whose symbol
+        # matches, and symbols carry more ("main<401136>", "f(int)", a
+        # return type), as --list=<re> matches them.
         name = key[:-len(" (inline)")] if key.endswith(" (inline)") else key
-        return "^" + re.escape(name) + "$"
+        return r"(?<![\w:])" + re.escape(name) + r"(?![\w:])"
     if granularity == "lines":
         # "name file:line": the filters see file:line on its own.
         return "^" + re.escape(key.rsplit(" ", 1)[-1]) + "$"
@@ -277,6 +281,7 @@ def top(state):
                      "cum_cli": values.cli(c), "cum_pct": percent(c, total)})
     return _page(state, "top.html", title="Top", rows=rows, values=values,
                  total=values.label(prepared.total), total_cli=values.cli(prepared.total),
+                 total_extra=values.extra(prepared.total),
                  sort=state.params.get("sort", "flat"))
 
 
@@ -351,11 +356,12 @@ def peek(state):
 
     def edge_rows(edges, node_cum):
         return [{"name": k, "re": node_regex(k, options.granularity), "value": v,
-                 "text": values.number(v), "pct": percent(v, node_cum)}
+                 "text": values.number(v), "extra": values.extra(v), "pct": percent(v, node_cum)}
                 for k, v in sorted(edges.items(), key=lambda kv: (-abs(kv[1]), kv[0]))]
 
     entries = [{"name": name, "flat_text": values.number(f), "flat_pct": percent(f, total),
                 "cum_text": values.number(c), "cum_pct": percent(c, total), "flat": f, "cum": c,
+                "flat_extra": values.extra(f), "cum_extra": values.extra(c),
                 "callers": edge_rows(callers[name], c), "callees": edge_rows(callees[name], c)}
                for name, f, c in matched]
     return _page(state, "peek.html", title="Peek", entries=entries, values=values,

@@ -124,11 +124,12 @@ def test_graph_node_click_and_focus(browser, shots):
         number = [n for n, v in names.items() if v["name"] == "b_heavy"][0]
         nodes[number].click()
         assert "selected" in nodes[number].get_attribute("class")
-        assert browser.find_element(_by("ID"), "search").get_attribute("value") == "^b_heavy$"
+        selection = browser.find_element(_by("ID"), "search").get_attribute("value")
+        assert selection == r"(?<![\w:])b_heavy(?![\w:])"
         browser.save_screenshot(os.path.join(shots, "web-graph-selected.png"))
         _open_menu_item(browser, "refine-menu", 'a[data-param="f"]')
         _wait(browser, lambda d: "f" in _query(d))
-        assert _query(browser)["f"] == ["^b_heavy$"]
+        assert _query(browser)["f"] == [selection]
         assert "Focus:" in browser.find_element(_by("ID"), "filters").text
         after = browser.execute_script(
             "return Object.values(JSON.parse(document.getElementById('graph-nodes').textContent))"
@@ -145,6 +146,12 @@ def test_graph_node_click_and_focus(browser, shots):
                                "new MouseEvent('dblclick', {bubbles: true}))")
         assert browser.find_element(_by("ID"), "viewport").get_attribute("transform") == \
             "translate(0,0) scale(1)"
+        # The selection also names the routine for View > Source.
+        browser.find_element(_by("ID"), "search").clear()
+        browser.find_element(_by("ID"), "search").send_keys(selection)
+        _open_menu_item(browser, "view-menu", 'a[href^="/ui/source"]')
+        _wait(browser, lambda d: urllib.parse.urlsplit(d.current_url).path == "/ui/source")
+        assert "b_heavy" in browser.find_element(_by("CSS_SELECTOR"), "section.routine h2").text
 
 
 def test_sample_index_switch_and_top_sort(browser, shots):

@@ -234,7 +234,7 @@ def test_graph_is_the_dot_graph_inline():
         assert "<title>%s</title>" % number in html
         assert node["re"] == node_regex(node["name"], "functions")
     mix = [n for n in nodes.values() if n["name"] == "fixture::detail::mix (inline)"]
-    assert mix[0]["re"] == "^fixture::detail::mix$"       # filters match the function's name
+    assert mix[0]["re"] == r"(?<![\w:])fixture::detail::mix(?![\w:])"   # the function's name
 
 
 def test_peek_shows_callers_and_callees():
@@ -411,6 +411,17 @@ def test_a_selected_node_focuses_on_itself(granularity):
     for key in sorted(full.cum, key=lambda k: -abs(full.cum[k]))[:12]:
         _, focused = render("text", {"granularity": granularity, "focus": node_regex(key, granularity)}, *CXX)
         assert focused.cum.get(key) == full.cum[key], (granularity, key)
+
+
+def test_a_selected_node_names_its_routine_for_source_and_disasm(chain_server):
+    from pprof_py.web.views import node_regex
+    url, _ui = chain_server
+    for name in ("main", "spin", "b_heavy"):
+        query = urllib.parse.urlencode({"f": node_regex(name, "functions")})
+        for view in ("source", "disasm"):
+            html = page(url + "/ui/%s?%s" % (view, query))
+            titles = re.findall(r"<h2>([^<\s]+)", html)
+            assert titles and set(titles) == {name}, (view, name, titles)
 
 
 def test_heap_source_listing_matches_list(heap_server):
