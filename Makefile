@@ -2,7 +2,7 @@
 # set-up commands.
 PYTHON ?= python3
 
-.PHONY: deps install demo test test-native fixtures images web-screenshot bench bench-text bench-sampler bench-malloc bench-graphs clean
+.PHONY: deps install demo test test-native fixtures images web-screenshot bench bench-text bench-sampler bench-malloc bench-graphs bench-web clean
 
 # Debian packages the tests compare against or drive: gperftools' pprof and
 # libprofiler/tcmalloc, graphviz's dot, binutils (nm/addr2line for the unit
@@ -50,7 +50,7 @@ images:
 web-screenshot:
 	PPROF_WEB_SCREENSHOTS=docs/images $(PYTHON) -m pytest -q tests/web/test_browser.py -k flame_click
 
-bench: bench-text bench-sampler bench-malloc bench-graphs
+bench: bench-text bench-sampler bench-malloc bench-graphs bench-web
 
 bench-text:
 	$(PYTHON) bench/bench_text.py
@@ -63,6 +63,9 @@ bench-malloc:
 
 bench-graphs:
 	$(PYTHON) bench/bench_graphs.py
+
+bench-web:
+	$(PYTHON) bench/bench_web.py
 
 clean:
 	rm -rf build out bench/out *.egg-info

@@ -28,6 +28,7 @@ An empty parameter is the same as none.  A parameter that is malformed
 status 400 and the page shows the error in place of the view.
 """
 import dataclasses
+import functools
 import json
 import re
 import urllib.parse
@@ -70,22 +71,13 @@ class RequestError(Exception):
         self.params = params
 
 
-def _env():
-    import jinja2
-    env = jinja2.Environment(loader=jinja2.PackageLoader("pprof_py.web", "templates"),
-                             autoescape=True, trim_blocks=True, lstrip_blocks=True,
-                             undefined=jinja2.StrictUndefined)
-    return env
-
-
-_ENV = None
-
-
+@functools.lru_cache(maxsize=None)
 def env():
-    global _ENV
-    if _ENV is None:
-        _ENV = _env()
-    return _ENV
+    """The templates (autoescaped; a missing variable is an error, not "")."""
+    import jinja2
+    return jinja2.Environment(loader=jinja2.PackageLoader("pprof_py.web", "templates"),
+                              autoescape=True, trim_blocks=True, lstrip_blocks=True,
+                              undefined=jinja2.StrictUndefined)
 
 
 def _one(query, name):
