@@ -68,6 +68,8 @@ class Options:
     output_regex: Optional[str] = None         # the <regexp> of --list / --disasm / --weblist
     output_path: Optional[str] = None          # -o/--output FILE
     fail_over: Optional[float] = None          # --fail-over threshold, in percent points
+    add_lib: Optional[str] = None              # --add_lib: an unrelocated library's symbols
+    scale: int = 0                             # --scale: passed to gv by --gv
 
 
 def compile_regex(pattern, what):
