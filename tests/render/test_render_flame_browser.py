@@ -104,7 +104,7 @@ def test_call_graph_svg_pans_and_zooms(browser, tmp_path):
 
 
 def test_call_graph_svg_opens_fitted_to_the_window(browser, tmp_path):
-    from render_helpers import localize
+    from helpers import localize
     localize()
     svg, _ = render("svg", {}, "fixtures/bin/cxx", ["fixtures/local/profiles/cxx.cpu.prof"])
     path = tmp_path / "callgraph.svg"

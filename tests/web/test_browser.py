@@ -13,7 +13,7 @@ import urllib.parse
 
 import pytest
 
-from render_helpers import ROOT
+from helpers import ROOT
 from web.webhelpers import CHAIN, CXX, HEAP, serving
 
 pytestmark = pytest.mark.timeout(180)

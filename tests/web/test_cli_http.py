@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from render_helpers import ROOT, localize
+from helpers import ROOT, localize
 from web.webhelpers import CHAIN, get
 
 pytestmark = pytest.mark.timeout(120)

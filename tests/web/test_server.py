@@ -13,7 +13,7 @@ import urllib.parse
 
 import pytest
 
-from render_helpers import ours, render
+from helpers import ours, render
 from web.webhelpers import (CHAIN, CONTENTION, CXX, DIFF, DIFF_BASE, HEAP, get, json_block, page,
                             parse, serving)
 
@@ -217,7 +217,7 @@ def test_flame_data_for_heap_matches_collapsed(heap_server):
 
 
 def test_graph_is_the_dot_graph_inline():
-    from render_helpers import DotGraph
+    from helpers import DotGraph
     with serving(*CXX) as (url, _ui):
         html = page(url + "/ui/")
     assert '<svg id="graph-svg" width="100%" height="100%"' in html and 'viewBox="' in html
@@ -244,7 +244,7 @@ def test_peek_shows_callers_and_callees():
     callers = [(c[6][1], a["data-value"]) for a, c in doc.rows if a.get("class") == "caller"]
     callees = sorted((c[6][1], a["data-value"]) for a, c in doc.rows if a.get("class") == "callee")
     assert callers == [("↑ main", "66.0")] or callers == [("↑ main", "66")]
-    dot_edges = {k: v for k, v in __import__("render_helpers").DotGraph(cli(["--dot"], *CHAIN)).edges.items()
+    dot_edges = {k: v for k, v in __import__("helpers").DotGraph(cli(["--dot"], *CHAIN)).edges.items()
                  if k[0] == "a"}
     assert [(name[2:], float(v)) for name, v in callees] == sorted((dst, float(lab[0])) for (src, dst), lab in dot_edges.items())
 

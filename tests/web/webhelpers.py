@@ -9,7 +9,7 @@ import urllib.error
 import urllib.request
 from html.parser import HTMLParser
 
-from render_helpers import ROOT, localize
+from helpers import ROOT, localize
 
 CHAIN = ("fixtures/bin/chain", ["fixtures/local/profiles/chain.cpu.prof"])
 CXX = ("fixtures/bin/cxx", ["fixtures/local/profiles/cxx.cpu.prof"])
