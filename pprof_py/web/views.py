@@ -420,7 +420,8 @@ def disasm(state):
                                "text": text.rstrip("\n") if text is not None else None,
                                "flat": _dot(values, f), "cum": _dot(values, c),
                                "heat": _heat(max(abs(f), abs(c)), top_value),
-                               "rows": [(_dot(values, a), _dot(values, b), addr, asm)
+                               "rows": [(_dot(values, a), _dot(values, b), addr, asm,
+                                         _heat(max(abs(a), abs(b)), top_value))
                                         for a, b, addr, asm in rows]})
             out.append({"name": r.name, "flat": values.cli(r.flat), "cum": values.cli(r.cum),
                         "share": r.share, "groups": groups})
