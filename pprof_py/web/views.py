@@ -362,7 +362,7 @@ def peek(state):
 
 
 def source(state):
-    from pprof_py.render.routines import clean_file_name
+    from pprof_py.render.listing import clean_file_name
     from pprof_py.render.source import each_listing
     from pprof_py.symbolize import short_function_name
     pattern = state.params.get("f")
@@ -453,12 +453,12 @@ def _heat(value, top):
 
 
 def _address(offset, address):
-    from pprof_py.render.routines import unparse_address
+    from pprof_py.render.listing import unparse_address
     return unparse_address(offset, address)
 
 
 def _asm(text):
-    from pprof_py.render.routines import clean_disassembly
+    from pprof_py.render.listing import clean_disassembly
     return clean_disassembly(text)
 
 
