@@ -20,6 +20,7 @@ import statistics
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -38,10 +39,15 @@ def free_port():
 
 
 def fetch(url, timeout=120):
+    """(HTTP status, seconds); an error status is reported, not raised."""
     start = time.perf_counter()
-    with urllib.request.urlopen(url, timeout=timeout) as r:
-        r.read()
-        status = r.status
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as r:
+            r.read()
+            status = r.status
+    except urllib.error.HTTPError as exc:
+        exc.read()
+        status = exc.code
     return status, time.perf_counter() - start
 
 
@@ -52,8 +58,9 @@ def wait_ready(proc, base, limit=120.0):
         if proc.poll() is not None:
             raise RuntimeError("server exited with %s" % proc.returncode)
         try:
-            fetch(base + "/ui/top", timeout=limit)
-            return time.perf_counter() - start
+            if fetch(base + "/ui/top", timeout=limit)[0] == 200:
+                return time.perf_counter() - start
+            time.sleep(0.1)
         except OSError:
             time.sleep(0.1)
     raise RuntimeError("server not ready after %.0f s" % limit)
@@ -104,13 +111,15 @@ def main():
                                      "%.3f" % theirs["start"] if theirs else why,
                                      "%.2fx" % (ours["start"] / theirs["start"]) if theirs else ""))
     for view in VIEWS:
-        f, m, _s = ours[view]
+        f, m, s = ours[view]
+        note = "" if s == 200 else " (ours: HTTP %d)" % s
         if theirs:
             gf, gm, gs = theirs[view]
+            note += "" if gs == 200 else " (go: HTTP %d)" % gs
             print("%-28s %8.3f / %6.3f %8.3f / %6.3f %4.2fx/%4.2fx%s" % (
-                view, f, m, gf, gm, f / gf, m / gm, "" if gs == 200 else " (go: %d)" % gs))
+                view, f, m, gf, gm, f / gf, m / gm, note))
         else:
-            print("%-28s %8.3f / %6.3f" % (view, f, m))
+            print("%-28s %8.3f / %6.3f%s" % (view, f, m, note))
 
 
 if __name__ == "__main__":
