@@ -60,3 +60,174 @@ def test_recursive_stacks_reach_main_like_libprofiler(fib_nofp, tmp_path):
     for name in ("fib", "walk"):
         a, b = rows_a[name][1] / total_a, rows_b[name][1] / total_b
         assert abs(a - b) <= 0.12, (name, a, b)
+
+
+# ------------------------------------------------------ programs under test
+
+@pytest.fixture(scope="module")
+def progs(tmp_path_factory):
+    names = ("sampler_closefds", "sampler_ownhandler", "sampler_manythreads", "sampler_selfkill",
+             "sampler_alarm", "sampler_execpending")
+    return {name: _build(tmp_path_factory, name) for name in names}
+
+
+def _cpu(stdout):
+    for token in stdout.split():
+        if token.startswith("cpu="):
+            return float(token[4:])
+    raise AssertionError(f"no cpu= in {stdout!r}")
+
+
+def _samples(prof):
+    period, samples, _ = read_profile(prof)
+    return period, total_samples(samples)
+
+
+# ------------------------------------------------- 16.11: our descriptors
+
+def test_program_closing_inherited_fds_keeps_its_file_and_the_profile(progs, tmp_path):
+    """The program closes every descriptor above 2 and opens its data file
+    as fd 3: nothing of ours may land in that file (nor may the fork
+    handler close it in a child), and the profile must still be complete:
+    we reopen our file, and open new perf events, when ours are closed."""
+    prof, data = tmp_path / "closefds.prof", tmp_path / "data.txt"
+    proc = run_profiled([progs["sampler_closefds"], data, "0.8"], prof, frequency=1000)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("ok "), proc.stdout
+    assert data.read_bytes().startswith(b"record 0\n")
+    period, count = _samples(prof)
+    cpu = _cpu(proc.stdout)
+    # at most one rescan interval (100 ms) without an event
+    assert count * period / 1e6 >= 0.75 * cpu, (count, period, cpu)
+    total, rows = pprof_text(progs["sampler_closefds"], prof)
+    assert rows["closefds_work"][1] >= 0.8 * total, rows
+
+
+def test_many_threads_leave_the_program_its_descriptors(progs, tmp_path):
+    """1,000 live threads under `ulimit -n 1024` at 4000 Hz: one perf
+    descriptor per thread would take the program's last ones (its opens
+    failed) and a stray SIGPROF killed it.  Threads beyond our descriptor
+    budget get a POSIX timer instead, and are still sampled."""
+    import resource
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_NOFILE, (1024, 1024))
+
+    prof = tmp_path / "many.prof"
+    env = _clean_env()
+    env.update(CPUPROFILE=str(prof), CPUPROFILE_FREQUENCY="4000", LD_PRELOAD=libpath("profiler"))
+    proc = subprocess.run([progs["sampler_manythreads"], "1000"], env=env, capture_output=True, text=True,
+                          timeout=TIMEOUT, preexec_fn=limit)
+    assert proc.returncode == 0, (proc.returncode, proc.stdout, proc.stderr)
+    assert proc.stdout.strip() == "ok threads=1000 failed_opens=0"
+    total, rows = pprof_text(progs["sampler_manythreads"], prof)
+    assert rows["thread_work"][1] >= 0.5 * total and total >= 100, rows
+
+
+# ------------------------------------- 16.12/16.18: the program's handlers
+
+@pytest.mark.parametrize("timer", ["perf", "itimer", "posix"])
+def test_program_taking_over_sigprof_gets_only_its_own_ticks(progs, tmp_path, timer):
+    """Once the program installs its own SIGPROF handler, every source of
+    ours stops (and what was pending is discarded): it counts only the
+    ticks of its own 100 Hz ITIMER_PROF.  The notice is printed once."""
+    prof = tmp_path / "own.prof"
+    proc = run_profiled([progs["sampler_ownhandler"], "100"], prof, frequency=1000, PPROF_PY_CPU_TIMER=timer)
+    assert proc.returncode == 0, proc.stderr
+    fields = dict(tok.split("=") for tok in proc.stdout.split())
+    own, cpu = int(fields["own_ticks"]), float(fields["cpu"])
+    # the kernel delivers ITIMER_PROF a little above its rate at times (43
+    # for 0.4 s without any profiler); ours added hundreds
+    assert own <= cpu * 100 * 1.25 + 3, (own, cpu)
+    assert proc.stderr.count("handler was replaced by the program") == 1, proc.stderr
+    _, count = _samples(prof)
+    assert count >= 30  # the 0.2 s before the replacement
+
+
+@pytest.mark.parametrize("frequency", [100, 1000, 4000])
+def test_sort_with_its_own_sigprof_handler_is_not_killed(tmp_path, frequency):
+    """GNU sort installs a clean-up handler for SIGPROF that re-raises the
+    signal: one tick of ours after that killed it ("Profiling timer
+    expired", exit 155)."""
+    data = tmp_path / "in.txt"
+    data.write_text("".join(f"{(i * 7919) % 100003:06d} line\n" for i in range(100000)))
+    prof = tmp_path / "sort.prof"
+    out = tmp_path / "out.txt"
+    proc = run_profiled(["sort", "-r", "-o", out, data], prof, frequency=frequency)
+    assert proc.returncode == 0, (proc.returncode, proc.stderr)
+    lines = out.read_text().splitlines()
+    assert len(lines) == 100000 and lines == sorted(lines, reverse=True)
+    read_profile(prof)
+
+
+@pytest.mark.parametrize("timer", ["perf", "itimer"])
+def test_exec_with_a_signal_pending_never_kills_the_new_image(tmp_path, timer):
+    """bash burns CPU then execs /bin/true: a SIGPROF pending (or a timer
+    still armed) at exec killed the new image before it had a handler."""
+    prof = tmp_path / "exec.prof"
+    script = "i=0; while [ $i -lt 3000 ]; do i=$((i+1)); done; exec /bin/true"
+    for _ in range(4):
+        proc = run_profiled(["bash", "-c", script], prof, frequency=1000, PPROF_PY_CPU_TIMER=timer)
+        assert proc.returncode == 0, (proc.returncode, proc.stderr)
+
+
+@pytest.mark.parametrize("timer", ["perf", "itimer", "posix", "realtime"])
+def test_signal_pending_at_exec_is_discarded(progs, tmp_path, timer):
+    """The same, made certain: the program keeps our signal blocked so it
+    is pending when it execs, without the sampler, a program that unblocks
+    it (exec keeps the mask and the pending signals)."""
+    prof = tmp_path / "pending.prof"
+    extra = {"CPUPROFILE_REALTIME": "1"} if timer == "realtime" else {"PPROF_PY_CPU_TIMER": timer}
+    proc = run_profiled([progs["sampler_execpending"], "0.1"], prof, frequency=1000, **extra)
+    assert proc.returncode == 0, (proc.returncode, proc.stderr)
+    assert proc.stdout.strip() == "ok"
+
+
+# ---------------------------------------------- 16.15: interrupted runs
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_interrupted_run_keeps_its_samples_and_dies_of_the_signal(progs, tmp_path, sig):
+    """SIGINT/SIGTERM with the default action: the profile is written
+    first, then the program ends by the same signal as without us."""
+    prof = tmp_path / "interrupted.prof"
+    proc = run_profiled([progs["sampler_selfkill"], int(sig), "0.6"], prof, frequency=1000)
+    assert proc.returncode == -sig, (proc.returncode, proc.stderr)
+    period, count = _samples(prof)
+    assert count * period / 1e6 >= 0.4, (count, period)
+    total, rows = pprof_text(progs["sampler_selfkill"], prof)
+    assert rows["selfkill_work"][1] >= 0.9 * total, rows
+
+
+def test_killed_run_keeps_the_samples_of_its_checkpoints(progs, tmp_path):
+    """SIGKILL cannot be caught: the samples written at the last
+    checkpoint (one per second) are what is left."""
+    prof = tmp_path / "killed.prof"
+    proc = run_profiled([progs["sampler_selfkill"], int(signal.SIGKILL), "2.5"], prof, frequency=1000)
+    assert proc.returncode == -signal.SIGKILL
+    period, count = _samples(prof)
+    assert count * period / 1e6 >= 0.5, (count, period)
+
+
+def test_python_still_gets_keyboard_interrupt(tmp_path):
+    """The stand-in for SIG_DFL is invisible: Python, which installs its
+    KeyboardInterrupt handler only when SIGINT has the default action,
+    still does."""
+    prof = tmp_path / "py.prof"
+    code = ("import os, signal\n"
+            "assert signal.getsignal(signal.SIGINT) is signal.default_int_handler\n"
+            "try:\n    os.kill(os.getpid(), signal.SIGINT)\nexcept KeyboardInterrupt:\n    print('caught')\n")
+    proc = run_profiled([sys.executable, "-c", code], prof, frequency=200)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "caught"
+
+
+# ------------------------------------------- 16.14: the program's alarm()
+
+def test_realtime_profile_leaves_the_programs_alarm_alone(progs, tmp_path):
+    """A watchdog alarm(1) must still end the program (SIGALRM) under
+    --realtime, and the samples until then are written."""
+    prof = tmp_path / "alarm.prof"
+    proc = run_profiled([progs["sampler_alarm"], "20"], prof, frequency=500, CPUPROFILE_REALTIME=1)
+    assert proc.returncode == -signal.SIGALRM, (proc.returncode, proc.stdout, proc.stderr)
+    _, count = _samples(prof)
+    assert count >= 100, count
