@@ -67,7 +67,7 @@ def test_recursive_stacks_reach_main_like_libprofiler(fib_nofp, tmp_path):
 @pytest.fixture(scope="module")
 def progs(tmp_path_factory):
     names = ("sampler_closefds", "sampler_ownhandler", "sampler_manythreads", "sampler_selfkill",
-             "sampler_alarm", "sampler_execpending")
+             "sampler_alarm", "sampler_execpending", "sampler_threads")
     return {name: _build(tmp_path_factory, name) for name in names}
 
 
@@ -231,3 +231,37 @@ def test_realtime_profile_leaves_the_programs_alarm_alone(progs, tmp_path):
     assert proc.returncode == -signal.SIGALRM, (proc.returncode, proc.stdout, proc.stderr)
     _, count = _samples(prof)
     assert count >= 100, count
+
+
+# ------------------------------------------------ 13.3: our own frames
+
+def test_no_frame_of_ours_in_thread_stacks(progs, tmp_path):
+    """Threads start through our pthread_create wrapper; its trampoline
+    frame must not appear in their stacks (libprofiler adds none), and the
+    stacks still go on to the thread's start."""
+    prof = tmp_path / "threads.prof"
+    proc = run_profiled([progs["sampler_threads"], "0.4"], prof, frequency=1000)
+    assert proc.returncode == 0, proc.stderr
+    total, rows = pprof_text(progs["sampler_threads"], prof)
+    assert not [name for name in rows if "trampoline" in name], rows
+    alpha = rows["worker_alpha"][1]
+    assert alpha >= 0.2 * total, rows
+    assert rows["start_thread"][1] >= alpha, rows
+
+
+# ------------------------------------------------ 16.16: static programs
+
+@pytest.mark.parametrize("option", [["--cpu", "out.prof"], ["--heap", "out"], ["--malloc"], ["--heapcheck"]])
+def test_pprof_run_says_static_programs_cannot_be_reached(tmp_path, option):
+    """A static (or static-pie) program has no dynamic loader to honour
+    LD_PRELOAD: one line saying so, not a silent run without a profile."""
+    static = tmp_path / "static_prog"
+    subprocess.run(["gcc", "-static", "-O1", os.path.join(PROGRAMS, "sampler_alarm.c"), "-o", static],
+                   check=True, timeout=TIMEOUT)
+    opts = [str(tmp_path / o) if o.startswith("out") else o for o in option]
+    proc = subprocess.run([sys.executable, "-m", "pprof_py.cli.run", *opts, "--", str(static), "0"],
+                          env=_clean_env(), capture_output=True, text=True, timeout=TIMEOUT)
+    assert proc.returncode == 2, (proc.returncode, proc.stderr)
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "statically linked" in lines[0] and "LD_PRELOAD" in lines[0], lines
+    assert not list(tmp_path.glob("out*"))
