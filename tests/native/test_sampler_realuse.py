@@ -265,3 +265,17 @@ def test_pprof_run_says_static_programs_cannot_be_reached(tmp_path, option):
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "statically linked" in lines[0] and "LD_PRELOAD" in lines[0], lines
     assert not list(tmp_path.glob("out*"))
+
+
+# ----------------------------------------- 16.17: the program's environment
+
+def test_no_variable_of_ours_in_the_programs_environment(tmp_path):
+    """The child-naming rule (<file>_<pid> for programs a profiled process
+    starts) uses a lock on the profile file, not a variable of ours."""
+    prof = tmp_path / "env.prof"
+    proc = run_profiled(["sh", "-c", "env; env >/dev/null"], prof, frequency=100)
+    assert proc.returncode == 0, proc.stderr
+    ours = [line for line in proc.stdout.splitlines() if line.startswith("PPROF_PY_")]
+    assert not ours, ours
+    # the child `env` processes still wrote their own files
+    assert len(list(tmp_path.glob("env.prof_*"))) == 2, os.listdir(tmp_path)

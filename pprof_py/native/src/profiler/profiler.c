@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/time.h>
@@ -516,6 +517,10 @@ static int start_locked(const char *fname, const struct ProfilerOptions *options
   int fd = open(fname, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOCTTY, 0666);
   if (fd < 0) return 0;
   fd = pp_fd_park(fd);
+  /* tells processes we start that this file is taken (profile_in_use) */
+  if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    /* another process holds it (ProfilerStart on a file in use): write anyway */
+  }
   if (!pp_fd_identify(fd, &out_id)) {
     close(fd);
     return 0;
@@ -838,23 +843,34 @@ static int env_int(const char *name, int def) {
   return (int)x;
 }
 
+/* Is another live process writing a profile into `file`?  The process
+ * that profiles into a file holds an exclusive flock on it (start_locked),
+ * which its children do not inherit: the descriptor is close-on-exec and
+ * the fork handler closes it.  So a process started by a profiled one
+ * finds the file locked, while the same process after exec (same pid,
+ * descriptor closed) does not and starts the file afresh, as libprofiler
+ * does.  This way we need no variable of our own in the environment. */
+static int profile_in_use(const char *file) {
+  int fd = open(file, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+  if (fd < 0) return 0;
+  int busy = flock(fd, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+  close(fd); /* releases the lock if we got it */
+  return busy;
+}
+
 __attribute__((constructor)) static void profiler_init(void) {
   pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
   PprofPySetFrequency(env_int("CPUPROFILE_FREQUENCY", 100));
   const char *file = getenv("CPUPROFILE");
   if (!file || !*file) return;
   char name[1024];
-  char pidbuf[32];
-  const char *owner = getenv("PPROF_PY_CPUPROFILE_PID");
-  snprintf(pidbuf, sizeof pidbuf, "%d", (int)getpid());
-  if (owner && *owner && strcmp(owner, pidbuf) != 0) {
+  if (profile_in_use(file)) {
     /* A program started by a profiled process: like libprofiler, profile
      * it into <file>_<pid> instead of overwriting the parent's file. */
-    snprintf(name, sizeof name, "%s_%s", file, pidbuf);
+    snprintf(name, sizeof name, "%s_%d", file, (int)getpid());
   } else {
     snprintf(name, sizeof name, "%s", file);
   }
-  setenv("PPROF_PY_CPUPROFILE_PID", pidbuf, 1);
   const char *sigenv = getenv("CPUPROFILESIGNAL");
   if (sigenv && *sigenv) {
     int sig = env_int("CPUPROFILESIGNAL", 0);
