@@ -279,3 +279,26 @@ def test_no_variable_of_ours_in_the_programs_environment(tmp_path):
     assert not ours, ours
     # the child `env` processes still wrote their own files
     assert len(list(tmp_path.glob("env.prof_*"))) == 2, os.listdir(tmp_path)
+
+
+# ------------------------------------------------- 13.4: exported symbols
+
+INTERPOSED = {"pthread_create", "execve", "execvpe", "fexecve", "execv", "execvp", "execl", "execlp",
+              "execle", "sigaction", "signal", "bsd_signal", "sysv_signal"}
+
+
+def test_library_exports_only_the_api_and_documented_interposition():
+    out = subprocess.run(["readelf", "--dyn-syms", "-W", libpath("profiler")], capture_output=True, text=True,
+                         timeout=TIMEOUT, check=True).stdout
+    exported = set()
+    for line in out.splitlines():
+        f = line.split()
+        # Num: Value Size Type Bind Vis Ndx Name
+        if len(f) >= 8 and f[0].endswith(":") and f[5] == "DEFAULT" and f[6] != "UND":
+            exported.add(f[7].split("@")[0])
+    api = {name for name in exported if name.startswith(("Profiler", "ProfilingIs", "PprofPy"))}
+    assert "ProfilerStart" in api and "ProfilerGetStackTrace" in api
+    assert exported - api == INTERPOSED, sorted(exported - api)
+    doc = open(os.path.join(os.path.dirname(PROGRAMS), "..", "..", "docs", "sampler.md")).read()
+    for name in INTERPOSED:
+        assert f"`{name}`" in doc, f"{name} is interposed but not documented in docs/sampler.md"

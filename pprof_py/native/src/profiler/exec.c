@@ -38,7 +38,7 @@ typedef int (*execve_fn)(const char *, char *const[], char *const[]);
 typedef int (*execvpe_fn)(const char *, char *const[], char *const[]);
 typedef int (*fexecve_fn)(int, char *const[], char *const[]);
 
-int execve(const char *path, char *const argv[], char *const envp[]) {
+PP_EXPORT int execve(const char *path, char *const argv[], char *const envp[]) {
   REAL(execve, execve_fn);
   int paused = pp_exec_prepare();
   int rc = real_execve(path, argv, envp);
@@ -46,7 +46,7 @@ int execve(const char *path, char *const argv[], char *const envp[]) {
   return rc;
 }
 
-int execvpe(const char *file, char *const argv[], char *const envp[]) {
+PP_EXPORT int execvpe(const char *file, char *const argv[], char *const envp[]) {
   REAL(execvpe, execvpe_fn);
   int paused = pp_exec_prepare();
   int rc = real_execvpe(file, argv, envp);
@@ -54,7 +54,7 @@ int execvpe(const char *file, char *const argv[], char *const envp[]) {
   return rc;
 }
 
-int fexecve(int fd, char *const argv[], char *const envp[]) {
+PP_EXPORT int fexecve(int fd, char *const argv[], char *const envp[]) {
   REAL(fexecve, fexecve_fn);
   int paused = pp_exec_prepare();
   int rc = real_fexecve(fd, argv, envp);
@@ -62,9 +62,9 @@ int fexecve(int fd, char *const argv[], char *const envp[]) {
   return rc;
 }
 
-int execv(const char *path, char *const argv[]) { return execve(path, argv, environ); }
+PP_EXPORT int execv(const char *path, char *const argv[]) { return execve(path, argv, environ); }
 
-int execvp(const char *file, char *const argv[]) { return execvpe(file, argv, environ); }
+PP_EXPORT int execvp(const char *file, char *const argv[]) { return execvpe(file, argv, environ); }
 
 /* The list forms: collect the arguments (on the stack, no malloc) and call
  * the vector forms above. */
@@ -77,7 +77,7 @@ int execvp(const char *file, char *const argv[]) { return execvpe(file, argv, en
     va_end(copy_);                                       \
   } while (0)
 
-int execl(const char *path, const char *arg, ...) {
+PP_EXPORT int execl(const char *path, const char *arg, ...) {
   va_list ap;
   size_t n;
   va_start(ap, arg);
@@ -89,7 +89,7 @@ int execl(const char *path, const char *arg, ...) {
   return execve(path, argv, environ);
 }
 
-int execlp(const char *file, const char *arg, ...) {
+PP_EXPORT int execlp(const char *file, const char *arg, ...) {
   va_list ap;
   size_t n;
   va_start(ap, arg);
@@ -101,7 +101,7 @@ int execlp(const char *file, const char *arg, ...) {
   return execvpe(file, argv, environ);
 }
 
-int execle(const char *path, const char *arg, ...) {
+PP_EXPORT int execle(const char *path, const char *arg, ...) {
   va_list ap;
   size_t n;
   va_start(ap, arg);

@@ -24,6 +24,14 @@
 #include <sys/types.h>
 #include <time.h>
 
+/* The library is built with -fvisibility=hidden: only what is marked
+ * PP_EXPORT is visible to programs, i.e. the API of profiler.h and the
+ * libc functions we interpose (pthread_create, exec*, sigaction, signal;
+ * docs/sampler.md says why each one). */
+#define PP_EXPORT __attribute__((visibility("default")))
+#ifndef PERFTOOLS_DLL_DECL
+#define PERFTOOLS_DLL_DECL PP_EXPORT
+#endif
 #include "profiler.h"
 
 /* Functions that read other frames' stack memory: exempt them from

@@ -173,7 +173,7 @@ static void discard_pending(int sig) {
 }
 
 /* Interposes libc's sigaction (see 2 and 3 above). */
-int sigaction(int sig, const struct sigaction *act, struct sigaction *old) {
+PP_EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction *old) {
   if (sig <= 0 || sig >= NSIG) return pp_real_sigaction(sig, act, old);
   if (standin[sig]) {
     /* the program sees (and gets back) what it had: SIG_DFL */
@@ -210,9 +210,9 @@ static handler_fn set_handler(int sig, handler_fn h, int flags) {
   return old.sa_handler;
 }
 
-handler_fn signal(int sig, handler_fn h) { return set_handler(sig, h, SA_RESTART); }
-handler_fn bsd_signal(int sig, handler_fn h) { return set_handler(sig, h, SA_RESTART); }
-handler_fn sysv_signal(int sig, handler_fn h) { return set_handler(sig, h, SA_RESETHAND | SA_NODEFER); }
+PP_EXPORT handler_fn signal(int sig, handler_fn h) { return set_handler(sig, h, SA_RESTART); }
+PP_EXPORT handler_fn bsd_signal(int sig, handler_fn h) { return set_handler(sig, h, SA_RESTART); }
+PP_EXPORT handler_fn sysv_signal(int sig, handler_fn h) { return set_handler(sig, h, SA_RESETHAND | SA_NODEFER); }
 
 /* ------------------------------------------------------------- exec */
 

@@ -415,7 +415,7 @@ __attribute__((section("pp_trampoline"), noinline)) static void *trampoline(void
 /* Interposes libc's pthread_create when this library is preloaded or
  * linked, so that every new thread registers its stack bounds and gets its
  * own timer before running user code. */
-int pthread_create(pthread_t *thread, const pthread_attr_t *attr, void *(*fn)(void *), void *arg) {
+PP_EXPORT int pthread_create(pthread_t *thread, const pthread_attr_t *attr, void *(*fn)(void *), void *arg) {
   pthread_create_fn f = resolve_real_create();
   if (!f) return EAGAIN;
   struct trampoline_arg *a = malloc(sizeof *a);
