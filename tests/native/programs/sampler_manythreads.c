@@ -48,6 +48,7 @@ int main(int argc, char **argv) {
     started++;
   }
   for (int i = 0; i < started; i++) pthread_join(t[i], NULL);
+  free(t);
   printf("ok threads=%d failed_opens=%d\n", started, failed_opens);
   return failed_opens ? 1 : 0;
 }
