@@ -110,7 +110,9 @@ static int warned_lost_fd;
 static int out_usable(void) {
   if (out_fd >= 0 && pp_fd_is(out_fd, &out_id)) return 1;
   out_fd = -1;
-  int fd = open(out_name, O_WRONLY | O_CLOEXEC | O_NOCTTY);
+  /* only a regular file can be reopened where we were (never block on a
+   * FIFO) */
+  int fd = out_seekable ? open(out_name, O_WRONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK) : -1;
   if (fd >= 0) {
     struct pp_fd_id id;
     if (pp_fd_identify(fd, &id) && id.dev == out_id.dev && id.ino == out_id.ino && out_seekable) {
