@@ -1,7 +1,7 @@
 /* Recursive functions for the unwinder: built with -O2 and no frame
  * pointers, most samples land in prologues and epilogues (push/pop/ret),
- * where the CFA rule changes from one instruction to the next.  Runs for
- * the CPU seconds given as argv[1]. */
+ * where the CFA rule changes from one instruction to the next, and in
+ * PLT stubs.  Runs for the CPU seconds given as argv[1]. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +25,15 @@ __attribute__((noinline)) long walk(int n, long acc) {
   return q + r;
 }
 
+/* Calls into libc through the PLT: samples in the stub, whose CFA rule
+ * is a DWARF expression, must still unwind. */
+__attribute__((noinline)) long parse(int n) {
+  static const char *words[] = {"12", "7f", "-3", "42"};
+  long s = 0;
+  for (int i = 0; i < n; i++) s += strtol(words[i & 3], NULL, 16);
+  return s;
+}
+
 static double cpu_seconds(void) {
   struct timespec ts;
   clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
@@ -35,7 +44,7 @@ int main(int argc, char **argv) {
   double want = argc > 1 ? atof(argv[1]) : 1.0;
   double start = cpu_seconds();
   long s = 0;
-  while (cpu_seconds() - start < want) s += fib(26) + walk(32, 0);
+  while (cpu_seconds() - start < want) s += fib(26) + walk(32, 0) + parse(20000);
   printf("%ld\n", s & 1);
   return 0;
 }

@@ -276,7 +276,24 @@ PP_NO_SANITIZE_ADDRESS static int walk_cfi(uintptr_t pc, uintptr_t fp, uintptr_t
     if (r < 0) break;
     if (r == 0) {
       note_unknown_pc(snap, exact ? pc : pc - 1);
+#if defined(__x86_64__)
+      if (exact) {
+        /* No rule for the interrupted PC: a PLT stub (its CFA is a DWARF
+         * expression) or code without tables.  If the word at the stack
+         * pointer is a return address whose call entered this code, the
+         * PC is in a frameless stub or prologue: that is the caller, and
+         * its own tables take the walk on. */
+        uintptr_t caller = leaf_caller(pc, sp, lo, hi);
+        if (!caller) return -1;
+        pc = caller;
+        sp += sizeof(uintptr_t);
+        out[n++] = (void *)pc;
+        exact = 0;
+        continue;
+      }
+#else
       if (exact) return -1;
+#endif
       /* frame-pointer step */
       uintptr_t next;
       if (!fp_frame(fp, sp, hi, &next, &pc)) break;
