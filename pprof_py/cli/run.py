@@ -54,7 +54,7 @@ def _statically_linked(program):
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--cpu", "cpu_out", metavar="FILE", help="Write a CPU profile to FILE (like CPUPROFILE=FILE).")
 @click.option("--frequency", type=click.IntRange(1, 100000), help="CPU samples per second (default 100).")
-@click.option("--realtime", is_flag=True, help="Sample wall-clock time (SIGALRM) instead of CPU time.")
+@click.option("--realtime", is_flag=True, help="Sample wall-clock time instead of CPU time (CPUPROFILE_REALTIME).")
 @click.option("--per-thread-timers", is_flag=True, help="One CPU timer per thread (CPUPROFILE_PER_THREAD_TIMERS).")
 @click.option("--heap", "heap_prefix", metavar="PREFIX", help="Write heap profiles PREFIX.0001.heap, ... (like HEAPPROFILE).")
 @click.option("--sample-parameter", type=click.IntRange(0), metavar="BYTES",

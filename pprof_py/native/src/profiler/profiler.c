@@ -834,6 +834,10 @@ static void atfork_child(void) {
   }
   pp_threads_after_fork_child();
   toggle_signal = 0;
+  /* no timer and no writer thread exist in the child */
+  have_rt_timer = 0;
+  sources_armed = 0;
+  writer_running = 0;
 }
 
 static int env_int(const char *name, int def) {
