@@ -305,3 +305,20 @@ def test_library_exports_only_the_api_and_documented_interposition():
     doc = open(os.path.join(os.path.dirname(PROGRAMS), "..", "..", "docs", "sampler.md")).read()
     for name in INTERPOSED:
         assert f"`{name}`" in doc, f"{name} is interposed but not documented in docs/sampler.md"
+
+
+# ------------------------------------- 13.1 (sampler side): with our malloc
+
+@pytest.mark.parametrize("option", [["--malloc"], ["--heap", "HEAP"], ["--heapcheck"]])
+def test_cpu_profile_together_with_our_allocator_does_not_hang(progs, tmp_path, option):
+    """The writer thread asked pthread_getattr_np for its stack bounds,
+    which allocates under the thread's lock, and the allocator's slow path
+    asked for the same bounds: the start never ended.  Our own threads no
+    longer ask (they are never sampled)."""
+    prof = tmp_path / "both.prof"
+    opts = [str(tmp_path / "heap") if o == "HEAP" else o for o in option]
+    for cmd in (["/bin/true"], [progs["sampler_manythreads"], "20"]):
+        proc = subprocess.run([sys.executable, "-m", "pprof_py.cli.run", "--cpu", str(prof), *opts, "--", *cmd],
+                              env=_clean_env(), capture_output=True, text=True, timeout=TIMEOUT)
+        assert proc.returncode == 0, (cmd, proc.returncode, proc.stderr)
+        read_profile(prof)

@@ -249,7 +249,11 @@ void pp_register_self(int ours) {
   int tid = pp_gettid();
   uintptr_t lo = 0, hi = 0;
   pthread_attr_t attr;
-  if (pthread_getattr_np(pthread_self(), &attr) == 0) {
+  /* Our own threads run with every signal blocked and are never sampled:
+   * they need no stack bounds, and pthread_getattr_np allocates under the
+   * thread's lock (an allocator that asks for the same bounds in its slow
+   * path deadlocked the writer's start, issue 13 item 1). */
+  if (!ours && pthread_getattr_np(pthread_self(), &attr) == 0) {
     void *addr;
     size_t size;
     if (pthread_attr_getstack(&attr, &addr, &size) == 0) {
