@@ -126,16 +126,20 @@ def test_many_threads_leave_the_program_its_descriptors(progs, tmp_path):
 
 # ------------------------------------- 16.12/16.18: the program's handlers
 
+@pytest.mark.parametrize("own_hz", [0, 100])
 @pytest.mark.parametrize("timer", ["perf", "itimer", "posix"])
-def test_program_taking_over_sigprof_gets_only_its_own_ticks(progs, tmp_path, timer):
+def test_program_taking_over_sigprof_gets_only_its_own_ticks(progs, tmp_path, timer, own_hz):
     """Once the program installs its own SIGPROF handler, every source of
     ours stops (and what was pending is discarded): it counts only the
-    ticks of its own 100 Hz ITIMER_PROF.  The notice is printed once."""
+    ticks of its own 100 Hz ITIMER_PROF, or none without one.  The notice
+    is printed once."""
     prof = tmp_path / "own.prof"
-    proc = run_profiled([progs["sampler_ownhandler"], "100"], prof, frequency=1000, PPROF_PY_CPU_TIMER=timer)
+    proc = run_profiled([progs["sampler_ownhandler"], own_hz], prof, frequency=1000, PPROF_PY_CPU_TIMER=timer)
     assert proc.returncode == 0, proc.stderr
     fields = dict(tok.split("=") for tok in proc.stdout.split())
     own, cpu = int(fields["own_ticks"]), float(fields["cpu"])
+    if own_hz == 0:
+        assert own == 0, own
     # the kernel delivers ITIMER_PROF a little above its rate at times (43
     # for 0.4 s without any profiler); ours added hundreds
     assert own <= cpu * 100 * 1.25 + 3, (own, cpu)

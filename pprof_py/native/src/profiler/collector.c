@@ -443,8 +443,9 @@ enum { SIG_SAMPLE, SIG_STALE, SIG_FOREIGN };
  * si_fd the event), our POSIX timers (SI_TIMER with PP_TIMER_MAGIC) and,
  * for the itimer source, ITIMER_PROF expiries (SI_KERNEL).  Such a signal
  * from a source no longer armed (still queued at stop) is stale and
- * dropped.  Signals sent by a process (kill, sigqueue, tgkill) and the
- * program's own POSIX timers are the program's business. */
+ * dropped.  Signals sent by a process (kill, sigqueue, tgkill), the
+ * program's own POSIX timers and its ITIMER_PROF (when we use another
+ * source) are the program's business. */
 static int classify(int sig, int source, const siginfo_t *info, long *weight) {
   *weight = 1;
   if (!info) return SIG_STALE;
@@ -465,7 +466,10 @@ static int classify(int sig, int source, const siginfo_t *info, long *weight) {
     if (code == POLL_HUP) ioctl(info->si_fd, PERF_EVENT_IOC_REFRESH, 1);
     return SIG_SAMPLE;
   }
-  if (code == SI_KERNEL) return source == PP_SRC_ITIMER ? SIG_SAMPLE : SIG_STALE;
+  /* ITIMER_PROF expiry: ours only with the itimer source (which stays
+   * the source after a stop, so its late ticks are dropped); otherwise
+   * the program's own setitimer */
+  if (code == SI_KERNEL) return source == PP_SRC_ITIMER ? SIG_SAMPLE : SIG_FOREIGN;
   return SIG_STALE;
 }
 

@@ -453,9 +453,14 @@ static void stop_sources(void) {
     case PP_SRC_POSIX:
       pp_threads_disarm_all();
       break;
-    case PP_SRC_ITIMER:
-      set_itimer(ITIMER_PROF, 0);
+    case PP_SRC_ITIMER: {
+      /* unless the program has set ITIMER_PROF for itself meanwhile */
+      struct itimerval cur;
+      if (getitimer(ITIMER_PROF, &cur) != 0 ||
+          cur.it_interval.tv_sec * 1000000L + cur.it_interval.tv_usec == period_us)
+        set_itimer(ITIMER_PROF, 0);
       break;
+    }
     case PP_SRC_REALTIME:
       set_rt_timer(0);
       break;
