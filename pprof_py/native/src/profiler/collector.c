@@ -17,7 +17,8 @@
  * per second and a stalled disk).
  *
  * All table and buffer updates happen under one spinlock.  It is only taken
- * (a) inside the handler, where SIGPROF and SIGALRM are blocked by sa_mask,
+ * (a) inside the handler, where SIGPROF (and SIGINT, SIGTERM, SIGHUP,
+ * SIGALRM, whose stand-ins wait for the writer) are blocked by sa_mask,
  * and (b) by ProfilerFlush()/ProfilerStop() with those signals blocked in
  * the calling thread, so a thread can never interrupt itself while holding
  * it; other threads only spin for the few hundred nanoseconds of one update.

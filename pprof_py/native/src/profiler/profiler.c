@@ -668,6 +668,7 @@ static void block_profiling_signals(sigset_t *old) {
    * spinlock this thread takes */
   sigaddset(&set, SIGINT);
   sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &set, old);
 }
 

@@ -65,7 +65,7 @@ enum pp_source {
   PP_SRC_PERF,     /* per-thread perf_event CPU clock (high resolution) */
   PP_SRC_ITIMER,   /* process-wide ITIMER_PROF / SIGPROF */
   PP_SRC_POSIX,    /* per-thread timer_create(thread CPU clock) / SIGPROF */
-  PP_SRC_REALTIME  /* process-wide ITIMER_REAL / SIGALRM */
+  PP_SRC_REALTIME  /* process-wide CLOCK_MONOTONIC POSIX timer / SIGPROF */
 };
 
 /* Buffer states (accessed with __atomic builtins). */

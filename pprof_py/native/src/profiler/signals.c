@@ -88,6 +88,7 @@ static void set_action(int sig, void (*fn)(int, siginfo_t *, void *)) {
   sigaddset(&sa.sa_mask, SIGALRM);
   sigaddset(&sa.sa_mask, SIGINT);
   sigaddset(&sa.sa_mask, SIGTERM);
+  sigaddset(&sa.sa_mask, SIGHUP);
   pp_real_sigaction(sig, &sa, NULL);
 }
 
