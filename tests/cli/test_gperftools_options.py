@@ -1,5 +1,5 @@
 """Every option gperftools' pprof accepts, accepted by ours and doing what
-it does there (issue 11.5): its spellings (Getopt::Long: one dash or two,
+it does there: its spellings (Getopt::Long: one dash or two,
 unique abbreviations, --noX), the text report by default when stdout is not
 a terminal, --interactive, --add_lib (a differential case in
 fixtures/cases.json), --scale (given to gv), --debug, and the options that
