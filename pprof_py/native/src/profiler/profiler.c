@@ -205,13 +205,14 @@ static int profiling_signal(void) { return SIGPROF; }
 /* Once per run: the program replaced our handler, its ticks would now go
  * to the program's handler, so the sources are stopped. */
 static void notice_handler_replaced(int sig) {
+  (void)sig; /* always SIGPROF (profiling_signal) */
   if (__atomic_exchange_n(&warned_handler, 1, __ATOMIC_ACQ_REL)) return;
-  char msg[256];
-  int n = snprintf(msg, sizeof msg,
-                   "pprof_py profiler: the %s handler was replaced by the program; "
-                   "CPU samples are no longer collected\n",
-                   sig == SIGALRM ? "SIGALRM" : "SIGPROF");
-  if (n > 0) write_all(2, msg, (size_t)n < sizeof msg ? (size_t)n : sizeof msg - 1);
+  /* a constant: this may run inside the program's signal handler, where
+   * formatting is not allowed */
+  static const char msg[] =
+      "pprof_py profiler: the SIGPROF handler was replaced by the program; "
+      "CPU samples are no longer collected\n";
+  write_all(2, msg, sizeof msg - 1);
 }
 
 static void stop_sources(void);
