@@ -42,6 +42,9 @@ static const char *source_name = "";
 static pid_t owner_pid;          /* process that owns the running profile */
 
 static pthread_t writer;
+/* Set when the sources were stopped without the thread registry's lock
+ * (pp_sources_taken_over): the writer thread finishes the job. */
+static int disarm_later;
 static int writer_stop;
 static int writer_tid;
 static int warned_handler;
@@ -329,6 +332,7 @@ static void *writer_main(void *unused) {
       break;
     }
     if (drain_full_buffers() && out_seekable) out_tail();
+    if (__atomic_exchange_n(&disarm_later, 0, __ATOMIC_ACQ_REL)) stop_sources();
     if (__atomic_load_n(&writer_stop, __ATOMIC_ACQUIRE)) break;
     long t = now_ms();
     if (t - last_checkpoint >= CHECKPOINT_MS) {
@@ -468,11 +472,16 @@ static void stop_sources(void) {
   }
 }
 
+/* Called from the program's sigaction(), which may run in one of its
+ * signal handlers: no lock may be waited for here. */
 void pp_sources_taken_over(int sig) {
   if (sig != profiling_signal()) return;
   if (__atomic_load_n(&pp_collecting, __ATOMIC_ACQUIRE) && getpid() == owner_pid) {
     __atomic_store_n(&pp_collecting, 0, __ATOMIC_SEQ_CST);
-    stop_sources();
+    if ((pp_source == PP_SRC_PERF || pp_source == PP_SRC_POSIX) && !pp_threads_try_disarm_all())
+      __atomic_store_n(&disarm_later, 1, __ATOMIC_RELEASE); /* sources_armed stays 1 */
+    else
+      stop_sources(); /* per-thread: already disarmed, this only clears the flag */
     notice_handler_replaced(sig);
   }
 }
@@ -604,6 +613,7 @@ static int start_locked(const char *fname, const struct ProfilerOptions *options
 
   writer_stop = 0;
   writer_tid = 0;
+  disarm_later = 0;
   final_request = final_done = 0;
   finished = 0;
   if (start_internal_thread(&writer, writer_main) != 0) {

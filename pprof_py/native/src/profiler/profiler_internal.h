@@ -222,6 +222,10 @@ int pp_perf_available(void);
 extern long pp_posix_weight;
 /* Arm/disarm all threads with a per-thread source (PERF or POSIX). */
 void pp_threads_arm_all(int source, long period_ns, long posix_period_ns);
+/* pp_threads_disarm_all if the lock is free; else (a signal handler of
+ * the program interrupted its holder) stops every source without it and
+ * returns 0: call pp_threads_disarm_all later. */
+int pp_threads_try_disarm_all(void);
 /* Stop/restart every thread's source without the lock (exec). */
 void pp_threads_pause_all(void);
 void pp_threads_resume_all(void);

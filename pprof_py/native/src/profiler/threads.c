@@ -349,6 +349,23 @@ void pp_threads_disarm_all(void) {
   pthread_mutex_unlock(&pp_threads_mu);
 }
 
+int pp_threads_try_disarm_all(void) {
+  if (pthread_mutex_trylock(&pp_threads_mu) != 0) {
+    /* Held, maybe by the very thread whose signal handler is calling us:
+     * no re-arming from now on, every source disabled without the lock;
+     * the writer closes them later (pp_threads_disarm_all). */
+    __atomic_store_n(&arm_source, PP_SRC_NONE, __ATOMIC_RELEASE);
+    pp_threads_pause_all();
+    return 0;
+  }
+  arm_source = PP_SRC_NONE;
+  for (int i = 0; i < pp_nthreads; i++) {
+    if (pp_threads[i].tid != 0) disarm_slot(&pp_threads[i]);
+  }
+  pthread_mutex_unlock(&pp_threads_mu);
+  return 1;
+}
+
 /* In the child of fork(): only the forking thread exists, no timer or
  * perf event is inherited as active for it (the fds we inherited refer to
  * the parent's threads, so they are closed here without disabling). */
