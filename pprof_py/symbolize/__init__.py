@@ -33,7 +33,7 @@ from elftools.common.exceptions import DWARFError, ELFError
 
 from pprof_py.errors import SymbolizationError
 from pprof_py.formats.procmaps import SHARED_LIBRARY
-from pprof_py.model import Frame
+from pprof_py.model import NO_LINE, Frame
 from pprof_py.symbolize import cache as symcache
 from pprof_py.symbolize.objfile import NOT_IN_TABLE, ObjectFile
 
@@ -231,8 +231,9 @@ class Symbolizer:
             function = short_function_name(fullfunction, self.strip_templates)
             if nm_full is not None and (fullfunction == "??" or nm_full.startswith(function)):
                 function, fullfunction = nm_short, nm_full
-            triples.insert(0, (function, fileline, fullfunction))
-        return triples
+            triples.append(Frame(function, fileline, fullfunction))
+        triples.reverse()                          # outermost first
+        return tuple(triples)
 
     def _check_program(self, program, mappings):
         """Warn when the profile names another file as the program and that
@@ -303,7 +304,7 @@ def symbols_from_names(addresses, names, width, strip_templates=True):
         text = names.get(address)
         if text is None:
             text = "0x%0*x" % (width, address)
-        symbols[address] = [(short_function_name(full, strip_templates), "?", full)
-                            for full in text.split("--")]
+        symbols[address] = tuple(Frame(short_function_name(full, strip_templates), NO_LINE, full)
+                                 for full in text.split("--"))
     _disambiguate(symbols)
     return symbols
