@@ -3,6 +3,7 @@ import glob
 import os
 import platform
 import re
+import shlex
 import subprocess
 import sys
 
@@ -48,9 +49,13 @@ def google_pprof_rows(exe, profile):
 
 
 def leak_file_from(stderr):
-    m = re.search(r'^pprof (\S+) "([^"]+)" --inuse_objects --lines --heapcheck', stderr, re.M)
+    """(program, leak profile) from the "try running THIS shell command"
+    line, read as the shell would."""
+    m = re.search(r'^(\S*pprof.*) --inuse_objects --lines --heapcheck', stderr, re.M)
     assert m, stderr
-    return m.group(1), m.group(2)
+    argv = shlex.split(m.group(1))
+    assert len(argv) == 3, m.group(0)
+    return argv[1], argv[2]
 
 
 def test_clean_program_reports_no_leaks(leaky):

@@ -8,7 +8,9 @@
  *   page heap     - spans of 8 KiB pages, radix page map, coalescing,
  *                   release to the OS (core.c)
  *   entry points  - malloc & co, operator new/delete, fork (api.c)
- *   heap profiler + leak checker (heapprof.c)
+ *   heap profiler (heapprof.c), leak checker (heapcheck.c), their stacks
+ *                  (stackwalk.c), output (heapfmt.c), environment (env.c);
+ *                  their shared declarations are in heap.h
  * Nothing here calls libc malloc; metadata lives in mmap'ed arenas.
  */
 #ifndef PPROFPY_MALLOC_INTERNAL_H
@@ -176,5 +178,22 @@ PP_HIDDEN void pp_prof_at_exit(void);
 PP_HIDDEN void pp_prof_lock_all(void);
 PP_HIDDEN void pp_prof_unlock_all(void);
 PP_HIDDEN const char *pp_getenv(const char *name);
+PP_HIDDEN void pp_prof_track_all(void);          /* record every allocation (leak checker) */
+
+/* ---- leak checker (heapcheck.c) ---- */
+PP_HIDDEN void pp_heapcheck_init_from_env(void); /* HEAPCHECK and HEAP_CHECK_* */
+PP_HIDDEN int pp_leak_check_wanted(void);        /* HEAPCHECK set: allocations are tracked */
+/* 1 while the leak checker tracks allocations: every recorded block gets
+ * one spare byte, so a pointer one past its end (a buffer's end pointer,
+ * std::vector's end) still points into it and never at the start of the
+ * block that follows, which would keep a leak alive. */
+extern PP_HIDDEN volatile int pp_leak_pad;
+PP_HIDDEN void pp_leak_check_at_exit(void);      /* the whole-program check; _exit(1) on leaks */
+/* One leak check now, from the caller's live stack: reports leaks of
+ * objects not reachable from the roots, named `name` in the report and the
+ * dump file (<name>-end.heap).  through_exit: called from within exit().
+ * Returns the number of leaked objects (0: none), -1 when no check could
+ * run (tracking off, out of memory).  For the C++ HeapLeakChecker too. */
+PP_HIDDEN long pp_leak_check_run(const char *name, int through_exit);
 
 #endif
