@@ -45,7 +45,13 @@ static size_t dealloc_interval;
 static size_t inuse_interval = (size_t)100 << 20;
 static long time_interval;
 static size_t last_dump_alloc, last_dump_free, inuse_high_water;
-static time_t last_dump_time;
+static int64_t last_dump_ns;      /* CLOCK_MONOTONIC: whole seconds of time() would fire early */
+
+static int64_t now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
 static pp_lock_t dump_lock;
 
 static size_t total_alloc_objs, total_alloc_bytes, total_free_objs, total_free_bytes;
@@ -352,11 +358,11 @@ static void maybe_dump(void) {
     int due_free = !due_alloc && dealloc_interval && freed >= last_dump_free + dealloc_interval;
     int due_inuse = !due_alloc && !due_free && inuse_interval && inuse > inuse_high_water + inuse_interval;
     int due_time = 0, due_signal = 0;
-    time_t now = 0;
+    int64_t now = 0;
     if (!due_alloc && !due_free && !due_inuse) {
         if (time_interval > 0) {
-            now = time(NULL);
-            due_time = now - last_dump_time >= time_interval;
+            now = now_ns();
+            due_time = now - last_dump_ns >= (int64_t)time_interval * 1000000000;
         }
         due_signal = !due_time && dump_requested;
     }
@@ -374,9 +380,9 @@ static void maybe_dump(void) {
         n += 24;
     }
     if (due_time) {
-        n += pp_fmt_u(reason + n, (unsigned long long)(now - last_dump_time));
+        n += pp_fmt_u(reason + n, (unsigned long long)((now - last_dump_ns) / 1000000000));
         memcpy(reason + n, " sec since the last dump", 25);
-        last_dump_time = now;
+        last_dump_ns = now;
     } else if (due_signal) {
         memcpy(reason + n, "signal", 7);
         dump_requested = 0;
@@ -430,7 +436,7 @@ static void start_profiler(const char *prefix) {
     time_interval = pp_env_long("HEAP_PROFILE_TIME_INTERVAL", 0);
     last_dump_alloc = total_alloc_bytes;
     last_dump_free = total_free_bytes;
-    last_dump_time = time(NULL);
+    last_dump_ns = now_ns();
     inuse_high_water = total_alloc_bytes - total_free_bytes;
     size_t rate = pp_env_size("TCMALLOC_SAMPLE_PARAMETER", 0);
     if (pp_leak_check_wanted()) rate = 0;    /* the leak checker needs every object */
