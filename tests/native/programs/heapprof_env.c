@@ -5,9 +5,6 @@
  *                          (HEAP_PROFILE_TIME_INTERVAL)
  *   heapprof_env signal S  raise signal S, then malloc and free 100 B
  *                          (HEAPPROFILESIGNAL)
- *   heapprof_env leak N    leaks N blocks of 100 bytes from N different
- *                          call sites (a recursion: each depth is its own
- *                          stack), for HEAP_CHECK_MAX_LEAKS
  */
 #include <signal.h>
 #include <stdio.h>
@@ -16,17 +13,6 @@
 #include <time.h>
 
 static volatile unsigned long sink;
-
-__attribute__((noinline)) static void leak_at_depth(int depth) {
-    if (depth > 0) {
-        leak_at_depth(depth - 1);
-        sink++;   /* not a tail call: each depth keeps its own frame */
-        return;
-    }
-    void *p = malloc(100);
-    memset(p, 7, 100);
-    sink += (unsigned long)((char *)p)[3];
-}
 
 int main(int argc, char **argv) {
     const char *mode = argc > 1 ? argv[1] : "churn";
@@ -47,8 +33,6 @@ int main(int argc, char **argv) {
     } else if (strcmp(mode, "signal") == 0) {
         raise(n);
         free(malloc(100));
-    } else if (strcmp(mode, "leak") == 0) {
-        for (int i = 0; i < n; i++) leak_at_depth(i);
     } else {
         return 2;
     }

@@ -26,6 +26,7 @@ typedef struct bucket {
     uint64_t hash;
     size_t alloc_objs, alloc_bytes, free_objs, free_bytes;
     int depth;
+    uint8_t startup_known, startup;   /* leak checker's cache: allocated during start-up */
     void *pcs[MAX_STACK_DEPTH];
 } bucket_t;
 

@@ -31,6 +31,7 @@
  */
 #define _GNU_SOURCE
 #include <dirent.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <link.h>
@@ -58,6 +59,7 @@ static struct {
     int ignore_thread_live;   /* thread stacks and registers are roots */
     int ignore_global_live;   /* global data is a root */
     long max_leaks;           /* leak groups printed (<= 0: all) */
+    int minimal;              /* objects allocated during start-up are live */
     int identify_leaks;       /* one record per leaked object in the dump */
     int test_alignment;       /* on leaks, retry with alignment 1 */
     size_t alignment;         /* HEAP_CHECK_POINTER_SOURCE_ALIGNMENT */
@@ -108,6 +110,10 @@ void pp_heapcheck_init_from_env(void) {
         cfg.ignore_thread_live = cfg.ignore_global_live = 1;
     }
     cfg.whole_program = strcmp(cfg.mode, "local") != 0;
+    cfg.minimal = strcmp(cfg.mode, "minimal") == 0;
+    if (as_is && pp_getenv("HEAP_CHECK_AFTER_DESTRUCTORS") && !pp_env_bool("HEAP_CHECK_AFTER_DESTRUCTORS", 1))
+        say("HEAP_CHECK_AFTER_DESTRUCTORS=false is not supported: the check runs after the program's global "
+            "destructors", NULL, NULL);
     cfg.max_leaks = pp_env_long("HEAP_CHECK_MAX_LEAKS", 20);
     cfg.identify_leaks = pp_env_bool("HEAP_CHECK_IDENTIFY_LEAKS", 0);
     cfg.test_alignment = pp_env_bool("HEAP_CHECK_TEST_POINTER_ALIGNMENT", 0);
@@ -460,6 +466,36 @@ static void frame_line(sbuf_t *b, void *pc) {
     sb_str(b, "\n");
 }
 
+/* HEAPCHECK=minimal: was this stack's allocation made while the program
+ * started, before main()?  gperftools' minimal mode starts tracking only
+ * then; we track from the start and treat such objects as live instead.
+ * Start-up code runs from the dynamic loader (library constructors: a
+ * frame in ld.so) or from __libc_start_main calling the program's
+ * constructors directly, where main() is reached through another libc
+ * frame (__libc_start_call_main).  So: a frame in the loader, or a
+ * __libc_start_main frame whose callee is not in libc. */
+static int allocated_at_startup(bucket_t *b) {
+    if (b->startup_known) return b->startup;
+    int startup = 0;
+    Dl_info prev = {0}, info;
+    for (int i = 0; i < b->depth && !startup; i++) {
+        if (!dladdr((char *)b->pcs[i] - 1, &info)) {
+            memset(&prev, 0, sizeof prev);
+            continue;
+        }
+        const char *base = info.dli_fname ? strrchr(info.dli_fname, '/') : NULL;
+        base = base ? base + 1 : info.dli_fname;
+        if (base && strncmp(base, "ld-linux", 8) == 0) startup = 1;
+        if (info.dli_sname && strcmp(info.dli_sname, "__libc_start_main") == 0 && i > 0 &&
+            prev.dli_fbase != info.dli_fbase)
+            startup = 1;
+        prev = info;
+    }
+    b->startup = (uint8_t)startup;
+    b->startup_known = 1;
+    return startup;
+}
+
 /* Marks every object reachable from the roots (nregs: threads whose
    registers capture_thread_registers collected). */
 static void flood(int through_exit, int nregs) {
@@ -487,6 +523,12 @@ static void flood(int through_exit, int nregs) {
             if (__atomic_load_n(&thread_regs_ok[t], __ATOMIC_ACQUIRE))
                 for (int r = 0; r < REG_WORDS; r++) consider(thread_regs[t][r]);
     }
+    if (cfg.minimal)
+        for (size_t i = 0; i < nobjs; i++)
+            if (!objs[i].marked && allocated_at_startup(objs[i].bucket)) {
+                objs[i].marked = 1;
+                work[nwork++] = i;
+            }
     while (nwork > 0) {
         obj_t *x = &objs[work[--nwork]];
         scan_words((const char *)x->addr, x->size);
