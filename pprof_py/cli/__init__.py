@@ -125,7 +125,7 @@ def command(args, granularity, sample_index, stacks, **kw):
     if len(outputs) + bool(kw["symbols_mode"]) > 1:
         raise click.UsageError("Only specify one output mode")
     if kw["symbols_mode"]:
-        _symbols_mode(args, kw)
+        _symbols_mode(args, kw, lines=granularity == "lines")
         return
     # No output mode: the interactive shell (pprof_py/cli/interactive.py).
     renderer = outputs[0] if outputs else None
@@ -192,8 +192,9 @@ def _lib_prefixes(kw):
     return [p for p in (kw["lib_prefix"] or "").split(",") if p]
 
 
-def _symbols_mode(args, kw):
-    """`pprof --symbols <program>`: addresses (and a memory map) on stdin."""
+def _symbols_mode(args, kw, lines=False):
+    """`pprof --symbols [--lines] <program>`: addresses (and a memory map) on
+    stdin (pprof_py/symbolize/addresses.py)."""
     if len(args) != 1:
         raise click.UsageError("--symbols takes just the program; the addresses come on stdin")
     program = args[0]
@@ -202,8 +203,8 @@ def _symbols_mode(args, kw):
     from pprof_py.symbolize.addresses import name_addresses
     text = sys.stdin.buffer.read().decode("utf-8", "surrogateescape")
     notes = []
-    out = name_addresses(program, text, _lib_prefixes(kw),
-                         not kw["no_strip_temp"], not kw["no_cache"], warn=notes.append)
+    out = name_addresses(program, text, _lib_prefixes(kw), not kw["no_strip_temp"], not kw["no_cache"],
+                         warn=notes.append, lines=lines)
     for line in notes:
         note(line)
     sys.stdout.buffer.write(out.encode("utf-8", "surrogateescape"))

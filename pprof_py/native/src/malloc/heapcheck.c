@@ -1,7 +1,7 @@
 /* Leak checker (HEAPCHECK): which tracked objects nothing live points to.
  *
  * With HEAPCHECK set every allocation is recorded (heapprof.c's map, with
- * its stack).  At exit (or when pp_leak_check_run is called) the checker
+ * its stack).  At exit (or when pp_leak_check is called) the checker
  * marks every object reachable from the roots and reports the rest, grouped
  * by allocation stack, in gperftools' words and its leak-profile format, so
  * gperftools' pprof and ours read the dump.
@@ -39,7 +39,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <spawn.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
@@ -131,12 +134,16 @@ void pp_heapcheck_init_from_env(void) {
     pp_prof_track_all();
 }
 
-int pp_leak_check_wanted(void) { return cfg.tracking; }
+int pp_leak_check_on(void) { return cfg.tracking; }
 
 volatile int pp_leak_pad;
 
 /* ------------------------------------------------------------------ */
 /* the flood                                                            */
+
+/* gperftools_heapcheck.cc (the C++ HeapLeakChecker), when linked in */
+extern int pp_hc_is_ignored(uintptr_t addr) __attribute__((weak));
+extern int pp_hc_global_check_wanted(void) __attribute__((weak));
 
 typedef struct {
     uintptr_t addr;
@@ -446,8 +453,8 @@ static void exe_path(char *out, size_t n) {
     out[r] = 0;
 }
 
-/* One report frame: "\t@ 0x<pc>", then what dladdr knows.  (The full
-   symbolizer runs afterwards, see symbolize_report.) */
+/* One report frame without the symbolizer: "\t@ 0x<pc>", then what
+   dladdr knows (exported symbols only). */
 static void frame_line(sbuf_t *b, void *pc) {
     Dl_info info;
     sb_str(b, "\t@ ");
@@ -464,6 +471,215 @@ static void frame_line(sbuf_t *b, void *pc) {
         sb_str(b, ")");
     }
     sb_str(b, "\n");
+}
+
+/* ------------------------------------------------------------------ */
+/* symbolized frames: our own pprof, run from the report                 */
+
+#define SYMBOLIZE_SECONDS 30
+
+/* How to run our pprof: PPROF_PATH when set ("" turns symbolization off),
+   else `python3 -m pprof_py` with PYTHONPATH = the directory holding the
+   pprof_py package this library was loaded from (the same tree's
+   symbolizer, whatever else is installed).  Fills argv (strings in *store)
+   and the child's PYTHONPATH; returns 0 when there is nothing to run. */
+static int symbolizer_command(const char *exe, const char **argv, sbuf_t *store, size_t *pythonpath_at) {
+    const char *pp = pp_getenv("PPROF_PATH");
+    *pythonpath_at = (size_t)-1;
+    if (pp && !*pp) return 0;
+    size_t offs[8], n = 0;
+    if (pp) {
+        offs[n++] = store->len;
+        sb_add(store, pp, strlen(pp) + 1);
+    } else {
+        Dl_info info;
+        if (!dladdr((void *)&pp_leak_check, &info) || !info.dli_fname) return 0;
+        const char *f = info.dli_fname, *mark = strstr(f, "/pprof_py/native/");
+        if (!mark || strchr(mark + 17, '/')) return 0;
+        *pythonpath_at = store->len;
+        sb_str(store, "PYTHONPATH=");
+        sb_add(store, f, (size_t)(mark - f));
+        const char *old = pp_getenv("PYTHONPATH");
+        if (old && *old) {
+            sb_str(store, ":");
+            sb_str(store, old);
+        }
+        sb_add(store, "", 1);
+        const char *py[] = {"python3", "-m", "pprof_py"};
+        for (int i = 0; i < 3; i++) {
+            offs[n++] = store->len;
+            sb_add(store, py[i], strlen(py[i]) + 1);
+        }
+    }
+    const char *rest[] = {"--symbols", "--lines", exe};
+    for (int i = 0; i < 3; i++) {
+        offs[n++] = store->len;
+        sb_add(store, rest[i], strlen(rest[i]) + 1);
+    }
+    if (!store->p) return 0;
+    for (size_t i = 0; i < n; i++) argv[i] = store->p + offs[i];
+    argv[n] = NULL;
+    return 1;
+}
+
+/* The child's environment: ours without the variables that would load our
+   libraries into it (a symbolizer under HEAPCHECK would check itself). */
+static char **child_environ(const char *pythonpath, char **mem, size_t *mem_len) {
+    extern char **environ;
+    size_t n = 0;
+    for (char **e = environ; e && *e; e++) n++;
+    *mem_len = (n + 2) * sizeof(char *);
+    char **env = big_alloc(*mem_len);
+    *mem = (char *)env;
+    if (!env) return NULL;
+    static const char *drop[] = {"LD_PRELOAD=", "HEAPCHECK=", "HEAPPROFILE=", "CPUPROFILE=", "PYTHONPATH=", NULL};
+    size_t k = 0;
+    for (char **e = environ; e && *e; e++) {
+        int keep = 1;
+        for (int d = 0; drop[d] && keep; d++) keep = strncmp(*e, drop[d], strlen(drop[d])) != 0;
+        if (!keep && pythonpath == NULL && strncmp(*e, "PYTHONPATH=", 11) == 0) keep = 1;
+        if (keep) env[k++] = *e;
+    }
+    if (pythonpath) env[k++] = (char *)pythonpath;
+    env[k] = NULL;
+    return env;
+}
+
+static int64_t mono_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Runs the symbolizer on `input` (memory map, then one address a line) and
+   leaves its output in *out.  Returns 1 when it exited 0 in time.  Runs
+   with no lock held; the child's stdin is a socket so that a symbolizer
+   dying early makes our writes fail with EPIPE (MSG_NOSIGNAL), not kill
+   the program with SIGPIPE. */
+static int run_symbolizer(const char *exe, const sbuf_t *input, sbuf_t *out) {
+    const char *argv[8];
+    sbuf_t store = {0};
+    size_t pythonpath_at;
+    if (!symbolizer_command(exe, argv, &store, &pythonpath_at)) {
+        sb_free(&store);
+        return 0;
+    }
+    char *envmem = NULL;
+    size_t envlen = 0;
+    char **env = child_environ(pythonpath_at == (size_t)-1 ? NULL : store.p + pythonpath_at, &envmem, &envlen);
+    int in[2] = {-1, -1}, outp[2] = {-1, -1}, ok = 0;
+    pid_t pid = -1;
+    if (!env || socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, in) != 0 || pipe2(outp, O_CLOEXEC) != 0)
+        goto done;
+    posix_spawn_file_actions_t fa;
+    if (posix_spawn_file_actions_init(&fa) != 0) goto done;
+    posix_spawn_file_actions_adddup2(&fa, in[1], 0);
+    posix_spawn_file_actions_adddup2(&fa, outp[1], 1);
+    posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+    int sp = posix_spawnp(&pid, argv[0], &fa, NULL, (char *const *)argv, env);
+    posix_spawn_file_actions_destroy(&fa);
+    close(in[1]);
+    close(outp[1]);
+    in[1] = outp[1] = -1;
+    if (sp != 0) {
+        pid = -1;
+        goto done;
+    }
+    fcntl(in[0], F_SETFL, O_NONBLOCK);
+    size_t sent = 0;
+    int64_t deadline = mono_ms() + SYMBOLIZE_SECONDS * 1000;
+    for (;;) {
+        struct pollfd fds[2] = {{outp[0], POLLIN, 0}, {in[0], POLLOUT, 0}};
+        int nfds = in[0] >= 0 ? 2 : 1;
+        int64_t left = deadline - mono_ms();
+        if (left <= 0) break;
+        int r = poll(fds, (nfds_t)nfds, (int)left);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) break;
+        if (nfds == 2 && (fds[1].revents & (POLLOUT | POLLERR | POLLHUP))) {
+            ssize_t w = send(in[0], input->p + sent, input->len - sent, MSG_NOSIGNAL);
+            if (w > 0) sent += (size_t)w;
+            if (w < 0 && errno != EAGAIN && errno != EINTR) sent = input->len;
+            if (sent >= input->len) {
+                close(in[0]);
+                in[0] = -1;
+            }
+        }
+        if (fds[0].revents & (POLLIN | POLLHUP | POLLERR)) {
+            char buf[8192];
+            ssize_t got = read(outp[0], buf, sizeof buf);
+            if (got < 0 && errno == EINTR) continue;
+            if (got <= 0) {
+                ok = 1;            /* end of output; the exit status decides */
+                break;
+            }
+            sb_add(out, buf, (size_t)got);
+        }
+    }
+done:
+    if (pid > 0) {
+        int status = 0;
+        if (!ok) kill(pid, SIGKILL);
+        while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+        }
+        ok = ok && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    } else {
+        ok = 0;
+    }
+    for (int i = 0; i < 2; i++) {
+        if (in[i] >= 0) close(in[i]);
+        if (outp[i] >= 0) close(outp[i]);
+    }
+    if (envmem) munmap(envmem, envlen);
+    sb_free(&store);
+    return ok;
+}
+
+/* Names for pcs[0..n) from the symbolizer: names[i] points at its line
+   for pcs[i] (in *out, ending in '\n').  Returns 0, names untouched, when
+   the symbolizer could not run or answered something else. */
+static int symbolize_pcs(const char *exe, void *const *pcs, size_t n, sbuf_t *out, const char **names) {
+    sbuf_t in = {0};
+    sb_file(&in, "/proc/self/maps");
+    for (size_t i = 0; i < n; i++) {
+        sb_hex(&in, (uintptr_t)pcs[i] - 1);      /* the call, not the return address */
+        sb_str(&in, "\n");
+    }
+    int ok = in.p && run_symbolizer(exe, &in, out) && out->p;
+    sb_free(&in);
+    size_t lines = 0;
+    for (size_t i = 0; ok && i < out->len; i++) lines += out->p[i] == '\n';
+    if (!ok || lines != n) return 0;
+    const char *line = out->p;
+    for (size_t i = 0; i < n; i++) {
+        names[i] = line;
+        line = strchr(line, '\n') + 1;
+    }
+    return 1;
+}
+
+/* One symbolized report frame: "\t@ 0x<pc> <function> <file>:<line>"
+   (gperftools' symbolized report has "@ <pc> <function>"; the 0x form is
+   what our and gperftools' tools read), innermost inlined frame first and
+   " -- " before each caller it was inlined into; without a name,
+   frame_line(). */
+static void frame_named(sbuf_t *r, void *pc, const char *name) {
+    if (!name) {
+        frame_line(r, pc);
+        return;
+    }
+    sb_str(r, "\t@ ");
+    sb_hex(r, (uintptr_t)pc);
+    if (strncmp(name, "0x", 2) != 0) {       /* an unknown address comes back as itself */
+        sb_str(r, " ");
+        for (const char *c = name; *c && *c != '\n'; c++) {
+            /* names come from the program's debug information: no control
+               characters to the user's terminal */
+            char ch = (unsigned char)*c < 0x20 || *c == 0x7f ? '?' : *c;
+            sb_add(r, &ch, 1);
+        }
+    }
+    sb_str(r, "\n");
 }
 
 /* HEAPCHECK=minimal: was this stack's allocation made while the program
@@ -523,6 +739,13 @@ static void flood(int through_exit, int nregs) {
             if (__atomic_load_n(&thread_regs_ok[t], __ATOMIC_ACQUIRE))
                 for (int r = 0; r < REG_WORDS; r++) consider(thread_regs[t][r]);
     }
+    /* IgnoreObject() / Disabler objects are live, and so is what they point to */
+    if (pp_hc_is_ignored)
+        for (size_t i = 0; i < nobjs; i++)
+            if (!objs[i].marked && pp_hc_is_ignored(objs[i].addr)) {
+                objs[i].marked = 1;
+                work[nwork++] = i;
+            }
     if (cfg.minimal)
         for (size_t i = 0; i < nobjs; i++)
             if (!objs[i].marked && allocated_at_startup(objs[i].bucket)) {
@@ -569,7 +792,27 @@ static int write_leak_dump(char *file, size_t n, const char *exe, const char *na
 }
 
 
-long pp_leak_check_run(const char *name, int through_exit) {
+/* Scratch arrays of a leak check, registered as allocator-owned (so the
+   root scan skips them) and kept for the next check (named checkers run
+   many), grown by doubling: pp_os_map memory is never given back. */
+static void *scratch(void **slot, size_t *cap, size_t need) {
+    if (*slot && *cap >= need) return *slot;
+    size_t c = *cap ? *cap : 4096;
+    while (c < need) c *= 2;
+    void *p = pp_os_map(c);
+    if (p) {
+        *slot = p;
+        *cap = c;
+    }
+    return p;
+}
+
+long pp_leak_check(const char *name, int through_exit, int (*may_report)(uintptr_t addr, void *ctx), void *ctx,
+                   size_t *leaked_bytes, size_t *leaked_objects) {
+    static void *o_mem, *it_mem, *work_mem, *first_mem;
+    static size_t o_cap, it_cap, work_cap, first_cap;
+    if (leaked_bytes) *leaked_bytes = 0;
+    if (leaked_objects) *leaked_objects = 0;
     if (!cfg.tracking || !pp_map_heads) return -1;
     int busy = pp_busy;
     pp_busy = 1;
@@ -578,10 +821,9 @@ long pp_leak_check_run(const char *name, int through_exit) {
     size_t count = 0;
     for (size_t i = 0; i < MAP_HEADS; i++)
         for (node_t *nd = pp_map_heads[i]; nd; nd = nd->next) count++;
-    /* scratch memory is registered as allocator-owned so roots exclude it */
-    obj_t *o = pp_os_map((count + 1) * sizeof(obj_t));
-    item_t *it = pp_os_map((count + 1) * sizeof(item_t));
-    work = pp_os_map((count + 1) * sizeof(size_t));
+    obj_t *o = scratch(&o_mem, &o_cap, (count + 1) * sizeof(obj_t));
+    item_t *it = scratch(&it_mem, &it_cap, (count + 1) * sizeof(item_t));
+    work = scratch(&work_mem, &work_cap, (count + 1) * sizeof(size_t));
     if (!scan_buf) scan_buf = pp_os_map(SCAN_BUF);
     if (!o || !it || !work || !scan_buf) {
         pp_map_unlock_all();
@@ -617,7 +859,7 @@ long pp_leak_check_run(const char *name, int through_exit) {
         for (size_t i = 0; i < n; i++) leaked += !objs[i].marked;
         if (leaked) {
             /* keep the first result, flood again with any alignment */
-            int *first = pp_os_map(n * sizeof(int));
+            int *first = scratch(&first_mem, &first_cap, n * sizeof(int));
             if (first) {
                 for (size_t i = 0; i < n; i++) first[i] = objs[i].marked;
                 scan_alignment = 1;
@@ -637,7 +879,7 @@ long pp_leak_check_run(const char *name, int through_exit) {
     size_t nleak = 0, leak_bytes = 0, live_bytes = 0;
     for (size_t i = 0; i < n; i++) {
         live_bytes += objs[i].size;
-        if (!objs[i].marked) {
+        if (!objs[i].marked && (!may_report || may_report(objs[i].addr, ctx))) {
             it[nleak].key = (uintptr_t)objs[i].bucket;
             it[nleak].val = (void *)objs[i].addr;
             it[nleak].extra = objs[i].size;
@@ -645,6 +887,8 @@ long pp_leak_check_run(const char *name, int through_exit) {
             leak_bytes += objs[i].size;
         }
     }
+    if (leaked_bytes) *leaked_bytes = leak_bytes;
+    if (leaked_objects) *leaked_objects = nleak;
     if (nleak == 0) {
         sbuf_t b = {0};
         sb_str(&b, "No leaks found for check \"");
@@ -717,6 +961,22 @@ long pp_leak_check_run(const char *name, int through_exit) {
     sb_str(&r, "The ");
     sb_num(&r, shown, 0);
     sb_str(&r, " largest leaks:\n");
+    /* every printed frame, symbolized in one run of the symbolizer */
+    size_t nframes = 0;
+    for (size_t g = 0; g < shown; g++) nframes += (size_t)((bucket_t *)groups[g].val)->depth;
+    size_t frames_len = (nframes + 1) * (sizeof(void *) + sizeof(char *));
+    void **frames = big_alloc(frames_len);
+    const char **names = frames ? (const char **)(frames + nframes + 1) : NULL;
+    sbuf_t symbols = {0};
+    if (frames) {
+        size_t k = 0;
+        for (size_t g = 0; g < shown; g++) {
+            bucket_t *b = groups[g].val;
+            for (int i = 0; i < b->depth; i++) frames[k++] = b->pcs[i];
+        }
+        if (!symbolize_pcs(exe, frames, nframes, &symbols, names)) memset(names, 0, nframes * sizeof(char *));
+    }
+    size_t k = 0;
     for (size_t g = 0; g < shown; g++) {
         bucket_t *b = groups[g].val;
         sb_str(&r, "Leak of ");
@@ -724,9 +984,11 @@ long pp_leak_check_run(const char *name, int through_exit) {
         sb_str(&r, " bytes in ");
         sb_num(&r, groups[g].extra2, 0);
         sb_str(&r, " objects allocated from:\n");
-        for (int i = 0; i < b->depth; i++) frame_line(&r, b->pcs[i]);
+        for (int i = 0; i < b->depth; i++, k++) frame_named(&r, b->pcs[i], names ? names[k] : NULL);
         sb_str(&r, "\n");
     }
+    sb_free(&symbols);
+    if (frames) munmap(frames, frames_len);
     if (shown < ng) {
         sb_str(&r, "Skipping leaks numbered ");
         sb_num(&r, shown, 0);
@@ -765,9 +1027,18 @@ long pp_leak_check_run(const char *name, int through_exit) {
     return (long)nleak;
 }
 
+#ifdef PPROFPY_GPERFTOOLS_GLUE_H
+/* the gperftools layer's form of pp_leak_check (gperftools_glue.h) */
+int pp_leak_check_run(struct pp_leak_query *q) {
+    return pp_leak_check(q->name, 0, q->may_report, q->ctx, &q->leaked_bytes, &q->leaked_objects) > 0;
+}
+#endif
+
 void pp_leak_check_at_exit(void) {
     if (!cfg.whole_program) return;
-    long leaks = pp_leak_check_run("_main_", 1);
+    /* HeapLeakChecker::CancelGlobalCheck(); it also runs the HeapCleaner functions first */
+    if (pp_hc_global_check_wanted && !pp_hc_global_check_wanted()) return;
+    long leaks = pp_leak_check("_main_", 1, NULL, NULL, NULL, NULL);
     if (leaks > 0) {
         pp_write_str(2, "Exiting with error code (instead of crashing) because of whole-program memory leaks\n");
         pp_busy = 1;

@@ -439,7 +439,7 @@ static void start_profiler(const char *prefix) {
     last_dump_ns = now_ns();
     inuse_high_water = total_alloc_bytes - total_free_bytes;
     size_t rate = pp_env_size("TCMALLOC_SAMPLE_PARAMETER", 0);
-    if (pp_leak_check_wanted()) rate = 0;    /* the leak checker needs every object */
+    if (pp_leak_check_on()) rate = 0;    /* the leak checker needs every object */
     pp_sample_rate = rate;
     tables_ready();
     prof_running = 1;
@@ -459,7 +459,7 @@ EXPORT int IsHeapProfilerRunning(void) { return prof_running; }
 EXPORT void HeapProfilerStop(void) {
     if (!prof_running) return;
     prof_running = 0;
-    if (!pp_leak_check_wanted()) pp_prof_mode = PROF_OFF;
+    if (!pp_leak_check_on()) pp_prof_mode = PROF_OFF;
 }
 
 EXPORT void HeapProfilerDump(const char *reason) {
@@ -482,6 +482,31 @@ EXPORT char *GetHeapProfile(void) {
     sb_free(&b);
     pp_busy = busy;
     return r;
+}
+
+void pp_prof_each_object(void (*fn)(uintptr_t addr, size_t size, void *ctx), void *ctx) {
+    if (!pp_map_heads) return;
+    for (int st = 0; st < MAP_STRIPES; st++) {
+        pp_lock(&map_stripes[st].lock);
+        for (size_t i = (size_t)st; i < MAP_HEADS; i += MAP_STRIPES)
+            for (node_t *nd = pp_map_heads[i]; nd; nd = nd->next) fn(nd->ptr, nd->size, ctx);
+        pp_unlock(&map_stripes[st].lock);
+    }
+}
+
+void *pp_prof_alloc_caller(const void *p) {
+    if (!pp_map_heads) return NULL;
+    size_t idx = mix((uintptr_t)p) & (MAP_HEADS - 1);
+    int st = (int)(idx % MAP_STRIPES);
+    void *pc = NULL;
+    pp_lock(&map_stripes[st].lock);
+    for (node_t *nd = pp_map_heads[idx]; nd; nd = nd->next)
+        if (nd->ptr == (uintptr_t)p) {
+            if (nd->bucket && nd->bucket->depth > 0) pc = nd->bucket->pcs[0];
+            break;
+        }
+    pp_unlock(&map_stripes[st].lock);
+    return pc;
 }
 
 /* Turns on allocation tracking for the leak checker (every object, no
@@ -511,6 +536,13 @@ void pp_prof_init_from_env(void) {
         warn_unsupported("HEAP_PROFILE_MMAP", "mmap, mremap and sbrk calls are not profiled");
         warn_unsupported("HEAP_PROFILE_ONLY_MMAP", "mmap, mremap and sbrk calls are not profiled");
         warn_unsupported("HEAP_PROFILE_MMAP_LOG", "mmap calls are not logged");
+    }
+    /* like tcmalloc, TCMALLOC_SAMPLE_PARAMETER alone turns sampling on, for
+       MallocExtension::GetHeapSample() (no files are written) */
+    size_t rate = pp_env_size("TCMALLOC_SAMPLE_PARAMETER", 0);
+    if (pp_prof_mode == PROF_OFF && rate && tables_ready()) {
+        pp_sample_rate = rate;
+        pp_prof_mode = PROF_SAMPLED;
     }
 }
 

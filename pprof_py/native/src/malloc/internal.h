@@ -182,18 +182,28 @@ PP_HIDDEN void pp_prof_track_all(void);          /* record every allocation (lea
 
 /* ---- leak checker (heapcheck.c) ---- */
 PP_HIDDEN void pp_heapcheck_init_from_env(void); /* HEAPCHECK and HEAP_CHECK_* */
-PP_HIDDEN int pp_leak_check_wanted(void);        /* HEAPCHECK set: allocations are tracked */
+PP_HIDDEN int pp_leak_check_on(void);        /* HEAPCHECK set: allocations are tracked */
 /* 1 while the leak checker tracks allocations: every recorded block gets
  * one spare byte, so a pointer one past its end (a buffer's end pointer,
  * std::vector's end) still points into it and never at the start of the
  * block that follows, which would keep a leak alive. */
 extern PP_HIDDEN volatile int pp_leak_pad;
 PP_HIDDEN void pp_leak_check_at_exit(void);      /* the whole-program check; _exit(1) on leaks */
-/* One leak check now, from the caller's live stack: reports leaks of
- * objects not reachable from the roots, named `name` in the report and the
- * dump file (<name>-end.heap).  through_exit: called from within exit().
- * Returns the number of leaked objects (0: none), -1 when no check could
- * run (tracking off, out of memory).  For the C++ HeapLeakChecker too. */
-PP_HIDDEN long pp_leak_check_run(const char *name, int through_exit);
+/* One leak check now, from the caller's live stack (through_exit: the
+ * caller is inside exit(); else the boundary is the first frame outside
+ * this library).  Reports the objects no root reaches under `name` (stderr
+ * and the dump <name>-end.heap).  Objects pp_hc_is_ignored() accepts are
+ * roots (IgnoreObject, Disabler; gperftools_heapcheck.cc, when linked in);
+ * with may_report, only the objects it accepts count as leaks.  Returns the
+ * number of leaked objects (0: none), -1 when no check could run (HEAPCHECK
+ * off, out of memory); leaked_bytes and leaked_objects (may be NULL) get
+ * the leak's size.
+ * The C++ HeapLeakChecker calls it. */
+PP_HIDDEN long pp_leak_check(const char *name, int through_exit, int (*may_report)(uintptr_t addr, void *ctx),
+                             void *ctx, size_t *leaked_bytes, size_t *leaked_objects);
+/* Calls fn for every object the heap profiler knows (fn must not allocate). */
+PP_HIDDEN void pp_prof_each_object(void (*fn)(uintptr_t addr, size_t size, void *ctx), void *ctx);
+/* the return address into the function that allocated p, or NULL */
+PP_HIDDEN void *pp_prof_alloc_caller(const void *p);
 
 #endif
