@@ -4,10 +4,13 @@ import os
 import re
 import shutil
 import stat
+import sys
 
 import pytest
 
-from heapcheck_helpers import build, leaks, pprof_command, preload_env, run
+from heapcheck_helpers import build, clean_env, leaks, pprof_command, preload_env, run
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 @pytest.fixture(scope="module")
@@ -168,3 +171,38 @@ def test_command_quotes_the_program_path_and_uses_pprof_path(modes, tmp_path):
     assert argv[0] == "/opt/my tools/pprof"
     assert argv[1] == str(odd)
     assert os.path.exists(argv[2])
+
+
+# ---- which processes are checked (16.17) ----
+
+def test_forked_child_without_exec_does_not_check(modes, tmp_path):
+    """gperftools checks in the process that started the checker only."""
+    r = check(modes, tmp_path, "forkleak", HEAPCHECK="normal")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("child exit 0\n")
+    assert r.stderr.count("No leaks found") == 1 and "detected leaks" not in r.stderr
+
+
+def pprof_run(*args, **env):
+    cmd = [sys.executable, "-m", "pprof_py.cli.run", *args]
+    return run(cmd, clean_env(PPROF_PATH="", PYTHONPATH=ROOT, **env), cwd=ROOT)
+
+
+def test_pprof_run_checks_the_named_program_only(modes, tmp_path):
+    r = pprof_run("--heapcheck", "--", modes, "spawn", HEAP_CHECK_DUMP_DIRECTORY=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "done\nchild exit 0\ndone\n"           # the leaky child was not checked
+    assert r.stderr.count("No leaks found") == 1 and "detected leaks" not in r.stderr
+    # the named program itself is checked
+    r = pprof_run("--heapcheck", "--", modes, "many", "1", HEAP_CHECK_DUMP_DIRECTORY=tmp_path)
+    assert r.returncode == 1 and leaks(r.stderr) == (100, 1)
+
+
+def test_pprof_run_heapcheck_children(modes, tmp_path):
+    r = pprof_run("--heapcheck", "--heapcheck-children", "--", modes, "spawn", HEAP_CHECK_DUMP_DIRECTORY=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "done\nchild exit 1\ndone\n"           # the child checked itself and failed
+    assert leaks(r.stderr) == (100, 1)
+    assert "No leaks found" in r.stderr                       # and the parent was checked too
+    r = pprof_run("--heapcheck-children", "--", modes, "spawn")
+    assert r.returncode == 2 and r.stderr.strip().splitlines()[-1].endswith("--heapcheck-children needs --heapcheck")

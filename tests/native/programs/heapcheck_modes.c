@@ -8,6 +8,11 @@
  *                              own stack (leak_at_depth(0..N-1))
  *   heapcheck_modes unaligned  the only pointer to a block of 3333 bytes
  *                              lies at an odd offset of a global buffer
+ *   heapcheck_modes spawn      runs "heapcheck_modes many 1" (fork + exec,
+ *                              a child that leaks) and prints
+ *                              "child exit <status>"; leaks nothing itself
+ *   heapcheck_modes forkleak   forks a child that leaks 100 bytes and
+ *                              exits 0 (no exec); the parent leaks nothing
  *
  * With LEAK_IN_CONSTRUCTOR set, a constructor (before main) also leaks a
  * block of 555 bytes (HEAPCHECK=minimal ignores it).
@@ -15,6 +20,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 static volatile unsigned long sink;
 static void *global_block;
@@ -70,6 +77,21 @@ int main(int argc, char **argv) {
         memset(p, 3, 3333);
         memcpy(packed + 3, &p, sizeof p);
         p = NULL;
+    } else if (strcmp(mode, "spawn") == 0 || strcmp(mode, "forkleak") == 0) {
+        fflush(stdout);
+        pid_t pid = fork();
+        if (pid == 0) {
+            if (mode[0] == 's') {
+                execl("/proc/self/exe", argv[0], "many", "1", (char *)NULL);
+                _exit(127);
+            }
+            leak_at_depth(0);
+            scrub_stack();
+            exit(0);
+        }
+        int status = 0;
+        waitpid(pid, &status, 0);
+        printf("child exit %d\n", WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
     } else {
         return 2;
     }

@@ -91,9 +91,16 @@ static void copy_env(char *out, size_t n, const char *name, const char *dflt) {
     out[l] = 0;
 }
 
+static pid_t check_pid;       /* the process that started checking */
+
 void pp_heapcheck_init_from_env(void) {
     const char *hc = pp_getenv("HEAPCHECK");
     if (!hc || !*hc || strcmp(hc, "0") == 0 || strcmp(hc, "false") == 0) return;
+    /* pprof-run --heapcheck checks the process it starts, not its children
+       (which inherit HEAPCHECK): it names that process's pid */
+    long only = pp_env_long("PPROF_PY_HEAPCHECK_PID", 0);
+    if (only > 0 && only != (long)getpid()) return;
+    check_pid = getpid();
     copy_env(cfg.mode, sizeof cfg.mode, "HEAPCHECK", "normal");
     int as_is = strcmp(cfg.mode, "as-is") == 0;
     if (strcmp(cfg.mode, "draconian") == 0) {
@@ -1035,7 +1042,9 @@ int pp_leak_check_run(struct pp_leak_query *q) {
 #endif
 
 void pp_leak_check_at_exit(void) {
-    if (!cfg.whole_program) return;
+    /* a child forked without exec does not check (gperftools neither):
+       its heap is the parent's, whose check reports it */
+    if (!cfg.whole_program || getpid() != check_pid) return;
     /* HeapLeakChecker::CancelGlobalCheck(); it also runs the HeapCleaner functions first */
     if (pp_hc_global_check_wanted && !pp_hc_global_check_wanted()) return;
     long leaks = pp_leak_check("_main_", 1, NULL, NULL, NULL, NULL);
