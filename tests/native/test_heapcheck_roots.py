@@ -53,3 +53,15 @@ def test_block_held_only_in_a_callee_saved_register_at_exit_is_reachable(deadfra
     r = run([deadframe, "exitreg", "5x4096"], env)
     assert r.returncode == 1, r.stderr
     assert leaks(r.stderr) == (20480, 5), r.stderr
+
+
+def test_other_threads_are_scanned_from_their_stack_pointer(deadframe, tmp_path):
+    """A thread leaks 40 blocks from a frame that returned (16 KiB below its
+    stack pointer) and blocks in pause() holding a block of 1234 bytes in
+    its live frame: the 40 are leaks (the whole thread stack used to be a
+    root: 0 reported), the held block is not."""
+    for pad in PADS[:4]:
+        env = preload_env(HEAPCHECK="normal", HEAP_CHECK_DUMP_DIRECTORY=tmp_path, PAD="x" * pad)
+        r = run([deadframe, "thread", "40x400"], env)
+        assert r.returncode == 1, r.stderr
+        assert leaks(r.stderr) == (16000, 40), (pad, r.stderr)
