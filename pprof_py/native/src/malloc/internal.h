@@ -183,11 +183,18 @@ PP_HIDDEN void pp_prof_track_all(void);          /* record every allocation (lea
 /* ---- leak checker (heapcheck.c) ---- */
 PP_HIDDEN void pp_heapcheck_init_from_env(void); /* HEAPCHECK and HEAP_CHECK_* */
 PP_HIDDEN int pp_leak_check_on(void);        /* HEAPCHECK set: allocations are tracked */
-/* 1 while the leak checker tracks allocations: every recorded block gets
- * one spare byte, so a pointer one past its end (a buffer's end pointer,
- * std::vector's end) still points into it and never at the start of the
- * block that follows, which would keep a leak alive. */
+/* 1 while the leak checker tracks allocations: a recorded block whose size
+ * fills its slot exactly (a size class's size, a whole number of pages) is
+ * allocated one byte larger, so a pointer one past its end (a buffer's end
+ * pointer, std::vector's end) still points into its own slot and never at
+ * the start of the block that follows, which would keep a leak alive.
+ * Other sizes already leave slack after the block. */
 extern PP_HIDDEN volatile int pp_leak_pad;
+static inline size_t pp_leak_padded(size_t n) {
+    if (!pp_leak_pad || n == (size_t)-1) return n;
+    int exact = n <= MAX_SMALL_SIZE ? pp_class_size[pp_size_class(n)] == n : (n & (PAGE_SIZE - 1)) == 0;
+    return n + (size_t)exact;
+}
 PP_HIDDEN void pp_leak_check_at_exit(void);      /* the whole-program check; _exit(1) on leaks */
 /* One leak check now, from the caller's live stack (through_exit: the
  * caller is inside exit(); else the boundary is the first frame outside
