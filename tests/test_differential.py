@@ -11,6 +11,11 @@ directory of every run) and the file holding google-pprof's stdout.
 * test_reference_is_fresh_google_pprof re-runs google-pprof (when
   installed) on every case and requires its stdout to equal the committed
   reference, which catches stale expected files and environment drift.
+  A case may give google-pprof other arguments ("reference_args"): cases
+  that sum or subtract two runs of a program pass it the second run
+  rewritten into the first run's address layout (fixtures/align_runs.py),
+  because google-pprof names every profile with the first one's memory
+  map and we name each run with its own.
 
 A few output modes of google-pprof have no defined order (Perl hash order,
 different on every run); cases for them carry a "compare" mode and are
@@ -148,7 +153,9 @@ def _assert_same_collapsed(case, proc):
                     reason="google-pprof is not installed (CI installs it and runs this)")
 @pytest.mark.parametrize("case", [pytest.param(c, id=c["id"]) for c in CASES])
 def test_reference_is_fresh_google_pprof(case):
-    proc = _run([shutil.which("google-pprof")] + case["args"])
+    # Cases combining two runs give google-pprof the second run aligned to
+    # the first's layout (fixtures/align_runs.py); ours reads the real one.
+    proc = _run([shutil.which("google-pprof")] + case.get("reference_args", case["args"]))
     _assert_same(case, "google-pprof", proc)
 
 
@@ -157,7 +164,7 @@ def test_manifest_is_consistent():
     assert len(ids) == len(set(ids)), "duplicate case ids"
     for case in CASES:
         assert set(case) <= {"id", "args", "expected", "issue", "returncode",
-                             "compare"}, case
+                             "compare", "reference_args"}, case
         assert case.get("compare", "exact") in compare_output.MODES, case["id"]
         assert case["issue"] in (3, 4, 5), case["id"]
         assert case["expected"] == "fixtures/expected/%s.txt" % case["id"]

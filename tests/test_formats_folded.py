@@ -20,8 +20,8 @@ def test_sniffed_and_read():
     from pprof_py.formats import read_profile
     profile = read_profile(SAMPLE)
     assert profile.kind == "folded"
-    assert profile.embedded_symbols is not None
-    assert sorted(set(profile.embedded_symbols.values())) == sorted({
+    assert profile.named_by == "folded"
+    assert sorted({loc.names[0] for loc in profile.locations}) == sorted({
         "main", "parse_arguments", "load_configuration", "read_file", "parse_json", "tokenize",
         "build_tree", "run_event_loop", "handle_request", "render_template", "escape_html",
         "query_database", "std::vector<int>::push_back(int const&)", "recurse",

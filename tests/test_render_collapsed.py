@@ -43,11 +43,18 @@ def merged(text):
     return result
 
 
+def aligned(args):
+    """google-pprof's arguments: the second run rewritten into the first
+    run's layout (fixtures/align_runs.py), since it names every profile with
+    the first one's memory map while we name each with its own."""
+    return [a.replace(CHAIN2, CHAIN2.replace(".prof", ".aligned.prof")) for a in args]
+
+
 @pytest.fixture(scope="module")
 def google_runs(localized):
     procs = {}
     for name, (flags, _opts, files) in LIVE.items():
-        procs[name] = subprocess.Popen([GOOGLE_PPROF, "--collapsed"] + flags + files, cwd=ROOT,
+        procs[name] = subprocess.Popen([GOOGLE_PPROF, "--collapsed"] + aligned(flags + files), cwd=ROOT,
                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                        stdin=subprocess.DEVNULL)
     return {name: p.communicate(timeout=120) + (p.returncode,) for name, p in procs.items()}
@@ -107,9 +114,10 @@ def test_raw_round_trip(localized, tmp_path, files, options):
 
 
 def test_raw_refuses_negative_counts_in_one_line(localized):
-    proc = ours(["--raw", "--base", CHAIN2] + CHAIN)
+    # The second run has stacks the first lacks: subtracting the first leaves them negative.
+    proc = ours(["--raw", "--base", CHAIN[1], CHAIN[0], CHAIN2])
     assert proc.returncode != 0
     lines = proc.stderr.decode().strip().splitlines()
     assert lines == ["pprof: --raw cannot write negative counts (use --drop_negative with --base)"]
-    ok = ours(["--raw", "--base", CHAIN2, "--drop_negative"] + CHAIN)
+    ok = ours(["--raw", "--base", CHAIN[1], "--drop_negative", CHAIN[0], CHAIN2])
     assert ok.returncode == 0 and ok.stdout.startswith(b"--- symbol\n")

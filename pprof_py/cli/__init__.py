@@ -103,6 +103,12 @@ def _output_options(func):
      help="Max incoming/outgoing edges per node [default=8]")
 @opt("--focus", metavar="<regexp>", group="Call-graph Options", help="Focus on nodes matching <regexp>")
 @opt("--ignore", metavar="<regexp>", group="Call-graph Options", help="Ignore nodes matching <regexp>")
+@opt("--hide", metavar="<regexp>", group="Call-graph Options",
+     help="Drop frames matching <regexp> from every stack (Go pprof's -hide)")
+@opt("--show", metavar="<regexp>", group="Call-graph Options",
+     help="Keep only frames matching <regexp> (Go pprof's -show)")
+@opt("--show_from", metavar="<regexp>", group="Call-graph Options",
+     help="Drop the callers above the outermost frame matching <regexp> (Go pprof's -show_from)")
 @opt("--heapcheck", "heapcheck", is_flag=True, group="Call-graph Options",
      help="Make nodes with non-0 object counts (i.e. direct leak generators) more visible")
 @opt("--show_addresses", is_flag=True, group="Miscellaneous", help="Always show addresses when applicable")
@@ -134,6 +140,7 @@ def command(args, granularity, sample_index, stacks, **kw):
     options = Options(
         granularity=(renderer.granularity if renderer else None) or granularity or "functions",
         cum=kw["cum"], focus=kw["focus"], ignore=kw["ignore"],
+        hide=kw["hide"], show=kw["show"], show_from=kw["show_from"], heapcheck=kw["heapcheck"],
         sample_index=sample_index or "inuse_space", show_bytes=kw["show_bytes"],
         contention_index=kw["contention_index"] or "total_delay",
         drop_negative=kw["drop_negative"], base=kw["base"],

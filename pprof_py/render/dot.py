@@ -126,11 +126,7 @@ def _dot_label(key):
 def program_name(prepared):
     """The program named on the command line or, for a symbolized (--raw)
     profile, the one its "binary=" line names (as pprof does)."""
-    if prepared.program is not None:
-        return prepared.program
-    if prepared.profiles:
-        return getattr(prepared.profiles[0], "embedded_program", None) or ""
-    return ""
+    return prepared.program_name
 
 
 def dot_text(prepared, fmt="dot"):
@@ -162,8 +158,16 @@ def dot_text(prepared, fmt="dot"):
         extra = ""
         if f != c:
             extra = "\\rof %s (%s)" % (un(c), percent(c, local_total))
-        out.append('N%d [label="%s\\n%s (%s)%s\\r",shape=box,fontsize=%.1f];' % (
-            number[key], _dot_label(key), un(f), percent(f, local_total), extra, fs))
+        style = ""
+        if opts.heapcheck:
+            # pprof's --heapcheck: direct leak sites (own objects) get a grey
+            # background, the rare negative ones a triple border.
+            if f > 0:
+                style = ",style=filled,fillcolor=gray"
+            elif f < 0:
+                style = ",peripheries=3"
+        out.append('N%d [label="%s\\n%s (%s)%s\\r",shape=box,fontsize=%.1f%s];' % (
+            number[key], _dot_label(key), un(f), percent(f, local_total), extra, fs, style))
     for src, dst, n, edgeweight, w, dashed in edges:
         style = "setlinewidth(%f)" % w
         if dashed:

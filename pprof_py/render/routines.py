@@ -66,14 +66,13 @@ class ObjectCache:
 
 def libraries(prepared):
     """[(path, start, limit, offset)] like pprof's $libs: the shared
-    libraries of the first profile's memory map, then the main program."""
+    libraries of the combined memory map (the first profile's, for one
+    run), then the main program."""
     opts = prepared.options
-    main = prepared.profiles[0]
-    program = prepared.program
-    symbolizer = Symbolizer(program, opts.lib_prefixes, opts.strip_templates,
+    symbolizer = Symbolizer(prepared.program, opts.lib_prefixes, opts.strip_templates,
                             use_cache=opts.use_cache, width=prepared.width)
-    max_pc = max((loc.address for loc in main.locations), default=0)
-    return symbolizer.libraries(main.mappings, max_pc)
+    max_pc = max((loc.address for loc in prepared.main.locations), default=0)
+    return symbolizer.libraries(prepared.inputs.mappings, max_pc)
 
 
 def routines(obj, regex):

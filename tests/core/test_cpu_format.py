@@ -53,14 +53,38 @@ def test_maps_with_deleted_files_are_kept():
     assert profile.mappings[0].path == "/lib/libgone.so (deleted)"
 
 
-@pytest.mark.parametrize("cut", [0, 3, 8, 20, 39, 48, 60, 100])
-def test_truncated_profile_is_an_error_with_offset(cut):
+@pytest.mark.parametrize("cut", [0, 3, 8, 20, 39])
+def test_truncated_header_is_an_error_with_offset(cut):
     data = cpu_profile(RECORDS, maps="")[:cut]
     with pytest.raises(ProfileFormatError) as info:
         parse_cpu_profile(data, "cut.prof")
     assert "cut.prof" in str(info.value)
     if cut:
         assert info.value.offset is not None
+
+
+# RECORDS as written, in 8-byte words: header (5 words, bytes 0-39), then
+# count 5, depth 3, a, b, c (bytes 40-79), count 3, depth 3, ... trailer.
+@pytest.mark.parametrize("cut,want", [
+    (40, {}),                                                        # header only
+    (48, {}),                                                        # a count without its depth
+    (56, {(): 5.0}),                                                 # count and depth, no PCs
+    (72, {(0x401010, 0x4010ff): 5.0}),                               # two of three PCs
+    (80, {(0x401010, 0x4010ff, 0x4011ff): 5.0}),                     # one whole record
+    (100, {(0x401010, 0x4010ff, 0x4011ff): 5.0, (): 3.0}),           # cut inside a word
+])
+def test_truncated_records_are_read_like_pprof(cut, want):
+    """A profile cut short (crash, kill) is read as gperftools' pprof reads
+    it: every complete record, and the last one with the PCs that made it
+    to the file; the reader records where the data ends."""
+    profile = parse_cpu_profile(cpu_profile(RECORDS, maps="")[:cut], "cut.prof")
+    assert stacks_of(profile) == want
+    offset, map_missing = profile.truncated
+    assert map_missing and offset == cut - cut % 8
+
+
+def test_whole_profile_is_not_truncated():
+    assert parse_cpu_profile(cpu_profile(RECORDS, maps=MAPS), "p").truncated is None
 
 
 def test_huge_depth_is_rejected():
