@@ -814,8 +814,8 @@ static void *scratch(void **slot, size_t *cap, size_t need) {
     return p;
 }
 
-long pp_leak_check(const char *name, int through_exit, int (*may_report)(uintptr_t addr, void *ctx), void *ctx,
-                   size_t *leaked_bytes, size_t *leaked_objects) {
+static long leak_check_locked(const char *name, int through_exit, int (*may_report)(uintptr_t addr, void *ctx),
+                              void *ctx, size_t *leaked_bytes, size_t *leaked_objects) {
     static void *o_mem, *it_mem, *work_mem, *first_mem;
     static size_t o_cap, it_cap, work_cap, first_cap;
     if (leaked_bytes) *leaked_bytes = 0;
@@ -1032,6 +1032,18 @@ long pp_leak_check(const char *name, int through_exit, int (*may_report)(uintptr
     if (groups) munmap(groups, (nleak + 1) * sizeof(item_t));
     pp_busy = busy;
     return (long)nleak;
+}
+
+long pp_leak_check(const char *name, int through_exit, int (*may_report)(uintptr_t addr, void *ctx), void *ctx,
+                   size_t *leaked_bytes, size_t *leaked_objects) {
+    /* one check at a time: the scratch arrays, the register slots and the
+       root list are shared (a thread waiting here still answers the
+       register signal of the check in progress) */
+    static pp_lock_t check_lock;
+    pp_lock(&check_lock);
+    long r = leak_check_locked(name, through_exit, may_report, ctx, leaked_bytes, leaked_objects);
+    pp_unlock(&check_lock);
+    return r;
 }
 
 #ifdef PPROFPY_GPERFTOOLS_GLUE_H
