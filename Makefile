@@ -2,7 +2,7 @@
 # set-up commands.
 PYTHON ?= python3
 
-.PHONY: deps install demo test test-native fixtures images bench bench-text bench-sampler bench-malloc bench-graphs clean
+.PHONY: deps install demo test test-native fixtures images bench bench-text bench-sampler bench-malloc bench-heapcheck bench-graphs clean
 
 # Debian packages the tests compare against or drive: gperftools' pprof and
 # libprofiler/tcmalloc, graphviz's dot, binutils (nm/addr2line for the unit
@@ -46,7 +46,7 @@ images:
 	$(PYTHON) -m pprof_py --flame fixtures/bin/cxx fixtures/local/profiles/cxx.cpu.prof > docs/images/flame.svg
 	$(PYTHON) -m pprof_py --dot fixtures/bin/cxx fixtures/local/profiles/cxx.cpu.prof | dot -Tsvg > docs/images/callgraph.svg
 
-bench: bench-text bench-sampler bench-malloc bench-graphs
+bench: bench-text bench-sampler bench-malloc bench-heapcheck bench-graphs
 
 bench-text:
 	$(PYTHON) bench/bench_text.py
@@ -56,6 +56,10 @@ bench-sampler:
 
 bench-malloc:
 	$(PYTHON) bench/bench_malloc.py
+
+# Leak checker: leaks found and run time, ours vs gperftools' HEAPCHECK.
+bench-heapcheck:
+	$(PYTHON) bench/bench_heapcheck.py
 
 bench-graphs:
 	$(PYTHON) bench/bench_graphs.py
