@@ -13,12 +13,12 @@
  * stack followed by its return addresses, then "MAPPED_LIBRARIES:" and
  * /proc/self/maps.  Dumps are named <prefix>.NNNN.heap; a child process
  * (fork, or fork + exec inheriting HEAPPROFILE) writes <prefix>_<pid>.NNNN.heap
- * as gperftools' does.
+ * as gperftools does.
  */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <signal.h>
 #include <math.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
