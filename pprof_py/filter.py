@@ -174,7 +174,9 @@ def hide_show(profile, symbols, hide, show, width):
             return False
         return show is None or _frame_matches(frame, show)
 
-    view = {}
+    view = type(symbols)()
+    if hasattr(symbols, "display"):          # symbolize.Symbols: name@address keys
+        view.display = symbols.display
     shared = {}
     gone = set()
     for address, frames in symbols.items():

@@ -68,6 +68,8 @@ class Options:
     output_regex: Optional[str] = None         # the <regexp> of --list / --disasm / --weblist
     output_path: Optional[str] = None          # -o/--output FILE
     fail_over: Optional[float] = None          # --fail-over threshold, in percent points
+    add_lib: Optional[str] = None              # --add_lib: an unrelocated library's symbols
+    scale: int = 0                             # --scale: passed to gv by --gv
 
 
 def compile_regex(pattern, what):
@@ -130,6 +132,8 @@ class Inputs:
     mappings: list                          # the combined memory map
     symbols: Dict[int, tuple]               # address -> frames, outermost first
     notes: List[str]
+    libraries: Optional[list] = None        # pprof's $libs, made on first use (Report.libraries)
+    objtool: object = None                  # symbolize.objtool.ObjTool, made on first use
     _stacks: dict = field(default_factory=dict, repr=False)
 
     def stacks(self, side, column):
@@ -264,6 +268,28 @@ class Report:
     def with_options(self, **changes):
         """A new report of the same inputs with other report options."""
         return analyze(self.inputs, dataclasses.replace(self.options, **changes))
+
+    # ---- the object files, for listings ----------------------------------------
+    def libraries(self):
+        """[(path, start, limit, offset)] like pprof's $libs: the shared
+        libraries of the combined memory map (the first profile's, for one
+        run), then the main program."""
+        if self.inputs.libraries is None:
+            from pprof_py.symbolize import Symbolizer
+            opts = self.options
+            symbolizer = Symbolizer(self.program, opts.lib_prefixes, opts.strip_templates,
+                                    use_cache=opts.use_cache, width=self.width, add_lib=opts.add_lib)
+            max_pc = max(self.inputs.addresses[0], default=0)
+            self.inputs.libraries = symbolizer.libraries(self.inputs.mappings, max_pc)
+        return self.inputs.libraries
+
+    def objtool(self):
+        """The ObjTool (symbolize/objtool.py) listings read object and source
+        files through; one per set of inputs, so each file is opened once."""
+        if self.inputs.objtool is None:
+            from pprof_py.symbolize.objtool import ObjTool
+            self.inputs.objtool = ObjTool(self.libraries(), self.options.use_cache)
+        return self.inputs.objtool
 
 
 # Older name, kept for code written against it.

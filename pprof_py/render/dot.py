@@ -250,8 +250,14 @@ def render_viewer(prepared, flag):
         if exe is None:
             continue
         prepared.notes.append(f"Opening {path} with {program}")
+        argv = [exe, path]
+        if program == "gv":
+            # as gperftools' RunGV (for gv versions with long options):
+            # --scale from pprof's --scale, and no antialiasing, which gv
+            # gets wrong on large PostScript pages
+            argv = [exe, "--scale=%d" % getattr(prepared.options, "scale", 0), "--noantialias", path]
         # Detach: the viewer may outlive us; the file stays for it to read.
-        subprocess.Popen([exe, path], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+        subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                          stderr=subprocess.DEVNULL, start_new_session=True)
         return b""
     raise PprofError(f"no viewer for --{flag} found (tried {', '.join(programs)}); "

@@ -15,7 +15,7 @@ the model and the renderers see the same names.
 import re
 
 from pprof_py.model import UNKNOWN_LINE, Frame
-from pprof_py.symbolize import Symbolizer, symbols_from_names
+from pprof_py.symbolize import Symbolizer, Symbols, symbols_from_names
 
 _PPROF_TAG = re.compile(r"<[0-9a-fA-F]+>$")
 
@@ -24,7 +24,8 @@ def _as_frames(table):
     """Triples -> tuples of Frame, sharing one tuple per distinct list (later
     stages memoize on identity)."""
     shared = {}
-    result = {}
+    result = Symbols()
+    result.display = dict(getattr(table, "display", {}))
     for address, triples in table.items():
         frames = shared.get(id(triples))
         if frames is None:
@@ -48,7 +49,7 @@ def name_profiles(profiles, translated, program, options, width, combined_mappin
             elif loc.names is not None:
                 named.setdefault(address, "--".join(loc.names))
     style = profiles[0].named_by
-    symbols = dict(carried)
+    symbols = Symbols(carried)
     rest = addresses.difference(carried)
     if style == "proto":
         for a in rest:
@@ -59,14 +60,21 @@ def name_profiles(profiles, translated, program, options, width, combined_mappin
         if style == "folded":
             # Other profilers' frame names are shown as written, except that
             # pprof's own "name<address>" tags are shortened (formats/folded.py).
-            table = {a: [(short if _PPROF_TAG.search(full) else full, UNKNOWN_LINE, full)
-                         for short, _fl, full in triples]
-                     for a, triples in table.items()}
-        symbols.update(_as_frames(table))
+            display = table.display
+            table = Symbols({a: [(short if _PPROF_TAG.search(full) else full, UNKNOWN_LINE, full)
+                                 for short, _fl, full in triples]
+                             for a, triples in table.items()})
+            table.display = display
+        named_frames = _as_frames(table)
+        symbols.update(named_frames)
+        symbols.display.update(named_frames.display)
     else:
         symbolizer = Symbolizer(program, options.lib_prefixes, options.strip_templates, warn=warn,
-                                use_cache=options.use_cache, width=width, progress=progress)
-        symbols.update(_as_frames(symbolizer.symbolize(rest, combined_mappings, max_pc)))
+                                use_cache=options.use_cache, width=width, progress=progress,
+                                add_lib=options.add_lib)
+        named_frames = _as_frames(symbolizer.symbolize(rest, combined_mappings, max_pc))
+        symbols.update(named_frames)
+        symbols.display.update(named_frames.display)
     for profile, addrs in zip(profiles, translated):
         for loc, address in zip(profile.locations, addrs):
             loc.frames = symbols.get(address)
