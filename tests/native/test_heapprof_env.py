@@ -4,9 +4,7 @@ import glob
 import os
 import re
 import signal
-import subprocess
 import sys
-import time
 
 import pytest
 
