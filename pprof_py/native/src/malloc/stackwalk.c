@@ -171,7 +171,9 @@ __attribute__((noinline)) int pp_live_boundary(int through_exit, uintptr_t *sp_o
     *sp_out = sp;
     tcache_t *tc = pp_tc;
     uintptr_t lo = sp, hi = tc ? tc->stack_hi : 0;
-    if (!hi || sp >= hi) return 0;
+    /* on the thread's own stack only (not a signal stack): every read below
+       stays in [sp, hi), memory that is mapped */
+    if (!hi || sp >= hi || (tc->stack_lo && sp < tc->stack_lo)) return 0;
     int passed_exit = 0;
     for (int depth = 0; depth < 128; depth++) {
         /* (pc, sp, fp, cs): one frame's state; is it the program's? */
