@@ -93,9 +93,10 @@ PP_HIDDEN void *big_alloc(size_t bytes);                /* private mmap; NULL on
 /* Writes a whole file; returns 0, or an errno value. */
 PP_HIDDEN int pp_write_file(const char *path, const char *data, size_t len);
 /* Creates a new file that nobody else can have prepared: O_EXCL|O_NOFOLLOW,
-   mode 0600.  The first "XXXXXX" in path is replaced by a unique suffix
-   (as mkstemp does; mkstemp itself may allocate).  Returns 0 or an errno value. */
-PP_HIDDEN int pp_write_new_file(char *path, const char *data, size_t len);
+   mode 0600.  The 6 characters at path + x_at are replaced by a unique
+   part (as mkstemp does; mkstemp itself may allocate).  Returns 0 or an
+   errno value. */
+PP_HIDDEN int pp_write_new_file(char *path, size_t x_at, const char *data, size_t len);
 PP_HIDDEN const char *pp_errno_text(int err);   /* strerror that never allocates */
 
 #endif

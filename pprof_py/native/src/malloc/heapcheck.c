@@ -772,6 +772,7 @@ static void flood(int through_exit, int nregs) {
    errno value. */
 static int write_leak_dump(char *file, size_t n, const char *exe, const char *name, const sbuf_t *prof) {
     sbuf_t path = {0};
+    size_t x_at = 0;          /* where the unique part goes */
     if (pp_prof_prefix[0]) {
         sb_str(&path, pp_prof_prefix);
         sb_str(&path, ".");
@@ -783,9 +784,11 @@ static int write_leak_dump(char *file, size_t n, const char *exe, const char *na
         sb_add(&path, base, strnlen(base, 200));
         sb_str(&path, ".");
         sb_num(&path, (size_t)getpid(), 0);
-        sb_str(&path, ".XXXXXX.");
+        sb_str(&path, ".");
+        x_at = path.len;
+        sb_str(&path, "XXXXXX.");
     }
-    sb_str(&path, name);
+    for (const char *c = name; *c; c++) sb_add(&path, *c == '/' ? "_" : c, 1);   /* a name, not a path */
     sb_str(&path, "-end.heap");
     if (!path.p || path.len >= n) {
         sb_free(&path);
@@ -795,7 +798,8 @@ static int write_leak_dump(char *file, size_t n, const char *exe, const char *na
     memcpy(file, path.p, path.len + 1);
     sb_free(&path);
     if (!prof->p) return ENOMEM;
-    return pp_prof_prefix[0] ? pp_write_file(file, prof->p, prof->len) : pp_write_new_file(file, prof->p, prof->len);
+    return pp_prof_prefix[0] ? pp_write_file(file, prof->p, prof->len)
+                             : pp_write_new_file(file, x_at, prof->p, prof->len);
 }
 
 

@@ -188,10 +188,10 @@ static uint64_t random_bits(void) {
     return pp_random(&r);
 }
 
-int pp_write_new_file(char *path, const char *data, size_t len) {
+int pp_write_new_file(char *path, size_t x_at, const char *data, size_t len) {
     static const char alphabet[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
-    char *x = strstr(path, "XXXXXX");
-    if (!x) return EINVAL;
+    if (strlen(path) < x_at + 6) return EINVAL;
+    char *x = path + x_at;
     int err = EEXIST;
     for (int attempt = 0; attempt < 100 && err == EEXIST; attempt++) {
         uint64_t r = random_bits();
