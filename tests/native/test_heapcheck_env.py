@@ -206,3 +206,13 @@ def test_pprof_run_heapcheck_children(modes, tmp_path):
     assert "No leaks found" in r.stderr                       # and the parent was checked too
     r = pprof_run("--heapcheck-children", "--", modes, "spawn")
     assert r.returncode == 2 and r.stderr.strip().splitlines()[-1].endswith("--heapcheck-children needs --heapcheck")
+
+
+def test_missing_dump_directory_is_said(modes, tmp_path):
+    missing = tmp_path / "nowhere"
+    r = check(modes, tmp_path, "many", "1", HEAPCHECK="normal", HEAP_CHECK_DUMP_DIRECTORY=missing)
+    assert r.returncode == 1                                  # the leak is still reported
+    assert leaks(r.stderr) == (100, 1)
+    assert re.search(rf"^pprof_py heap checker: cannot write the leak profile {re.escape(str(missing))}/"
+                     r"heapcheck_modes\.\d+\.\w{6}\._main_-end\.heap: No such file or directory$", r.stderr, re.M)
+    assert "try running THIS shell command" not in r.stderr
