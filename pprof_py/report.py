@@ -91,11 +91,16 @@ def value_column(kind, options):
 def _address_profile(profile, addresses, column):
     """{stack of addresses: value} of one profile; `addresses` are its
     locations' addresses in the combined space."""
-    result = {}
     values = profile.values[:, column].tolist()
-    for row, stack in enumerate(profile.stacks()):
-        key = tuple(addresses[i] for i in stack)
-        result[key] = result.get(key, 0) + values[row]
+    starts = profile.stack_starts.tolist()
+    flat = [addresses[i] for i in profile.stack_locations.tolist()]     # every stack's addresses, end to end
+    keys = [tuple(flat[starts[i]:starts[i + 1]]) for i in range(len(starts) - 1)]
+    result = dict(zip(keys, values))
+    if len(result) != len(keys):
+        # Two stacks became one (translated addresses met): add them up.
+        result = {}
+        for key, value in zip(keys, values):
+            result[key] = result.get(key, 0) + value
     return result
 
 

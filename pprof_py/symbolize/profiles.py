@@ -21,12 +21,16 @@ _PPROF_TAG = re.compile(r"<[0-9a-fA-F]+>$")
 
 
 def _as_frames(table):
-    """Triples -> tuples of Frame, sharing one tuple per distinct list (later
-    stages memoize on identity)."""
+    """The table with every value a tuple of Frame (the symbolizer makes
+    them so already), sharing one tuple per distinct list (later stages
+    memoize on identity)."""
     shared = {}
     result = Symbols()
     result.display = dict(getattr(table, "display", {}))
     for address, triples in table.items():
+        if type(triples) is tuple and (not triples or type(triples[0]) is Frame):
+            result[address] = triples
+            continue
         frames = shared.get(id(triples))
         if frames is None:
             frames = shared[id(triples)] = tuple(Frame(*t) for t in triples)
