@@ -2,7 +2,7 @@
 # set-up commands.
 PYTHON ?= python3
 
-.PHONY: deps install demo test test-native fixtures images web-screenshot bench bench-text bench-sampler bench-malloc bench-graphs bench-web clean
+.PHONY: deps install demo test test-native fixtures images web-screenshot bench bench-text bench-sampler bench-malloc bench-heapcheck bench-graphs bench-web clean
 
 # Debian packages the tests compare against or drive: gperftools' pprof and
 # libprofiler/tcmalloc, graphviz's dot, binutils (nm/addr2line for the unit
@@ -50,7 +50,7 @@ images:
 web-screenshot:
 	PPROF_WEB_SCREENSHOTS=docs/images $(PYTHON) -m pytest -q tests/web/test_browser.py -k flame_click
 
-bench: bench-text bench-sampler bench-malloc bench-graphs bench-web
+bench: bench-text bench-sampler bench-malloc bench-heapcheck bench-graphs bench-web
 
 bench-text:
 	$(PYTHON) bench/bench_text.py
@@ -60,6 +60,10 @@ bench-sampler:
 
 bench-malloc:
 	$(PYTHON) bench/bench_malloc.py
+
+# Leak checker: leaks found and run time, ours vs gperftools' HEAPCHECK.
+bench-heapcheck:
+	$(PYTHON) bench/bench_heapcheck.py
 
 bench-graphs:
 	$(PYTHON) bench/bench_graphs.py

@@ -162,7 +162,7 @@ def command(args, granularity, sample_index, stacks, **kw):
     if kw["add_lib"] is not None and not os.path.isfile(kw["add_lib"]):
         raise PprofError(f"--add_lib={kw['add_lib']}: no such file")
     if kw["symbols_mode"]:
-        _symbols_mode(args, kw)
+        _symbols_mode(args, kw, lines=granularity == "lines")
         return
     if kw["http"] is not None and outputs:
         raise click.UsageError("--http serves every view: give no other output mode")
@@ -354,8 +354,9 @@ def _lib_prefixes(kw):
     return [p for p in (kw["lib_prefix"] or "").split(",") if p]
 
 
-def _symbols_mode(args, kw):
-    """`pprof --symbols <program>`: addresses (and a memory map) on stdin."""
+def _symbols_mode(args, kw, lines=False):
+    """`pprof --symbols [--lines] <program>`: addresses (and a memory map) on
+    stdin (pprof_py/symbolize/addresses.py)."""
     if len(args) != 1:
         raise click.UsageError("--symbols takes just the program; the addresses come on stdin")
     program = args[0]
@@ -364,8 +365,8 @@ def _symbols_mode(args, kw):
     from pprof_py.symbolize.addresses import name_addresses
     text = sys.stdin.buffer.read().decode("utf-8", "surrogateescape")
     notes = []
-    out = name_addresses(program, text, _lib_prefixes(kw),
-                         not kw["no_strip_temp"], not kw["no_cache"], warn=notes.append)
+    out = name_addresses(program, text, _lib_prefixes(kw), not kw["no_strip_temp"], not kw["no_cache"],
+                         warn=notes.append, lines=lines)
     for line in notes:
         note(line)
     sys.stdout.buffer.write(out.encode("utf-8", "surrogateescape"))
