@@ -27,7 +27,7 @@ else
 endif
 WITH_SCRIPTS = PATH="$(SCRIPTS):$$PATH"
 
-.PHONY: deps venv install install-runtime demo test test-native fixtures images bench bench-text bench-sampler bench-malloc bench-graphs clean
+.PHONY: deps venv install install-runtime demo test test-native fixtures images web-screenshot bench bench-text bench-sampler bench-malloc bench-heapcheck bench-graphs bench-web clean
 
 # Debian packages the tests compare against or drive: gperftools' pprof and
 # libprofiler/tcmalloc, graphviz's dot, binutils (nm/addr2line for the unit
@@ -87,7 +87,11 @@ images: install-runtime
 	$(PYTHON) -m pprof_py --flame fixtures/bin/cxx fixtures/local/profiles/cxx.cpu.prof > docs/images/flame.svg
 	$(PYTHON) -m pprof_py --dot fixtures/bin/cxx fixtures/local/profiles/cxx.cpu.prof | dot -Tsvg > docs/images/callgraph.svg
 
-bench: bench-text bench-sampler bench-malloc bench-graphs
+# The README's web UI picture (docs/images/web-ui.png), taken by the browser test.
+web-screenshot: install
+	PPROF_WEB_SCREENSHOTS=docs/images $(PYTHON) -m pytest -q tests/web/test_browser.py -k flame_click
+
+bench: bench-text bench-sampler bench-malloc bench-heapcheck bench-graphs bench-web
 
 bench-text: install-runtime
 	$(PYTHON) bench/bench_text.py
@@ -98,8 +102,15 @@ bench-sampler: install-runtime
 bench-malloc: install-runtime
 	$(PYTHON) bench/bench_malloc.py
 
+# Leak checker: leaks found and run time, ours vs gperftools' HEAPCHECK.
+bench-heapcheck: install-runtime
+	$(PYTHON) bench/bench_heapcheck.py
+
 bench-graphs: install-runtime
 	$(PYTHON) bench/bench_graphs.py
+
+bench-web: install-runtime
+	$(PYTHON) bench/bench_web.py
 
 # (.venv is kept: rm -rf .venv to recreate it)
 clean:

@@ -76,6 +76,16 @@ check "memcheck sampled heap profiler" timeout 600 env LD_PRELOAD="$LIB" HEAPPRO
     TCMALLOC_SAMPLE_PARAMETER=4096 "${VG[@]}" "$WORK/heapsites" 300
 check "memcheck leak checker (clean)" timeout 600 env LD_PRELOAD="$LIB" HEAPCHECK=normal \
     "${VG[@]}" "$WORK/leaky" clean
+# leaky runs end in exit status 1 (leaks found), not valgrind's 99: the
+# report path (live-stack boundary, symbolizer child, dump file) under memcheck
+gcc -O0 -g -fno-builtin -pthread "$PROG/heapcheck_deadframe.c" -o "$WORK/deadframe"
+leaks_found() { "$@"; [ $? -eq 1 ]; }
+check "memcheck leak checker (leaky, symbolized)" leaks_found timeout 600 env LD_PRELOAD="$LIB" \
+    HEAPCHECK=normal HEAP_CHECK_DUMP_DIRECTORY="$WORK" "${VG[@]}" "$WORK/leaky" leak
+check "memcheck leak checker (dead frames, other thread)" leaks_found timeout 600 env LD_PRELOAD="$LIB" \
+    HEAPCHECK=normal HEAP_CHECK_DUMP_DIRECTORY="$WORK" PPROF_PATH= "${VG[@]}" "$WORK/deadframe" thread 40x400
+check "memcheck leak checker (exit, register)" leaks_found timeout 600 env LD_PRELOAD="$LIB" \
+    HEAPCHECK=normal HEAP_CHECK_DUMP_DIRECTORY="$WORK" PPROF_PATH= "${VG[@]}" "$WORK/deadframe" exitreg 5x4096
 
 if [ "$fail" -ne 0 ]; then
     echo; echo "sanitize_malloc: FAILED"; exit 1
