@@ -41,13 +41,29 @@ Environment variables (set by the options, or honoured when already set):
   HEAPPROFILE=PREFIX              write PREFIX.0001.heap, ... (set by --heap)
   TCMALLOC_SAMPLE_PARAMETER=BYTES sample every BYTES on average, 0 = every
                                   allocation (--sample-parameter)
-  HEAP_PROFILE_ALLOCATION_INTERVAL=BYTES  dump every BYTES allocated (1 GiB)
-  HEAP_PROFILE_INUSE_INTERVAL=BYTES       dump when in-use grows by BYTES (100 MiB)
+  HEAP_PROFILE_ALLOCATION_INTERVAL=BYTES    dump every BYTES allocated (1 GiB)
+  HEAP_PROFILE_DEALLOCATION_INTERVAL=BYTES  dump every BYTES freed (0: never)
+  HEAP_PROFILE_INUSE_INTERVAL=BYTES         dump when in-use grows by BYTES (100 MiB)
+  HEAP_PROFILE_TIME_INTERVAL=SECONDS        dump every SECONDS (0: never)
+  HEAPPROFILESIGNAL=N             each signal N asks for a dump
 \b
---heapcheck (the leak checker):
-  HEAPCHECK=normal                check for leaks at exit (set by --heapcheck);
-                                  with HEAPPROFILE, the leak profile is
-                                  PREFIX._main_-end.heap, else /tmp/PROG.PID._main_-end.heap
+--heapcheck (the leak checker; docs/heap-checker.md):
+  HEAPCHECK=normal                check for leaks at exit (set by --heapcheck;
+                                  also minimal, strict, draconian, as-is, local)
+  PPROF_PY_HEAPCHECK_PID=PID      only that process checks (set by pprof-run
+                                  unless --heapcheck-children)
+  HEAP_CHECK_MAX_LEAKS=N          leak groups printed (20; <= 0: all)
+  HEAP_CHECK_IDENTIFY_LEAKS=1     one dump record per leaked object
+  HEAP_CHECK_POINTER_SOURCE_ALIGNMENT=N   1, 2, 4 or 8 (8)
+  HEAP_CHECK_TEST_POINTER_ALIGNMENT=1     retry a failed check at alignment 1
+  HEAP_CHECK_IGNORE_THREAD_LIVE=0 as-is mode: stacks and registers are not roots
+  HEAP_CHECK_IGNORE_GLOBAL_LIVE=0 as-is mode: global data is not a root
+  HEAP_CHECK_AFTER_DESTRUCTORS    accepted; false is not supported
+  HEAP_CHECK_DUMP_DIRECTORY=DIR   where the leak profile goes ($TMPDIR, else /tmp)
+  TMPDIR=DIR                      (see above)
+  PPROF_PATH=PROG                 the pprof that names the report's frames and the
+                                  one the suggested command runs (empty: no names);
+                                  unset: python3 -m pprof_py, PYTHONPATH extended
 \b
 --malloc, --mallocstats (the allocator alone):
   MALLOCSTATS=1                   print the allocator's statistics at exit (--mallocstats)

@@ -28,8 +28,11 @@ def _variables_the_native_code_reads():
         with open(path, encoding="utf-8", errors="replace") as f:
             code = f.read()
         names.update(re.findall(r'(?:getenv|env_\w+)\(\s*"([A-Z][A-Z0-9_]*)"', code))
-    # internal: the sampler marks the process that owns CPUPROFILE (fork handling)
+        names.update(re.findall(r'copy_env\([^;]*?"([A-Z][A-Z0-9_]*)"', code))      # copy_env(buf, n, "NAME", default)
+    # internal: the sampler marks the process that owns CPUPROFILE (fork
+    # handling); PYTHONPATH is only extended for the leak checker's pprof
     names.discard("PPROF_PY_CPUPROFILE_PID")
+    names.discard("PYTHONPATH")
     return names
 
 
@@ -39,7 +42,7 @@ def test_help_lists_every_variable_each_mode_honours():
     assert r.stdout.startswith("Usage: pprof-run [OPTIONS] [COMMAND]...")
     names = _variables_the_native_code_reads()
     assert {"CPUPROFILE", "HEAPPROFILE", "HEAPCHECK", "MALLOCSTATS", "TCMALLOC_SAMPLE_PARAMETER"} <= names
-    listed = set(re.findall(r"^ +([A-Z][A-Z0-9_]*)=", r.stdout, re.M))
+    listed = set(re.findall(r"^ +([A-Z][A-Z0-9_]*)[= ]", r.stdout, re.M))
     assert names <= listed, sorted(names - listed)
     # each under the mode that uses it
     sections = re.split(r"^  (--[a-z, -]+) \(", r.stdout, flags=re.M)
