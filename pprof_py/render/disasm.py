@@ -62,13 +62,14 @@ class DisasmRoutine(NamedTuple):
     groups: list
 
 
-def disasm_routines(prepared):
-    """The routines --disasm=<re> selects, in pprof's order."""
+def disasm_routines(prepared, require_match=False):
+    """The routines --disasm=<re> selects, in pprof's order
+    (`require_match`: see listing.each_routine)."""
     opts = prepared.options
     tool = prepared.objtool()
     sources = _Sources(prepared.notes, tool)
     total = None
-    for r, flat, cum, keys in each_routine(prepared, "disasm"):
+    for r, flat, cum, keys in each_routine(prepared, "disasm", require_match):
         routine, offset = r.name, r.offset
         if total is None:
             total = sum(flat.values())
@@ -112,7 +113,7 @@ def render_disasm(prepared):
     def alt(v):
         return "." if v == 0 else unparse(v, kind, opts)
 
-    for r in disasm_routines(prepared):
+    for r in disasm_routines(prepared, require_match=True):
         out.append("ROUTINE ====================== %s\n%6s %6s %s (flat, cumulative) %s of total\n" % (
             r.name, unparse(r.flat, kind, opts), unparse(r.cum, kind, opts), units(kind, opts), r.share))
         for header, line_no, text, flat_sum, cum_sum, rows in r.groups:

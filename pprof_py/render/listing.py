@@ -44,10 +44,12 @@ def regex_of(prepared, what):
     return compile_regex(pattern, what)
 
 
-def each_routine(prepared, what):
+def each_routine(prepared, what, require_match=False):
     """Yield (routine, flat, cum, sorted addresses) for every routine pprof
     prints in --list / --disasm mode, in pprof's order; `routine` is a
-    symbolize.objtool.Routine."""
+    symbolize.objtool.Routine.  With `require_match` (the CLI's and the
+    shell's reports), selecting nothing is the one-line error
+    no_routine_matched(); the web UI's views say so on their page instead."""
     regex = regex_of(prepared, what)
     flat, cum = address_values(prepared)
     keys = sorted(cum)
@@ -58,7 +60,7 @@ def each_routine(prepared, what):
         if routine.end > routine.start and i < len(keys) and keys[i] < hi:
             matched += 1
             yield routine, flat, cum, keys
-    if not matched:
+    if require_match and not matched:
         raise no_routine_matched(prepared.options.output_regex)
 
 

@@ -64,10 +64,11 @@ class Listing:
                 yield l, _chop(raw.replace(b"\r", b"")).decode("utf-8", "surrogateescape")
 
 
-def each_listing(prepared):
-    """A Listing for every routine --list=<re> selects, in pprof's order."""
+def each_listing(prepared, require_match=False):
+    """A Listing for every routine --list=<re> selects, in pprof's order
+    (`require_match`: see listing.each_routine)."""
     tool = prepared.objtool()
-    for routine, flat, cum, keys in each_routine(prepared, "list"):
+    for routine, flat, cum, keys in each_routine(prepared, "list", require_match):
         insns = tool.instructions(routine, top_level=True)
         listing = _listing(routine.name, insns, flat, cum, keys, prepared.notes, tool)
         if listing is not None:
@@ -78,7 +79,7 @@ def each_listing(prepared):
 def render_list(prepared):
     out = []
     kind, opts = prepared.kind, prepared.options
-    for li in each_listing(prepared):
+    for li in each_listing(prepared, require_match=True):
         out.append("ROUTINE ====================== %s in %s\n%6s %6s Total %s (flat / cumulative)\n" % (
             short_function_name(li.routine, opts.strip_templates), clean_file_name(li.filename),
             unparse(li.total_flat, kind, opts), unparse(li.total_cum, kind, opts), units(kind, opts)))

@@ -63,7 +63,7 @@ def render_weblist(prepared):
            "<p class=\"note\">Total: %s %s</p>\n" % (esc(unparse(prepared.total, kind, opts)),
                                                      esc(units(kind, opts)))]
     block = 0
-    for li in each_listing(prepared):
+    for li in each_listing(prepared, require_match=True):
         block += 1
         out.append("<h2>%s</h2>\n" % esc("ROUTINE %s in %s" % (
             short_function_name(li.routine, opts.strip_templates), clean_file_name(li.filename))))
