@@ -705,6 +705,13 @@ void pp_prof_init_from_env(void) {
     }
     const char *hp = pp_getenv("HEAPPROFILE");
     if (hp && *hp) start_profiler(hp);
+    /* like tcmalloc, TCMALLOC_SAMPLE_PARAMETER alone turns sampling on, for
+       MallocExtension::GetHeapSample() (no files are written) */
+    size_t rate = env_size("TCMALLOC_SAMPLE_PARAMETER", 0);
+    if (pp_prof_mode == PROF_OFF && rate && tables_ready()) {
+        pp_sample_rate = rate;
+        pp_prof_mode = PROF_SAMPLED;
+    }
 }
 
 /* ------------------------------------------------------------------ */
@@ -991,9 +998,32 @@ static int capture_thread_registers(void) {
     return taken < REG_THREADS ? taken : REG_THREADS;
 }
 
-/* Returns 1 when leaks were found (after reporting them). */
-static int leak_check(void) {
-    pp_busy = 1;
+/* Scratch arrays of a leak check, registered as allocator-owned so the
+   root scan skips them; kept for the next check (named checkers run many),
+   grown by doubling. */
+static void *scratch(void **slot, size_t *cap, size_t need) {
+    if (*slot && *cap >= need) return *slot;
+    size_t c = *cap ? *cap : 4096;
+    while (c < need) c *= 2;
+    void *p = pp_os_map(c);
+    if (p) {
+        *slot = p;
+        *cap = c;
+    }
+    return p;
+}
+
+int pp_leak_check_on(void) { return leak_check_on; }
+
+/* Checks the heap for objects no root reaches; reports them under q->name
+   (stderr and a leak profile <prefix>.<name>-end.heap) and fills q's
+   counts.  Objects pp_hc_is_ignored() names are roots; with q->may_report
+   only the objects it accepts count as leaks.  Returns 1 when leaks were
+   found. */
+static int leak_check(struct pp_leak_query *q) {
+    static void *o_mem, *it_mem, *work_mem, *buf_mem;
+    static size_t o_cap, it_cap, work_cap, buf_cap;
+    q->leaked_bytes = q->leaked_objects = 0;
     int nregs = capture_thread_registers();
     __builtin_unwind_init();                /* spill callee-saved registers onto the stack */
     volatile uintptr_t marker = 0;
@@ -1003,11 +1033,10 @@ static int leak_check(void) {
     size_t count = 0;
     for (size_t i = 0; i < MAP_HEADS; i++)
         for (node_t *nd = map_heads[i]; nd; nd = nd->next) count++;
-    /* scratch memory is registered as allocator-owned so roots exclude it */
-    obj_t *o = pp_os_map((count + 1) * sizeof(obj_t));
-    item_t *it = pp_os_map((count + 1) * sizeof(item_t));
-    work = pp_os_map((count + 1) * sizeof(size_t));
-    scan_buf = pp_os_map(SCAN_BUF);
+    obj_t *o = scratch(&o_mem, &o_cap, (count + 1) * sizeof(obj_t));
+    item_t *it = scratch(&it_mem, &it_cap, (count + 1) * sizeof(item_t));
+    work = scratch(&work_mem, &work_cap, (count + 1) * sizeof(size_t));
+    scan_buf = scratch(&buf_mem, &buf_cap, SCAN_BUF);
     if (!o || !it || !work || !scan_buf) {
         for (int i = 0; i < MAP_STRIPES; i++) pp_unlock(&map_stripes[i].lock);
         pp_write_str(2, "pprof_py heap checker: out of memory, leak check skipped\n");
@@ -1034,6 +1063,12 @@ static int leak_check(void) {
     heap_hi = n ? o[n - 1].addr + (o[n - 1].size ? o[n - 1].size : 1) : 0;
     nwork = 0;
     if (n) {
+        /* IgnoreObject() / Disabler objects are live, and so is what they point to */
+        for (size_t i = 0; i < n; i++)
+            if (pp_hc_is_ignored(objs[i].addr)) {
+                objs[i].marked = 1;
+                work[nwork++] = i;
+            }
         scan_roots(sp);
         for (int t = 0; t < nregs; t++)
             if (__atomic_load_n(&thread_regs_ok[t], __ATOMIC_ACQUIRE))
@@ -1049,16 +1084,20 @@ static int leak_check(void) {
     size_t nleak = 0, leak_bytes = 0, live_bytes = 0;
     for (size_t i = 0; i < n; i++) {
         live_bytes += objs[i].size;
-        if (!objs[i].marked) {
+        if (!objs[i].marked && (!q->may_report || q->may_report(objs[i].addr, q->ctx))) {
             it[nleak].key = (uintptr_t)objs[i].bucket;
             it[nleak].extra = objs[i].size;
             nleak++;
             leak_bytes += objs[i].size;
         }
     }
+    q->leaked_bytes = leak_bytes;
+    q->leaked_objects = nleak;
     if (nleak == 0) {
         sbuf_t b = {0};
-        sb_str(&b, "No leaks found for check \"_main_\" (but no 100% guarantee that there aren't any): found ");
+        sb_str(&b, "No leaks found for check \"");
+        sb_str(&b, q->name);
+        sb_str(&b, "\" (but no 100% guarantee that there aren't any): found ");
         sb_num(&b, n, 0);
         sb_str(&b, " reachable heap objects of ");
         sb_num(&b, live_bytes, 0);
@@ -1093,7 +1132,10 @@ static int leak_check(void) {
     if (prof_prefix[0]) {
         size_t l = strlen(prof_prefix);
         memcpy(file, prof_prefix, l);
-        strcpy(file + l, "._main_-end.heap");
+        file[l] = '.';
+        file[l + 1] = 0;
+        strncat(file, q->name, 200);
+        strcat(file, "-end.heap");
     } else {
         const char *base = strrchr(exe, '/');
         base = base ? base + 1 : exe;
@@ -1103,7 +1145,9 @@ static int leak_check(void) {
         strncat(file, base, 300);
         strcat(file, ".");
         strcat(file, pid);
-        strcat(file, "._main_-end.heap");
+        strcat(file, ".");
+        strncat(file, q->name, 200);
+        strcat(file, "-end.heap");
     }
     /* the leak profile: every leaked object once, in- use = allocated */
     sbuf_t prof = {0};
@@ -1121,7 +1165,9 @@ static int leak_check(void) {
     sb_free(&prof);
 
     sbuf_t r = {0};
-    sb_str(&r, "Leak check _main_ detected leaks of ");
+    sb_str(&r, "Leak check ");
+    sb_str(&r, q->name);
+    sb_str(&r, " detected leaks of ");
     sb_num(&r, leak_bytes, 0);
     sb_str(&r, " bytes in ");
     sb_num(&r, nleak, 0);
@@ -1144,7 +1190,8 @@ static int leak_check(void) {
     sb_str(&r, " \"");
     sb_str(&r, file);
     sb_str(&r, "\" --inuse_objects --lines --heapcheck  --edgefraction=1e-10 --nodefraction=1e-10 --text\n\n");
-    sb_str(&r, "Exiting with error code (instead of crashing) because of whole-program memory leaks\n");
+    if (strcmp(q->name, "_main_") == 0)
+        sb_str(&r, "Exiting with error code (instead of crashing) because of whole-program memory leaks\n");
     if (r.p) pp_write_str(2, r.p);
     sb_free(&r);
     return 1;
@@ -1161,12 +1208,47 @@ void pp_prof_at_exit(void) {
         memcpy(reason + n, " MB in use", 11);
         HeapProfilerDump(reason);
     }
-    if (leak_check_on) {
-        int leaks = leak_check();
+    if (leak_check_on && pp_hc_global_check_wanted()) {
+        struct pp_leak_query q = {"_main_", NULL, NULL, 0, 0};
+        pp_busy = 1;
+        int leaks = leak_check(&q);
         if (leaks) {
             pp_busy = 1;
             fflush(NULL);
             _exit(1);
         }
     }
+}
+
+int pp_leak_check_run(struct pp_leak_query *q) {
+    int busy = pp_busy;
+    pp_busy = 1;
+    int r = leak_check(q);
+    pp_busy = busy;
+    return r;
+}
+
+void pp_prof_each_object(void (*fn)(uintptr_t addr, size_t size, void *ctx), void *ctx) {
+    if (!map_heads) return;
+    for (int st = 0; st < MAP_STRIPES; st++) {
+        pp_lock(&map_stripes[st].lock);
+        for (size_t i = (size_t)st; i < MAP_HEADS; i += MAP_STRIPES)
+            for (node_t *nd = map_heads[i]; nd; nd = nd->next) fn(nd->ptr, nd->size, ctx);
+        pp_unlock(&map_stripes[st].lock);
+    }
+}
+
+void *pp_prof_alloc_caller(const void *p) {
+    if (!map_heads) return NULL;
+    size_t idx = mix((uintptr_t)p) & (MAP_HEADS - 1);
+    int st = (int)(idx % MAP_STRIPES);
+    void *pc = NULL;
+    pp_lock(&map_stripes[st].lock);
+    for (node_t *nd = map_heads[idx]; nd; nd = nd->next)
+        if (nd->ptr == (uintptr_t)p) {
+            if (nd->bucket && nd->bucket->depth > 0) pc = nd->bucket->pcs[0];
+            break;
+        }
+    pp_unlock(&map_stripes[st].lock);
+    return pc;
 }

@@ -177,4 +177,7 @@ PP_HIDDEN void pp_prof_lock_all(void);
 PP_HIDDEN void pp_prof_unlock_all(void);
 PP_HIDDEN const char *pp_getenv(const char *name);
 
+/* ---- gperftools compatibility layer (gperftools_*.c/.cc) ---- */
+#include "gperftools_glue.h"
+
 #endif
