@@ -471,7 +471,7 @@ static void test_heapcheck() {
   if (getenv("LEAK_AT_EXIT")) leak_bytes(999);
 }
 
-#endif  // PROFILER_ONLY
+#else  // PROFILER_ONLY
 
 // --------------------------------------------------------------- profiler.h
 
@@ -509,6 +509,8 @@ static void test_profiler(const char *path) {
   ProfilerStop();
 }
 
+#endif  // PROFILER_ONLY
+
 int main(int argc, char **argv) {
   const char *mode = argc > 1 ? argv[1] : "";
   if (0) {
@@ -521,9 +523,10 @@ int main(int argc, char **argv) {
     test_stacktrace();
   } else if (strcmp(mode, "heapcheck") == 0) {
     test_heapcheck();
-#endif
+#else
   } else if (strcmp(mode, "profiler") == 0 && argc > 2) {
     test_profiler(argv[2]);
+#endif
   } else {
     fprintf(stderr, "usage: %s alloc | heapcheck | profiler FILE\n", argv[0]);
     return 2;

@@ -1,0 +1,149 @@
+"""Programs written against gperftools' headers link against pprof_py's libraries.
+
+tests/native/programs/gperftools_api.cc is compiled against Debian's
+/usr/include/gperftools (libgoogle-perftools-dev, gperftools 2.10), linked
+against our allocator (or, for profiler.h, our sampler) instead of
+libtcmalloc / libprofiler, and run in a subprocess; every check it makes
+prints "ok <what>" or "FAIL <what>: detail".
+"""
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+from pprof_py.native import libpath
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+SOURCE = os.path.join(HERE, "programs", "gperftools_api.cc")
+GPERFTOOLS_INCLUDE = "/usr/include/gperftools"
+
+
+def clean_env(**extra):
+    env = dict(os.environ)
+    for k in ("HEAPPROFILE", "HEAPCHECK", "TCMALLOC_SAMPLE_PARAMETER", "LD_PRELOAD", "CPUPROFILE",
+              "CANCEL_GLOBAL", "LEAK_AT_EXIT", "SAMPLE_FILE"):
+        env.pop(k, None)
+    env.update(extra)
+    return env
+
+
+def run(cmd, timeout=120, **env):
+    return subprocess.run(cmd, env=clean_env(**env), capture_output=True, text=True, timeout=timeout)
+
+
+def build(out, libs, defines=()):
+    assert os.path.isdir(GPERFTOOLS_INCLUDE), "gperftools' headers missing: apt-get install libgoogle-perftools-dev"
+    cmd = ["g++", "-std=c++17", "-O1", "-g", "-fno-omit-frame-pointer", "-rdynamic", "-pthread",
+           *defines, SOURCE, "-o", out, *libs]
+    cmd += ["-Wl,-rpath," + os.path.dirname(lib) for lib in libs]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=180)
+    assert r.returncode == 0, r.stderr
+    return out
+
+
+@pytest.fixture(scope="module")
+def programs(tmp_path_factory):
+    d = tmp_path_factory.mktemp("gperftools_api")
+    return {
+        "alloc": build(str(d / "gperftools_api"), [libpath("malloc")]),
+        "profiler": build(str(d / "gperftools_api_prof"), [libpath("profiler")], ["-DPROFILER_ONLY"]),
+    }
+
+
+def oks(stdout):
+    return set(re.findall(r"^ok (.+)$", stdout, re.M))
+
+
+def test_program_links_our_libraries_not_gperftools(programs):
+    for exe in programs.values():
+        ldd = subprocess.run(["ldd", exe], capture_output=True, text=True, timeout=60).stdout
+        assert "libtcmalloc" not in ldd and "libprofiler.so" not in ldd, ldd
+    assert os.path.basename(libpath("malloc")) in subprocess.run(
+        ["ldd", programs["alloc"]], capture_output=True, text=True, timeout=60).stdout
+
+
+def test_allocator_groups(programs, tmp_path):
+    sample = str(tmp_path / "sample.heap")
+    r = run([programs["alloc"], "alloc"], TCMALLOC_SAMPLE_PARAMETER="4096", SAMPLE_FILE=sample)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "FAIL" not in r.stdout
+    got = oks(r.stdout)
+    expected = {
+        # tcmalloc.h / nallocx.h
+        "tc_version", "tc_malloc/tc_malloc_size", "tc_new/tc_delete", "tc_new_aligned", "__posix_memalign",
+        "__libc_valloc", "__libc_pvalloc", "nallocx matches malloc", "nallocx aligned", "tc_mallinfo",
+        # malloc_extension.h: properties sensible, ownership right, vtable layout
+        "generic.current_allocated_bytes / heap_size", "tcmalloc properties", "GetOwnership owned",
+        "GetOwnership stack", "GetOwnership global", "GetAllocatedSize", "ReleaseFreeMemory empties the page heap",
+        "GetHeapSample", "GetFreeListSizes", "GetSystemAllocator()->Alloc",
+        "Register: C API dispatches through the vtable", "Register: later vtable slot",
+        # malloc_extension_c.h
+        "MallocExtension_GetNumericProperty", "MallocExtension_GetOwnership", "MallocExtension_GetAllocatedSize",
+        # malloc_hook.h: hooks called, re-entrancy, mmap family
+        "new hook on malloc", "delete hook on free", "new hook on operator new[]",
+        "delete hook on operator delete[]", "new hook on calloc and moving realloc", "removed hook not called",
+        "allocating hook is not re-entered", "SetNewHook (deprecated form)",
+        "GetCallerStackTrace starts at the allocating function", "mmap/munmap hooks", "mmap replacement used",
+        "UnhookedMMap/UnhookedMUnmap",
+        # stacktrace.h
+        "GetStackTrace", "GetStackFrames", "GetStackTraceWithContext skip_count",
+    }
+    assert expected <= got, sorted(expected - got)
+    # GetHeapSample's text is a heap profile our pprof reads
+    rep = subprocess.run([sys.executable, "-m", "pprof_py", "--text", programs["alloc"], sample], cwd=ROOT,
+                         capture_output=True, text=True, timeout=120)
+    assert rep.returncode == 0, rep.stderr
+    assert "test_malloc_extension" in rep.stdout
+
+
+def test_heapcheck_local_named_checkers(programs):
+    r = run([programs["alloc"], "heapcheck"], HEAPCHECK="local")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "heapcheck: 0 failures" in r.stdout
+    assert {"IsActive", "GetAllocCaller", "named checker: no leaks", "named checker finds a leak",
+            "disabled leak and ignored object not reported", "UnIgnoreObject"} <= oks(r.stdout)
+    assert "Leak check leaky_region detected leaks of 4321 bytes in 1 objects" in r.stderr
+    assert 'No leaks found for check "disabled_and_ignored"' in r.stderr
+    assert "_main_" not in r.stderr                     # local: no whole-program check
+
+
+def test_heapcheck_normal_whole_program_check_skips_disabled_and_ignored(programs):
+    r = run([programs["alloc"], "heapcheck"], HEAPCHECK="normal")
+    assert "heapcheck: 0 failures" in r.stdout, r.stdout
+    # the two leaks the named checkers found (4321 + 333 bytes); the block
+    # allocated under a Disabler (777) and the ignored one (555) are not leaks
+    assert "Leak check _main_ detected leaks of 4654 bytes in 2 objects" in r.stderr, r.stderr
+    assert r.returncode == 1
+
+
+def test_cancel_global_check(programs):
+    r = run([programs["alloc"], "heapcheck"], HEAPCHECK="normal", CANCEL_GLOBAL="1")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "_main_" not in r.stderr
+
+
+def test_profiler_h(programs, tmp_path):
+    prof = str(tmp_path / "cpu.prof")
+    r = run([programs["profiler"], "profiler", prof])
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "profiler: 0 failures" in r.stdout
+    rep = subprocess.run([sys.executable, "-m", "pprof_py", "--text", programs["profiler"], prof], cwd=ROOT,
+                         capture_output=True, text=True, timeout=120)
+    assert rep.returncode == 0, rep.stderr
+    assert "test_profiler" in rep.stdout
+
+
+def test_allocator_needs_no_libstdcxx():
+    """The C++ layer must not pull libstdc++ into C programs (LD_PRELOAD)."""
+    lib = libpath("malloc")
+    ldd = subprocess.run(["ldd", lib], capture_output=True, text=True, timeout=60).stdout
+    assert "libstdc++" not in ldd, ldd
+    nm = subprocess.run(["nm", "-D", "--undefined-only", lib], capture_output=True, text=True, timeout=60).stdout
+    strong = [line.split()[-1] for line in nm.splitlines() if line.split()[0] == "U"]
+    assert not [s for s in strong if "GLIBCXX" in s or "CXXABI" in s or s.startswith("_Z")], strong
+    r = subprocess.run(["sh", "-c", "echo preloaded | cat"], env=clean_env(LD_PRELOAD=lib),
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and r.stdout == "preloaded\n", r.stderr
