@@ -81,16 +81,15 @@ static int walk(uintptr_t pc, uintptr_t sp, uintptr_t fp, int exact, void **resu
     int n = 0;
     while (n < max_depth) {
         uintptr_t before = sp;
-        int more = hi && step(&pc, &sp, &fp, exact, lo, hi);
+        if (!hi || !step(&pc, &sp, &fp, exact, lo, hi) || pc < 4096) break;
         exact = 0;
         if (skip > 0) {
             skip--;
-        } else {
-            result[n] = (void *)pc;
-            if (sizes) sizes[n] = more ? (int)(sp - before) : 0;
-            n++;
+            continue;
         }
-        if (!more || pc < 4096) break;
+        result[n] = (void *)pc;
+        if (sizes) sizes[n] = (int)(sp - before);
+        n++;
     }
     return n;
 }

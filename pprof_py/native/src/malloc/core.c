@@ -516,6 +516,7 @@ static int ph_grow(size_t npages) {
     span_t *s = span_new(page, bytes >> PAGE_SHIFT);
     if (!s) return 0;
     ph.system_bytes += bytes;
+    pp_note_heap_growth(bytes);            /* MallocExtension::GetHeapGrowthStacks */
     pagemap_set_ends(s);
     s->location = SPAN_RETURNED;           /* fresh memory: not resident, zero-filled */
     s = ph_coalesce(s);

@@ -141,9 +141,14 @@ class PprofPyExtension : public MallocExtension {
     }
   }
 
-  // Not recorded by this allocator: an empty (valid) profile.
+  // Every growth of the page heap with the stack that caused it
+  // (gperftools_growth.c), in time order.
   void GetHeapGrowthStacks(MallocExtensionWriter *writer) override {
-    writer->append("heap profile:      0:        0 [     0:        0] @ growthz\n");
+    char *text = pp_growth_profile();
+    if (text) {
+      writer->append(text, strlen(text));
+      free(text);
+    }
   }
 
   bool GetNumericProperty(const char *name, size_t *value) override {

@@ -52,6 +52,14 @@ PP_GLUE int pp_ext_ownership(const void *p);           /* 1 owned, 2 not owned *
 PP_GLUE size_t pp_ext_allocated_size(const void *p);   /* 0 if not owned */
 PP_GLUE size_t pp_ext_thread_cache_size(void);
 PP_GLUE int pp_ext_get_property(const char *name, size_t *value);
+/* gperftools_growth.c: core.c calls this each time the page heap grows
+   (page-heap lock held: it does not allocate or take allocator locks) */
+PP_GLUE void pp_note_heap_growth(size_t bytes);
+/* the growth stacks as a heap profile ("@ growth"); free() it */
+PP_GLUE char *pp_growth_profile(void);
+/* return addresses of the code that called into this library (frames of
+   the library itself dropped), innermost first */
+PP_GLUE int pp_stack_above_library(void **result, int max_depth, int skip_count);
 /* api.c / core.c pieces the C++ layer calls */
 PP_GLUE void pp_release_free_memory(void);
 char *GetHeapProfile(void);                           /* heapprof.c (exported) */

@@ -181,28 +181,25 @@ EXPORT int MallocHook_RemoveMunmapReplacement(MallocHook_MunmapReplacement h) {
 
 int pp_GetStackTrace(void **result, int max_depth, int skip_count) __asm__("_Z13GetStackTracePPvii");
 
-static uintptr_t lib_lo, lib_hi;     /* this library's code */
+static uintptr_t lib_lo, lib_hi;     /* this library's mapping */
 
-static int find_own_code(struct dl_phdr_info *info, size_t size, void *arg) {
-    (void)size;
-    uintptr_t me = (uintptr_t)arg;
-    for (int i = 0; i < info->dlpi_phnum; i++) {
-        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-        uintptr_t a = info->dlpi_addr + ph->p_vaddr;
-        if (ph->p_type == PT_LOAD && (ph->p_flags & PF_X) && me >= a && me < a + ph->p_memsz) {
-            lib_lo = a;
-            lib_hi = a + ph->p_memsz;
-            return 1;
-        }
+/* With glibc's _dl_find_object: lock-free and allocation-free, so safe
+   inside the allocator (the page heap calls this with its lock held). */
+extern int _dl_find_object(void *pc, struct dl_find_object *result) __attribute__((weak));
+
+static void find_own_mapping(void) {
+    struct dl_find_object fo;
+    if (_dl_find_object && _dl_find_object((void *)(uintptr_t)&find_own_mapping, &fo) == 0) {
+        lib_lo = (uintptr_t)fo.dlfo_map_start;
+        lib_hi = (uintptr_t)fo.dlfo_map_end;
     }
-    return 0;
 }
 
 #define CALLER_DEPTH 64
 
-EXPORT int MallocHook_GetCallerStackTrace(void **result, int max_depth, int skip_count) {
-    if (!in_hook || max_depth <= 0) return 0;
-    if (!lib_hi) dl_iterate_phdr(find_own_code, (void *)(uintptr_t)&MallocHook_GetCallerStackTrace);
+int pp_stack_above_library(void **result, int max_depth, int skip_count) {
+    if (max_depth <= 0) return 0;
+    if (!lib_hi) find_own_mapping();
     void *pcs[CALLER_DEPTH];
     int n = pp_GetStackTrace(pcs, CALLER_DEPTH, 0);
     /* frames up to the last one in this library are the hook, the runner
@@ -213,6 +210,11 @@ EXPORT int MallocHook_GetCallerStackTrace(void **result, int max_depth, int skip
     int out = 0;
     for (int i = first + skip_count; i < n && out < max_depth; i++) result[out++] = pcs[i];
     return out;
+}
+
+EXPORT int MallocHook_GetCallerStackTrace(void **result, int max_depth, int skip_count) {
+    if (!in_hook) return 0;
+    return pp_stack_above_library(result, max_depth, skip_count);
 }
 
 /* ------------------------------------------------------------------ */
