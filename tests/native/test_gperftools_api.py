@@ -24,7 +24,7 @@ GPERFTOOLS_INCLUDE = "/usr/include/gperftools"
 def clean_env(**extra):
     env = dict(os.environ)
     for k in ("HEAPPROFILE", "HEAPCHECK", "TCMALLOC_SAMPLE_PARAMETER", "LD_PRELOAD", "CPUPROFILE",
-              "CANCEL_GLOBAL", "LEAK_AT_EXIT", "SAMPLE_FILE"):
+              "CANCEL_GLOBAL", "LEAK_AT_EXIT", "SAMPLE_FILE", "GROWTH_FILE"):
         env.pop(k, None)
     env.update(extra)
     return env
@@ -66,8 +66,9 @@ def test_program_links_our_libraries_not_gperftools(programs):
 
 
 def test_allocator_groups(programs, tmp_path):
-    sample = str(tmp_path / "sample.heap")
-    r = run([programs["alloc"], "alloc"], TCMALLOC_SAMPLE_PARAMETER="4096", SAMPLE_FILE=sample)
+    sample, growth = str(tmp_path / "sample.heap"), str(tmp_path / "growth.heap")
+    r = run([programs["alloc"], "alloc"], TCMALLOC_SAMPLE_PARAMETER="4096", SAMPLE_FILE=sample,
+            GROWTH_FILE=growth)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "FAIL" not in r.stdout
     got = oks(r.stdout)
@@ -78,7 +79,7 @@ def test_allocator_groups(programs, tmp_path):
         # malloc_extension.h: properties sensible, ownership right, vtable layout
         "generic.current_allocated_bytes / heap_size", "tcmalloc properties", "GetOwnership owned",
         "GetOwnership stack", "GetOwnership global", "GetAllocatedSize", "ReleaseFreeMemory empties the page heap",
-        "GetHeapSample", "GetFreeListSizes", "GetSystemAllocator()->Alloc",
+        "GetHeapSample", "GetHeapGrowthStacks", "GetFreeListSizes", "GetSystemAllocator()->Alloc",
         "Register: C API dispatches through the vtable", "Register: later vtable slot",
         # malloc_extension_c.h
         "MallocExtension_GetNumericProperty", "MallocExtension_GetOwnership", "MallocExtension_GetAllocatedSize",
@@ -92,11 +93,13 @@ def test_allocator_groups(programs, tmp_path):
         "GetStackTrace", "GetStackFrames", "GetStackTraceWithContext skip_count",
     }
     assert expected <= got, sorted(expected - got)
-    # GetHeapSample's text is a heap profile our pprof reads
-    rep = subprocess.run([sys.executable, "-m", "pprof_py", "--text", programs["alloc"], sample], cwd=ROOT,
-                         capture_output=True, text=True, timeout=120)
-    assert rep.returncode == 0, rep.stderr
-    assert "test_malloc_extension" in rep.stdout
+    # GetHeapSample's and GetHeapGrowthStacks' texts are heap profiles our
+    # pprof reads; the 8 MiB block of test_malloc_extension grew the heap
+    for profile in (sample, growth):
+        rep = subprocess.run([sys.executable, "-m", "pprof_py", "--text", programs["alloc"], profile], cwd=ROOT,
+                             capture_output=True, text=True, timeout=120)
+        assert rep.returncode == 0, rep.stderr
+        assert "test_malloc_extension" in rep.stdout, rep.stdout
 
 
 def test_heapcheck_local_named_checkers(programs):

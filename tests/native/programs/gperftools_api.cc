@@ -202,6 +202,17 @@ static void test_malloc_extension() {
     fclose(f);
   }
 
+  std::string growth;
+  ext->GetHeapGrowthStacks(&growth);
+  check(growth.compare(0, 14, "heap profile: ") == 0 && growth.find(" growth\n") != std::string::npos &&
+            growth.find("] @ 0x") != std::string::npos,
+        "GetHeapGrowthStacks", growth.substr(0, 80).c_str());
+  f = fopen(getenv("GROWTH_FILE") ? getenv("GROWTH_FILE") : "/dev/null", "w");
+  if (f) {
+    fwrite(growth.data(), 1, growth.size(), f);
+    fclose(f);
+  }
+
   ext->SetMemoryReleaseRate(5.0);
   check(ext->GetMemoryReleaseRate() == 5.0, "MemoryReleaseRate");
   SysAllocator *sys = ext->GetSystemAllocator();
