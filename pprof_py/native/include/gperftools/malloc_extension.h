@@ -111,7 +111,7 @@ class PERFTOOLS_DLL_DECL MallocExtension {
   virtual void **ReadStackTraces(int *sample_period);
   virtual void **ReadHeapGrowthStackTraces();
 
-  // Bytes the calling thread's cache may hold.
+  // Bytes of free objects in the calling thread's cache.
   virtual size_t GetThreadCacheSize();
   // Like MarkThreadIdle, for a shorter pause.
   virtual void MarkThreadTemporarilyIdle();

@@ -99,10 +99,11 @@ PP_GLUE size_t pp_ext_allocated_size(const void *p) {
     return s->sizeclass ? pp_class_size[s->sizeclass] : s->npages << PAGE_SHIFT;
 }
 
-/* Bytes the calling thread's cache may hold. */
+/* Bytes of free objects in the calling thread's cache (tcmalloc's
+   GetThreadCacheSize: 0 right after MarkThreadIdle). */
 PP_GLUE size_t pp_ext_thread_cache_size(void) {
     tcache_t *tc = pp_tc;
-    return tc ? tc->max_size : 0;
+    return tc ? tc->size : 0;
 }
 
 /* tcmalloc's numeric properties (the ones this allocator can answer). */
