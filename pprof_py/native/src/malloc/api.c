@@ -101,15 +101,30 @@ static NOINLINE void *alloc_slow(size_t n, size_t align, void *frame) {
     return p;
 }
 
+static NOINLINE void *new_mode_retry(size_t n);
+
 /* Every allocation and free below passes the MallocHook test: one load of
    pp_hooks_on (gperftools_hooks.c), nonzero only while a program installed
-   a new/delete hook or the heap checker tracks objects. */
-static inline void *do_malloc(size_t n, void *frame) {
-    void *p = small_fast(n);
-    if (PP_UNLIKELY(p == NULL)) p = alloc_slow(n, 0, frame);
+   a new/delete hook or the heap checker follows objects.  It sits in the
+   fast path's condition, so that path still saves no registers and makes
+   no call; the rest is a tail call.  c_malloc: the caller is malloc, which
+   tc_set_new_mode(1) lets call the new handler on failure. */
+static NOINLINE void *malloc_tail(void *p, size_t n, void *frame, int c_malloc) {
+    if (p == NULL) {
+        p = alloc_slow(n, 0, frame);
+        if (PP_UNLIKELY(p == NULL) && c_malloc && pp_new_mode) p = new_mode_retry(n);
+    }
     if (PP_UNLIKELY(pp_hooks_on)) pp_run_new_hooks(p, n);
     return p;
 }
+
+static inline __attribute__((always_inline)) void *malloc_ex(size_t n, void *frame, int c_malloc) {
+    void *p = small_fast(n);
+    if (PP_LIKELY(p != NULL) && PP_LIKELY(!pp_hooks_on)) return p;
+    return malloc_tail(p, n, frame, c_malloc);
+}
+
+static inline void *do_malloc(size_t n, void *frame) { return malloc_ex(n, frame, 0); }
 
 static NOINLINE __attribute__((noreturn)) void bad_free(void *p) {
     span_t *s = pp_span_containing(p);
@@ -120,6 +135,8 @@ static NOINLINE __attribute__((noreturn)) void bad_free(void *p) {
 }
 
 static NOINLINE void free_slow(void *p) {
+    if (PP_UNLIKELY(pp_hooks_on)) pp_run_delete_hooks(p);   /* before the block can be reused */
+    if (PP_UNLIKELY(p == NULL)) return;
     span_t *s = pp_span_of(p);
     if (PP_UNLIKELY(s == NULL || s->location != SPAN_IN_USE)) bad_free(p);
     if (s->sampled) pp_prof_forget(p, s);
@@ -144,13 +161,16 @@ static NOINLINE void free_slow(void *p) {
 }
 
 static inline __attribute__((always_inline)) void do_free(void *p) {
-    if (PP_UNLIKELY(pp_hooks_on)) pp_run_delete_hooks(p);   /* before the block can be reused */
-    if (PP_UNLIKELY(p == NULL)) return;
+    if (PP_UNLIKELY(p == NULL)) {
+        if (PP_UNLIKELY(pp_hooks_on)) pp_run_delete_hooks(p);   /* gperftools reports free(NULL) too */
+        return;
+    }
     /* fast path: class from the byte map, no span access; objects the
-       profiler may know about, large blocks and bad pointers go slow */
+       profiler may know about, large blocks, bad pointers and calls with
+       hooks installed go slow */
     int cl = pp_class_of_page((uintptr_t)p >> PAGE_SHIFT);
     tcache_t *tc = pp_tc;
-    if (PP_LIKELY(cl != 0 && tc != NULL) && PP_LIKELY(!pp_any_sampled || !pp_span_of(p)->sampled)) {
+    if (PP_LIKELY(cl != 0 && tc != NULL && !pp_hooks_on) && PP_LIKELY(!pp_any_sampled || !pp_span_of(p)->sampled)) {
         freelist_t *fl = &tc->lists[cl];
         *(void **)p = fl->head;
         fl->head = p;
@@ -233,17 +253,11 @@ static void *do_realloc(void *old, size_t n, void *frame) {
 
 #define FRAME __builtin_frame_address(0)
 
-static NOINLINE void *new_mode_retry(size_t n);
-
 /* tc_set_new_mode(1) makes malloc, calloc and realloc call the C++ new
    handler on failure, like operator new (nothrow); tc_malloc_skip_new_handler
    is malloc without that. */
 EXPORT void *tc_malloc_skip_new_handler(size_t n) { return do_malloc(n, FRAME); }
-EXPORT void *malloc(size_t n) {
-    void *p = do_malloc(n, FRAME);
-    if (PP_UNLIKELY(p == NULL) && pp_new_mode) p = new_mode_retry(n);
-    return p;
-}
+EXPORT void *malloc(size_t n) { return malloc_ex(n, FRAME, 1); }
 EXPORT void free(void *p) { do_free(p); }
 EXPORT void cfree(void *p) { do_free(p); }
 EXPORT void *calloc(size_t a, size_t b) {
