@@ -91,6 +91,7 @@ def test_allocator_groups(programs, tmp_path):
         "UnhookedMMap/UnhookedMUnmap",
         # stacktrace.h
         "GetStackTrace", "GetStackFrames", "GetStackTraceWithContext skip_count",
+        "GetStackTraceWithContext from a signal handler",
     }
     assert expected <= got, sorted(expected - got)
     # GetHeapSample's and GetHeapGrowthStacks' texts are heap profiles our
@@ -133,6 +134,7 @@ def test_profiler_h(programs, tmp_path):
     r = run([programs["profiler"], "profiler", prof])
     assert r.returncode == 0, r.stdout + r.stderr
     assert "profiler: 0 failures" in r.stdout
+    assert {"GetStackTrace", "GetStackTraceWithContext from a signal handler"} <= oks(r.stdout)
     rep = subprocess.run([sys.executable, "-m", "pprof_py", "--text", programs["profiler"], prof], cwd=ROOT,
                          capture_output=True, text=True, timeout=120)
     assert rep.returncode == 0, rep.stderr

@@ -5,13 +5,14 @@
 //   gperftools_api alloc       tcmalloc.h, nallocx.h, malloc_extension*.h,
 //                              malloc_hook*.h, stacktrace.h
 //   gperftools_api heapcheck   heap-checker.h (run with HEAPCHECK set)
-//   gperftools_api profiler    profiler.h; built with -DPROFILER_ONLY and
+//   gperftools_api profiler    profiler.h, stacktrace.h; built with -DPROFILER_ONLY and
 //                              linked with the sampler alone, like a program
 //                              linked with -lprofiler
 //
 // Each check prints "ok <what>"; a failed one prints "FAIL <what>: detail"
 // and the program exits 1.
 #include <dlfcn.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <malloc.h>
 #include <stdio.h>
@@ -56,6 +57,69 @@ static size_t property(const char *name) {
   size_t v = 0;
   if (!MallocExtension::instance()->GetNumericProperty(name, &v)) return (size_t)-1;
   return v;
+}
+
+// ------------------------------------------------------------- stacktrace.h
+
+// (global functions: dladdr names them in a -rdynamic program)
+static void *trace[32];
+static int sizes[32];
+static int depth, frames_depth;
+
+__attribute__((noinline)) void leaf() {
+  depth = GetStackTrace(trace, 32, 0);
+  frames_depth = GetStackFrames(trace + 16, sizes, 16, 0);
+  asm volatile("");
+}
+__attribute__((noinline)) void middle() {
+  leaf();
+  asm volatile("");
+}
+__attribute__((noinline)) void outer() {
+  middle();
+  asm volatile("");
+}
+
+static const char *name_of(void *pc) {
+  Dl_info info;
+  return dladdr(pc, &info) && info.dli_sname ? info.dli_sname : "?";
+}
+
+static void *context_trace[32];
+static int context_depth;
+
+static void context_handler(int, siginfo_t *, void *uc) {
+  context_depth = GetStackTraceWithContext(context_trace, 32, 0, uc);
+}
+
+__attribute__((noinline)) void signal_myself() {
+  raise(SIGUSR1);
+  asm volatile("");
+}
+
+static void test_stacktrace() {
+  outer();
+  bool ok = depth >= 4 && strstr(name_of(trace[0]), "leaf") && strstr(name_of(trace[1]), "middle") &&
+            strstr(name_of(trace[2]), "outer");
+  char detail[200];
+  snprintf(detail, sizeof detail, "depth %d: %s %s %s", depth, name_of(trace[0]), depth > 1 ? name_of(trace[1]) : "",
+           depth > 2 ? name_of(trace[2]) : "");
+  check(ok, "GetStackTrace", detail);
+  check(frames_depth >= 3 && strstr(name_of(trace[16]), "leaf"), "GetStackFrames");
+  void *skipped[32];
+  int n = GetStackTraceWithContext(skipped, 32, 1, nullptr);
+  check(n > 0 && strstr(name_of(skipped[0]), "main"), "GetStackTraceWithContext skip_count");
+
+  // from a signal handler's context: the interrupted code's callers
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_sigaction = context_handler;
+  sa.sa_flags = SA_SIGINFO;
+  sigaction(SIGUSR1, &sa, nullptr);
+  signal_myself();
+  bool seen = false;
+  for (int i = 0; i < context_depth && i < 4; i++) seen |= strstr(name_of(context_trace[i]), "signal_myself") != nullptr;
+  check(seen, "GetStackTraceWithContext from a signal handler");
 }
 
 #ifndef PROFILER_ONLY
@@ -367,46 +431,6 @@ static void test_malloc_hook() {
   check(real != MAP_FAILED && MallocHook::UnhookedMUnmap(real, 4096) == 0, "UnhookedMMap/UnhookedMUnmap");
 }
 
-// ------------------------------------------------------------- stacktrace.h
-
-// (global functions: dladdr names them in a -rdynamic program)
-static void *trace[32];
-static int sizes[32];
-static int depth, frames_depth;
-
-__attribute__((noinline)) void leaf() {
-  depth = GetStackTrace(trace, 32, 0);
-  frames_depth = GetStackFrames(trace + 16, sizes, 16, 0);
-  asm volatile("");
-}
-__attribute__((noinline)) void middle() {
-  leaf();
-  asm volatile("");
-}
-__attribute__((noinline)) void outer() {
-  middle();
-  asm volatile("");
-}
-
-static const char *name_of(void *pc) {
-  Dl_info info;
-  return dladdr(pc, &info) && info.dli_sname ? info.dli_sname : "?";
-}
-
-static void test_stacktrace() {
-  outer();
-  bool ok = depth >= 4 && strstr(name_of(trace[0]), "leaf") && strstr(name_of(trace[1]), "middle") &&
-            strstr(name_of(trace[2]), "outer");
-  char detail[200];
-  snprintf(detail, sizeof detail, "depth %d: %s %s %s", depth, name_of(trace[0]), depth > 1 ? name_of(trace[1]) : "",
-           depth > 2 ? name_of(trace[2]) : "");
-  check(ok, "GetStackTrace", detail);
-  check(frames_depth >= 3 && strstr(name_of(trace[16]), "leaf"), "GetStackFrames");
-  void *skipped[32];
-  int n = GetStackTraceWithContext(skipped, 32, 1, nullptr);
-  check(n > 0 && strstr(name_of(skipped[0]), "main"), "GetStackTraceWithContext skip_count");
-}
-
 // ------------------------------------------------------------ heap-checker.h
 
 static void *hidden_roots[4];
@@ -537,6 +561,7 @@ int main(int argc, char **argv) {
 #else
   } else if (strcmp(mode, "profiler") == 0 && argc > 2) {
     test_profiler(argv[2]);
+    test_stacktrace();        // libprofiler exports stacktrace.h too
 #endif
   } else {
     fprintf(stderr, "usage: %s alloc | heapcheck | profiler FILE\n", argv[0]);
