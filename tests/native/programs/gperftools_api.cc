@@ -502,6 +502,8 @@ static void test_heapcheck() {
     leak_unignored();
     check(!again.BriefNoLeaks() && again.BytesLeaked() == 333, "UnIgnoreObject");
   }
+  if (getenv("GLOBAL_CHECK_NOW"))   // the leaks of the named regions are still there
+    check(HeapLeakChecker::GlobalChecker() != nullptr && !HeapLeakChecker::NoGlobalLeaks(), "NoGlobalLeaks");
   if (getenv("CANCEL_GLOBAL")) HeapLeakChecker::CancelGlobalCheck();
   if (getenv("LEAK_AT_EXIT")) leak_bytes(999);
 }

@@ -74,6 +74,7 @@ struct pp_leak_query {
     const char *name;                              /* "_main_" for the whole-program check */
     int (*may_report)(uintptr_t addr, void *ctx);  /* NULL: every unreachable object */
     void *ctx;
+    int at_exit;                                   /* the check at exit: its report ends the process */
     size_t leaked_bytes, leaked_objects;           /* results */
 };
 /* heapprof.c: */

@@ -306,7 +306,7 @@ bool HeapLeakChecker::DoNoLeaks(ShouldSymbolize) {
   has_checked_ = true;
   inuse_bytes_increase_ = inuse_allocs_increase_ = 0;
   if (!IsActive() || !name_) return true;
-  pp_leak_query q = {name_, nullptr, nullptr, 0, 0};
+  pp_leak_query q = {name_, nullptr, nullptr, 0, 0, 0};
   if (start_snapshot_) {
     q.may_report = not_in_snapshot;
     q.ctx = start_snapshot_;

@@ -1190,7 +1190,7 @@ static int leak_check(struct pp_leak_query *q) {
     sb_str(&r, " \"");
     sb_str(&r, file);
     sb_str(&r, "\" --inuse_objects --lines --heapcheck  --edgefraction=1e-10 --nodefraction=1e-10 --text\n\n");
-    if (strcmp(q->name, "_main_") == 0)
+    if (q->at_exit)
         sb_str(&r, "Exiting with error code (instead of crashing) because of whole-program memory leaks\n");
     if (r.p) pp_write_str(2, r.p);
     sb_free(&r);
@@ -1209,7 +1209,7 @@ void pp_prof_at_exit(void) {
         HeapProfilerDump(reason);
     }
     if (leak_check_on && pp_hc_global_check_wanted()) {
-        struct pp_leak_query q = {"_main_", NULL, NULL, 0, 0};
+        struct pp_leak_query q = {"_main_", NULL, NULL, 1, 0, 0};
         pp_busy = 1;
         int leaks = leak_check(&q);
         if (leaks) {
