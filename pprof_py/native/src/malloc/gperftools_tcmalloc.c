@@ -46,19 +46,22 @@ EXPORT size_t nallocx(size_t size, int flags) {
 }
 EXPORT size_t tc_nallocx(size_t size, int flags) __attribute__((alias("nallocx")));
 
+static int clamp_int(size_t v) { return v > 0x7fffffff ? 0x7fffffff : (int)v; }
+
 /* mallinfo in tcmalloc's terms: arena = heap reserved from the OS, the
-   free bytes in the caches and page heap, hblkhd = released pages. */
+   free bytes in the caches and page heap, hblkhd = released pages; the
+   int fields saturate. */
 EXPORT struct mallinfo tc_mallinfo(void) {
     struct pprofpy_malloc_stats st;
     struct mallinfo mi;
     memset(&mi, 0, sizeof mi);
     pp_get_stats(&st);
     size_t cached = st.central_cache_free_bytes + st.transfer_cache_free_bytes + st.thread_cache_free_bytes;
-    mi.arena = (int)st.heap_size;
-    mi.hblkhd = (int)st.pageheap_unmapped_bytes;
-    mi.uordblks = (int)st.allocated_bytes;
-    mi.fsmblks = (int)cached;
-    mi.fordblks = (int)st.pageheap_free_bytes;
+    mi.arena = clamp_int(st.heap_size);
+    mi.hblkhd = clamp_int(st.pageheap_unmapped_bytes);
+    mi.uordblks = clamp_int(st.allocated_bytes);
+    mi.fsmblks = clamp_int(cached);
+    mi.fordblks = clamp_int(st.pageheap_free_bytes);
     return mi;
 }
 EXPORT struct mallinfo mallinfo(void) __attribute__((alias("tc_mallinfo")));
