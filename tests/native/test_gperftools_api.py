@@ -156,3 +156,25 @@ def test_allocator_needs_no_libstdcxx():
     r = subprocess.run(["sh", "-c", "echo preloaded | cat"], env=clean_env(LD_PRELOAD=lib),
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 0 and r.stdout == "preloaded\n", r.stderr
+
+
+def test_suite_runner_relinks_against_ours_only():
+    """tests/gperftools_suite.py (make test-gperftools) keeps a test's own
+    objects and gperftools' test-support libraries and puts our libraries in
+    place of libtcmalloc's shared library and the allocator objects CMake
+    links into some tests."""
+    sys.path.insert(0, os.path.dirname(HERE))
+    try:
+        import gperftools_suite
+    finally:
+        sys.path.pop(0)
+    words = ("/usr/bin/c++ -O3 -DNDEBUG CMakeFiles/tcmalloc_internal_object.dir/src/page_heap.cc.o "
+             "CMakeFiles/stacktrace_object.dir/src/stacktrace.cc.o CMakeFiles/sampling_test.dir/src/tests/"
+             "sampling_test.cc.o -o sampling_test -Wl,-rpath,/b libtcmalloc.so.9.10.5 "
+             "/usr/lib/x86_64-linux-gnu/libunwind.so libspinlock.a liblogging.a").split()
+    cmd = gperftools_suite.our_link(words, "sampling_test", ["malloc"])
+    assert "CMakeFiles/sampling_test.dir/src/tests/sampling_test.cc.o" in cmd
+    assert not [w for w in cmd if "tcmalloc_internal" in w or "stacktrace_object" in w or "libtcmalloc" in w
+                or "libunwind" in w]
+    assert libpath("malloc") in cmd and cmd.index("liblogging.a") < cmd.index(libpath("malloc"))
+    assert gperftools_suite.object_targets(words, "sampling_test")[0].startswith("CMakeFiles/sampling_test.dir/")
