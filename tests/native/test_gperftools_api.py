@@ -178,3 +178,22 @@ def test_suite_runner_relinks_against_ours_only():
                 or "libunwind" in w]
     assert libpath("malloc") in cmd and cmd.index("liblogging.a") < cmd.index(libpath("malloc"))
     assert gperftools_suite.object_targets(words, "sampling_test")[0].startswith("CMakeFiles/sampling_test.dir/")
+
+
+def test_our_headers_have_gperftools_abi(tmp_path):
+    """Vtable slots of every MallocExtension/SysAllocator virtual and the
+    sizes of the public structures are the same with our headers
+    (pprof_py/native/include/gperftools) as with gperftools' own."""
+    src = os.path.join(HERE, "programs", "gperftools_abi.cc")
+    ours_dir = os.path.join(ROOT, "pprof_py", "native", "include")
+    outputs = {}
+    for name, flags in (("gperftools", []), ("ours", ["-I" + ours_dir])):
+        deps = subprocess.run(["g++", "-std=c++17", "-M", *flags, src], capture_output=True, text=True, timeout=120)
+        assert deps.returncode == 0, deps.stderr
+        used = os.path.join(ours_dir, "gperftools", "malloc_extension.h") in deps.stdout
+        assert used == (name == "ours"), deps.stdout
+        exe = str(tmp_path / name)
+        subprocess.run(["g++", "-std=c++17", *flags, src, "-o", exe], check=True, capture_output=True, timeout=120)
+        outputs[name] = subprocess.run([exe], capture_output=True, text=True, timeout=60, check=True).stdout
+    assert "MallocExtension::MarkThreadTemporarilyIdle slot" in outputs["gperftools"]
+    assert outputs["ours"] == outputs["gperftools"]
