@@ -112,7 +112,8 @@ static NOINLINE void *new_mode_retry(size_t n);
 static NOINLINE void *malloc_tail(void *p, size_t n, void *frame, int c_malloc) {
     if (p == NULL) {
         p = alloc_slow(n, 0, frame);
-        if (PP_UNLIKELY(p == NULL) && c_malloc && pp_new_mode) p = new_mode_retry(n);
+        /* the retry's own allocation runs the hooks */
+        if (PP_UNLIKELY(p == NULL) && c_malloc && pp_new_mode) return new_mode_retry(n);
     }
     if (PP_UNLIKELY(pp_hooks_on)) pp_run_new_hooks(p, n);
     return p;
