@@ -75,7 +75,7 @@ def test_allocator_groups(programs, tmp_path):
     expected = {
         # tcmalloc.h / nallocx.h
         "tc_version", "tc_malloc/tc_malloc_size", "tc_new/tc_delete", "tc_new_aligned", "__posix_memalign",
-        "__libc_valloc", "__libc_pvalloc", "nallocx matches malloc", "nallocx aligned", "tc_mallinfo",
+        "__libc_valloc", "__libc_pvalloc", "nallocx matches malloc", "new mode calls the new handler", "nallocx aligned", "tc_mallinfo",
         # malloc_extension.h: properties sensible, ownership right, vtable layout
         "generic.current_allocated_bytes / heap_size", "tcmalloc properties", "GetOwnership owned",
         "GetOwnership stack", "GetOwnership global", "GetAllocatedSize", "ReleaseFreeMemory empties the page heap",

@@ -125,6 +125,12 @@ static void test_stacktrace() {
 #ifndef PROFILER_ONLY
 // ---------------------------------------------------------------- tcmalloc.h
 
+static int handler_calls;
+static void give_up() {
+  handler_calls++;
+  std::set_new_handler(nullptr);
+}
+
 static void test_tcmalloc_h() {
   int major = 0, minor = 0;
   const char *patch = nullptr;
@@ -172,6 +178,17 @@ static void test_tcmalloc_h() {
   check(true, "tc_new/tc_delete");
 
   check(tc_set_new_mode(1) == 0 && tc_set_new_mode(0) == 1, "tc_set_new_mode");
+  // new mode 1: a failing malloc calls the new handler (which gives up)
+  std::set_new_handler(give_up);
+  tc_set_new_mode(1);
+  sink = malloc((size_t)1 << 50);
+  bool called = handler_calls == 1 && sink == nullptr;
+  sink = tc_malloc_skip_new_handler((size_t)1 << 50);
+  called = called && handler_calls == 1;
+  tc_set_new_mode(0);
+  sink = malloc((size_t)1 << 50);
+  check(called && handler_calls == 1 && sink == nullptr, "new mode calls the new handler");
+  std::set_new_handler(nullptr);
   struct mallinfo mi = tc_mallinfo();
   check(mi.arena > 0 && mi.uordblks > 0, "tc_mallinfo");
   check(tc_mallopt(1, 1) == 1, "tc_mallopt");
