@@ -17,9 +17,12 @@ def _keys_for_address(address, symbols, granularity, width, show_addresses=False
     if len(a) > 8 and a > "7fffffffffffffff":
         return []
     triples = symbols.get(address) or [(a, "", a)]
+    display = getattr(symbols, "display", None)     # symbolize.Symbols: name@address
     keys = []
     for j in range(len(triples) - 1, -1, -1):
         func, fileline, _full = triples[j]
+        if display:
+            func = display.get(_full, func)
         if j > 0:
             func = f"{func} (inline)"
         if granularity == "addresses":

@@ -66,14 +66,13 @@ class ObjectCache:
 
 def libraries(prepared):
     """[(path, start, limit, offset)] like pprof's $libs: the shared
-    libraries of the first profile's memory map, then the main program."""
+    libraries of the combined memory map (the first profile's, for one
+    run), then the main program."""
     opts = prepared.options
-    main = prepared.profiles[0]
-    program = prepared.program
-    symbolizer = Symbolizer(program, opts.lib_prefixes, opts.strip_templates,
-                            use_cache=opts.use_cache, width=prepared.width)
-    max_pc = max((loc.address for loc in main.locations), default=0)
-    return symbolizer.libraries(main.mappings, max_pc)
+    symbolizer = Symbolizer(prepared.program, opts.lib_prefixes, opts.strip_templates,
+                            use_cache=opts.use_cache, width=prepared.width, add_lib=opts.add_lib)
+    max_pc = max((loc.address for loc in prepared.main.locations), default=0)
+    return symbolizer.libraries(prepared.inputs.mappings, max_pc)
 
 
 def routines(obj, regex):
@@ -326,12 +325,60 @@ def _target_namer(obj):
 
 
 def _build_target_namer(obj):
-    starts, _ends, full = obj.nm_table()
-    starts_list = [int(s) for s in starts]
+    """objdump labels a branch target with the closest symbol at or below it
+    (`name+0xoff`), or the lowest symbol above it (`name-0xoff`) when none
+    is below.  With a .symtab our nm table gives the same names.  A
+    stripped object has only .dynsym, whose names objdump spells with BFD's
+    version strings (`stripped_round@@Base`, `stdout@GLIBC_2.2.5`), and the
+    synthetic `name@plt` stubs count as symbols too: code outside any
+    exported function is labelled from the nearest of them
+    (`__cxa_finalize@plt+0x133`)."""
     plt = _plt_entries(obj)
     plt_starts = sorted(plt)
     plt_sections = [(sec["sh_addr"], sec["sh_addr"] + sec["sh_size"]) for sec in obj._sections
                     if sec.name in (".plt", ".plt.sec", ".plt.got") and sec["sh_size"]]
+    symtab = obj._raw_symbols(".symtab")
+    if symtab is not None and len(symtab[0]) > 1:
+        starts, _ends, full = obj.nm_table()
+        starts_list = [int(s) for s in starts]
+        names = [re.sub(r"<[0-9a-f]*>$", "", f) for f in full]
+        below_first = False          # as before: no label below the first symbol
+    else:
+        labels = []
+        dynsym = obj._raw_symbols(".dynsym")
+        if dynsym is not None:
+            syms, strtab, _ = dynsym
+            versions = obj._versions(len(syms))
+            for i in range(1, len(syms)):
+                shndx, info = int(syms["shndx"][i]), int(syms["info"][i])
+                kind = info & 0xf
+                if shndx == 0 or shndx == 0xfff2 or kind in (3, 4) or not syms["name"][i]:
+                    continue                  # undefined, common, section, file
+                name = obj._name(strtab, int(syms["name"][i]))
+                if versions is not None:
+                    raw_versions, vnames = versions
+                    v = int(raw_versions[i])
+                    ndx = v & 0x7fff
+                    hidden = bool(v & 0x8000)
+                    if ndx == 1:
+                        name += "@" * (1 + (not hidden)) + "Base"
+                    elif ndx in vnames and not (shndx == 0xfff1 and vnames[ndx][0] == name):
+                        vname, needed = vnames[ndx]
+                        name += ("@" if needed or hidden else "@@") + vname
+                # objdump's compare_symbols among symbols at one address:
+                # functions, then objects, then globals, then larger, then by name
+                bind = info >> 4
+                labels.append((int(syms["value"][i]), kind != 2, kind != 1, bind == 0,
+                               -int(syms["size"][i]), name.encode("utf-8", "surrogateescape"), name))
+        labels += [(address, True, True, True, 0, stub.encode(), stub) for address, stub in plt.items()]
+        labels.sort()
+        starts_list, names = [], []
+        for label in labels:
+            if starts_list and starts_list[-1] == label[0]:
+                continue                      # the first in objdump's order wins
+            starts_list.append(label[0])
+            names.append(label[-1])
+        below_first = True
 
     def describe(address):
         stub = plt.get(address)
@@ -345,10 +392,11 @@ def _build_target_namer(obj):
                 return "%s+0x%x" % (plt[plt_starts[j]], address - plt_starts[j])
         i = bisect.bisect_right(starts_list, address) - 1
         if i < 0:
-            return None
-        name = re.sub(r"<[0-9a-f]*>$", "", full[i])
+            if not (below_first and starts_list):
+                return None
+            return "%s-0x%x" % (names[0], starts_list[0] - address)
         off = address - starts_list[i]
-        return name if off == 0 else "%s+0x%x" % (name, off)
+        return names[i] if off == 0 else "%s+0x%x" % (names[i], off)
     return describe
 
 
