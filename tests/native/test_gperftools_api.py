@@ -50,6 +50,9 @@ def programs(tmp_path_factory):
     return {
         "alloc": build(str(d / "gperftools_api"), [libpath("malloc")]),
         "profiler": build(str(d / "gperftools_api_prof"), [libpath("profiler")], ["-DPROFILER_ONLY"]),
+        # like -ltcmalloc -lprofiler
+        "both": build(str(d / "gperftools_api_both"), [libpath("malloc"), libpath("profiler")],
+                      ["-DPROFILER_ONLY"]),
     }
 
 
@@ -197,3 +200,13 @@ def test_our_headers_have_gperftools_abi(tmp_path):
         outputs[name] = subprocess.run([exe], capture_output=True, text=True, timeout=60, check=True).stdout
     assert "MallocExtension::MarkThreadTemporarilyIdle slot" in outputs["gperftools"]
     assert outputs["ours"] == outputs["gperftools"]
+
+
+def test_profiler_h_with_our_allocator_too(programs, tmp_path):
+    """A program linked with both libraries: the sampler's threads make their
+    first allocation inside pthread_getattr_np, which holds the thread's lock
+    (the allocator used to ask pthread_getattr_np again there: deadlock)."""
+    prof = str(tmp_path / "cpu.prof")
+    r = run([programs["both"], "profiler", prof], timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "profiler: 0 failures" in r.stdout
