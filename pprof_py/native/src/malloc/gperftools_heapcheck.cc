@@ -17,6 +17,7 @@
 //  * HEAPCHECK=local (no check at exit), CancelGlobalCheck() and the
 //    HeapCleaner functions that run just before the check at exit.
 // Nothing here allocates from the heap: the set and snapshots are mmap'ed.
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,12 +36,11 @@ class Lock {
  public:
   void lock() {
     while (__atomic_exchange_n(&v_, 1, __ATOMIC_ACQUIRE))
-      while (__atomic_load_n(&v_, __ATOMIC_RELAXED)) sched_yield_();
+      while (__atomic_load_n(&v_, __ATOMIC_RELAXED)) sched_yield();
   }
   void unlock() { __atomic_store_n(&v_, 0, __ATOMIC_RELEASE); }
 
  private:
-  static void sched_yield_() { usleep(0); }
   int v_ = 0;
 };
 

@@ -53,7 +53,7 @@ static struct hook_list lists[KINDS];
 static volatile int mmap_hooks_on;    /* some hook of the mmap family is set */
 
 /* pp_hooks_on bits: user new/delete hooks (this file), the heap checker's
-   tracking (gperftools_heapcheck.cc, pp_hc_set_tracking) */
+   tracking (PP_HOOKS_HEAPCHECK, set by gperftools_heapcheck.cc) */
 #define ON_USER 1
 _Static_assert(PP_HOOKS_HEAPCHECK != ON_USER, "distinct bits");
 
