@@ -38,7 +38,7 @@ def build(out, libs, defines=()):
     assert os.path.isdir(GPERFTOOLS_INCLUDE), "gperftools' headers missing: apt-get install libgoogle-perftools-dev"
     cmd = ["g++", "-std=c++17", "-O1", "-g", "-fno-omit-frame-pointer", "-rdynamic", "-pthread",
            *defines, SOURCE, "-o", out, *libs]
-    cmd += ["-Wl,-rpath," + os.path.dirname(lib) for lib in libs]
+    cmd += ["-Wl,-rpath," + os.path.dirname(lib) for lib in libs if os.path.isabs(lib)]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=180)
     assert r.returncode == 0, r.stderr
     return out
@@ -104,6 +104,18 @@ def test_allocator_groups(programs, tmp_path):
                              capture_output=True, text=True, timeout=120)
         assert rep.returncode == 0, rep.stderr
         assert "test_malloc_extension" in rep.stdout, rep.stdout
+
+
+def test_preloaded_into_a_program_linked_with_libtcmalloc(tmp_path):
+    """Swapping allocators without relinking: a program built with
+    -ltcmalloc, run with our allocator preloaded, gets ours everywhere (also
+    MallocExtension::instance(), which libtcmalloc's start-up code would
+    otherwise re-register as its own)."""
+    exe = build(str(tmp_path / "gperftools_api_tc"), ["-ltcmalloc"])
+    assert "libtcmalloc" in subprocess.run(["ldd", exe], capture_output=True, text=True, timeout=60).stdout
+    r = run([exe, "alloc"], TCMALLOC_SAMPLE_PARAMETER="4096", LD_PRELOAD=libpath("malloc"))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "alloc: 0 failures" in r.stdout
 
 
 def test_heapcheck_local_named_checkers(programs):

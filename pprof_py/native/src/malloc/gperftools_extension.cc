@@ -14,6 +14,7 @@
 // objects with destructors, and the libstdc++ symbols this file refers to
 // are weak (the .weak lines below): they are only used when a C++ caller
 // hands us a std::string or std::vector, and then libstdc++ is loaded.
+#include <dlfcn.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -234,7 +235,16 @@ MallocExtension *MallocExtension::instance() {
   return e;
 }
 
+// A program linked with -ltcmalloc and run with this library preloaded
+// loads libtcmalloc too, and its start-up code registers tcmalloc's own
+// implementation, whose allocator never sees an allocation (ours serves
+// them all): that registration is ignored.
 void MallocExtension::Register(MallocExtension *implementation) {
+  Dl_info info;
+  if (dladdr(__builtin_return_address(0), &info) && info.dli_fname) {
+    const char *base = strrchr(info.dli_fname, '/');
+    if (strncmp(base ? base + 1 : info.dli_fname, "libtcmalloc", 11) == 0) return;
+  }
   if (implementation) current = implementation;
 }
 
