@@ -91,11 +91,16 @@ def value_column(kind, options):
 def _address_profile(profile, addresses, column):
     """{stack of addresses: value} of one profile; `addresses` are its
     locations' addresses in the combined space."""
-    result = {}
     values = profile.values[:, column].tolist()
-    for row, stack in enumerate(profile.stacks()):
-        key = tuple(addresses[i] for i in stack)
-        result[key] = result.get(key, 0) + values[row]
+    starts = profile.stack_starts.tolist()
+    flat = [addresses[i] for i in profile.stack_locations.tolist()]     # every stack's addresses, end to end
+    keys = [tuple(flat[starts[i]:starts[i + 1]]) for i in range(len(starts) - 1)]
+    result = dict(zip(keys, values))
+    if len(result) != len(keys):
+        # Two stacks became one (translated addresses met): add them up.
+        result = {}
+        for key, value in zip(keys, values):
+            result[key] = result.get(key, 0) + value
     return result
 
 
@@ -132,6 +137,8 @@ class Inputs:
     mappings: list                          # the combined memory map
     symbols: Dict[int, tuple]               # address -> frames, outermost first
     notes: List[str]
+    libraries: Optional[list] = None        # pprof's $libs, made on first use (Report.libraries)
+    objtool: object = None                  # symbolize.objtool.ObjTool, made on first use
     _stacks: dict = field(default_factory=dict, repr=False)
 
     def stacks(self, side, column):
@@ -266,6 +273,28 @@ class Report:
     def with_options(self, **changes):
         """A new report of the same inputs with other report options."""
         return analyze(self.inputs, dataclasses.replace(self.options, **changes))
+
+    # ---- the object files, for listings ----------------------------------------
+    def libraries(self):
+        """[(path, start, limit, offset)] like pprof's $libs: the shared
+        libraries of the combined memory map (the first profile's, for one
+        run), then the main program."""
+        if self.inputs.libraries is None:
+            from pprof_py.symbolize import Symbolizer
+            opts = self.options
+            symbolizer = Symbolizer(self.program, opts.lib_prefixes, opts.strip_templates,
+                                    use_cache=opts.use_cache, width=self.width, add_lib=opts.add_lib)
+            max_pc = max(self.inputs.addresses[0], default=0)
+            self.inputs.libraries = symbolizer.libraries(self.inputs.mappings, max_pc)
+        return self.inputs.libraries
+
+    def objtool(self):
+        """The ObjTool (symbolize/objtool.py) listings read object and source
+        files through; one per set of inputs, so each file is opened once."""
+        if self.inputs.objtool is None:
+            from pprof_py.symbolize.objtool import ObjTool
+            self.inputs.objtool = ObjTool(self.libraries(), self.options.use_cache)
+        return self.inputs.objtool
 
 
 # Older name, kept for code written against it.

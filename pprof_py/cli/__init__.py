@@ -17,7 +17,6 @@ from pprof_py import __version__
 from pprof_py.cli.console import DelayedProgress, error, note
 from pprof_py.errors import PprofError
 from pprof_py.render import REGISTRY
-from pprof_py.report import Options, prepare
 
 # Option groups, in the order gperftools' pprof prints them in --help.
 GROUPS = ["Options", "Reporting Granularity", "Output type", "Heap-Profile Options",
@@ -167,6 +166,9 @@ def command(args, granularity, sample_index, stacks, **kw):
         renderer = next(r for r in REGISTRY if r.name == "text")
     if stacks and (renderer is None or renderer.name not in ("text", "json")):
         raise click.UsageError("--stacks requires --text (or --json)")
+    # The pipeline (numpy, pyelftools: most of the start-up time) is imported
+    # only now, so --help, --version and usage errors answer at once.
+    from pprof_py.report import Options, prepare
     options = Options(
         granularity=(renderer.granularity if renderer else None) or granularity or "functions",
         cum=kw["cum"], focus=kw["focus"], ignore=kw["ignore"],

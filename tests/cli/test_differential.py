@@ -5,9 +5,8 @@ google-pprof (paths relative to the repository root, which is the current
 directory of every run) and the file holding google-pprof's stdout.
 
 * test_ours_matches_reference runs `python -m pprof_py ARGS` and requires
-  byte-identical stdout.  Only cases whose "issue" is in IMPLEMENTED_ISSUES
-  are collected; the others are reported as skipped with their issue
-  number, never dropped silently.
+  byte-identical stdout.  Every case names its group of output modes
+  ("output": text, graphs or listings).
 * test_reference_is_fresh_google_pprof re-runs google-pprof (when
   installed) on every case and requires its stdout to equal the committed
   reference, which catches stale expected files and environment drift.
@@ -41,11 +40,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 FIXTURES = os.path.join(ROOT, "fixtures")
 CASES_FILE = os.path.join(FIXTURES, "cases.json")
 
-# Issues whose output modes our tool implements; extend as they land.
-#   3: text reports (--text and its variants)
-#   4: --collapsed and --dot
-#   5: --list and --disasm
-IMPLEMENTED_ISSUES = {3, 4, 5}
+# The groups of output modes a case may belong to.
+#   text:     --text and its variants
+#   graphs:   --collapsed and --dot
+#   listings: --list and --disasm
+OUTPUT_GROUPS = {"text", "graphs", "listings"}
 
 TIMEOUT = 300
 
@@ -61,11 +60,7 @@ CASES = _load_cases()
 def _ours_params():
     params = []
     for case in CASES:
-        marks = []
-        if case["issue"] not in IMPLEMENTED_ISSUES:
-            marks.append(pytest.mark.skip(
-                reason="output mode not implemented yet (issue %d)" % case["issue"]))
-        params.append(pytest.param(case, id=case["id"], marks=marks))
+        params.append(pytest.param(case, id=case["id"]))
     return params
 
 
@@ -163,10 +158,10 @@ def test_manifest_is_consistent():
     ids = [c["id"] for c in CASES]
     assert len(ids) == len(set(ids)), "duplicate case ids"
     for case in CASES:
-        assert set(case) <= {"id", "args", "expected", "issue", "returncode",
+        assert set(case) <= {"id", "args", "expected", "output", "returncode",
                              "compare", "reference_args"}, case
         assert case.get("compare", "exact") in compare_output.MODES, case["id"]
-        assert case["issue"] in (3, 4, 5), case["id"]
+        assert case["output"] in OUTPUT_GROUPS, case["id"]
         assert case["expected"] == "fixtures/expected/%s.txt" % case["id"]
         assert os.path.isfile(os.path.join(ROOT, case["expected"])), case["expected"]
         for arg in case["args"]:

@@ -1,6 +1,6 @@
-"""Where gperftools' pprof crashes or prints garbage, ours must not copy it
-(issue 11.6).  The inputs are generated here, shaped like the files that
-show the bugs (google/pprof's profile/testdata), not copied from anywhere.
+"""Where gperftools' pprof crashes or prints garbage, ours must not copy it.
+The inputs are generated here, shaped like the files that show the bugs
+(google/pprof's profile/testdata), not copied from anywhere.
 
 * `--raw` with several profiles: google-pprof writes a symbolized file it
   cannot read back ("substr outside of string"); ours writes the summed

@@ -1,5 +1,5 @@
 """Every option gperftools' pprof accepts, accepted by ours and doing what
-it does there (issue 11.5): its spellings (Getopt::Long: one dash or two,
+it does there: its spellings (Getopt::Long: one dash or two,
 unique abbreviations, --noX), the text report by default when stdout is not
 a terminal, --interactive, --add_lib (a differential case in
 fixtures/cases.json), --scale (given to gv), --debug, and the options that
@@ -114,10 +114,11 @@ def test_unusable_values_are_one_line_errors():
 
 def test_debug_shows_the_traceback_of_an_internal_error(monkeypatch, capsys):
     import pprof_py.cli as cli
+    import pprof_py.report
 
     def broken(*args, **kwargs):
         raise RuntimeError("boom")
-    monkeypatch.setattr(cli, "prepare", broken)
+    monkeypatch.setattr(pprof_py.report, "prepare", broken)
     monkeypatch.delenv("PPROF_PY_DEBUG", raising=False)
     with pytest.raises(SystemExit) as exc:
         cli.main(["--text"] + CHAIN)

@@ -105,7 +105,7 @@ def test_heap_listing_prints_megabytes():
 
 
 def test_capstone_text_reads_like_objdump():
-    from pprof_py.render.routines import disassemble
+    from pprof_py.symbolize.objtool import disassemble
     from pprof_py.symbolize.objfile import ObjectFile
     obj = ObjectFile(os.path.join(ROOT, "fixtures/bin/chain"))
     starts, ends, names = obj.nm_table()
@@ -135,7 +135,7 @@ def test_instruction_text_equals_objdump(program):
     from the nearest .dynsym symbol or PLT stub), except objdump's `# address <symbol>` comments after
     RIP-relative operands, which we do not print (docs/disasm.md)."""
     import subprocess
-    from pprof_py.render.routines import disassemble
+    from pprof_py.symbolize.objtool import disassemble
     from pprof_py.symbolize.objfile import ObjectFile
     path = os.path.join(ROOT, "fixtures", "bin", program)
     dump = subprocess.run(["objdump", "-C", "-d", "--no-show-raw-insn", "-j", ".text", "-j", ".plt", path],

@@ -1,52 +1,21 @@
-"""What `--list` and `--disasm` share: per-address flat/cumulative values,
-the object files of a profile with their load offsets, the routines of an
-object (from its symbol table, the way gperftools' pprof reads `nm -n`),
-and the instructions of a routine, disassembled in-process with capstone.
-
-gperftools' pprof reduces the profile to bare addresses for these two modes
-(each address counted once per stack), walks the libraries of the first
-profile (shared libraries from its memory map, then the main program with
-offset 0), and for every routine whose nm name matches the regular
-expression and that contains a sampled address, prints one block.
+"""The object files behind --list, --disasm and --weblist, in one place
+(as google/pprof keeps binutils behind its ObjTool interface): the routines
+of an object (from its symbol table, the way gperftools' pprof reads
+`nm -n`), their instructions disassembled in process with capstone and
+printed the way objdump prints them (branch targets named from the symbol
+table and the PLT), the source line of each instruction (DWARF line
+tables, as `objdump -l` and addr2line give them), and source files read
+the way pprof's Perl reads them.  Renderers ask an `ObjTool` (the report
+makes one: report.Report.objtool) and never open a file themselves.
 """
 import bisect
 import re
 
-from pprof_py.errors import PprofError, SymbolizationError
-from pprof_py.report import compile_regex
+from pprof_py.errors import SymbolizationError
 from pprof_py.symbolize.demangle import demangle
-from pprof_py.symbolize import Symbolizer, debugging_library, short_function_name
+from pprof_py.symbolize import debugging_library, short_function_name
 from pprof_py.symbolize import cache as symcache
 from pprof_py.symbolize.objfile import SHF_EXECINSTR, ObjectFile
-
-PERL_SPACE = b" \t\n\r\f\v"
-
-
-def address_values(prepared):
-    """pprof's flat and cumulative profiles at bare-address granularity:
-    ({address: value}, {address: value}).  An address seen twice in one
-    stack (recursion) counts once; addresses above 0x7fffffffffffffff are
-    dropped, as pprof drops them."""
-    flat, cum = {}, {}
-    for stack, count in prepared.profile.items():
-        seen = set()
-        first = True
-        for a in stack:
-            if a > 0x7fffffffffffffff or a in seen:
-                continue
-            seen.add(a)
-            if first:
-                flat[a] = flat.get(a, 0) + count
-                first = False
-            cum[a] = cum.get(a, 0) + count
-    return flat, cum
-
-
-def regex_of(prepared, what):
-    pattern = prepared.options.output_regex
-    if pattern is None:
-        raise PprofError(f"--{what} needs a regular expression")
-    return compile_regex(pattern, what)
 
 
 class ObjectCache:
@@ -62,17 +31,6 @@ class ObjectCache:
             except SymbolizationError:
                 self._objects[path] = None
         return self._objects[path]
-
-
-def libraries(prepared):
-    """[(path, start, limit, offset)] like pprof's $libs: the shared
-    libraries of the combined memory map (the first profile's, for one
-    run), then the main program."""
-    opts = prepared.options
-    symbolizer = Symbolizer(prepared.program, opts.lib_prefixes, opts.strip_templates,
-                            use_cache=opts.use_cache, width=prepared.width, add_lib=opts.add_lib)
-    max_pc = max((loc.address for loc in prepared.main.locations), default=0)
-    return symbolizer.libraries(prepared.inputs.mappings, max_pc)
 
 
 def routines(obj, regex):
@@ -550,66 +508,6 @@ def instructions(obj, path, offset, start, end, line_info, top_level):
     return result
 
 
-def instruction_counts(e, flat, cum, sorted_keys):
-    """Sum of flat and cumulative values over [e[0], e[4])."""
-    c1 = c2 = 0
-    lo, hi = e[0], e[4]
-    if hi <= lo:
-        return 0, 0
-    i = bisect.bisect_left(sorted_keys, lo)
-    while i < len(sorted_keys) and sorted_keys[i] < hi:
-        a = sorted_keys[i]
-        c1 += flat.get(a, 0)
-        c2 += cum.get(a, 0)
-        i += 1
-    return c1, c2
-
-
-def each_routine(prepared, what):
-    """Yield (path, object, offset, full name, start, end) for every routine
-    pprof prints in --list / --disasm mode, in pprof's order."""
-    regex = regex_of(prepared, what)
-    flat, cum = address_values(prepared)
-    keys = sorted(cum)
-    objects = ObjectCache()
-    for path, lib_start, _limit, lib_offset in libraries(prepared):
-        image = debugging_library(path) or path
-        obj = objects.get(image)
-        if obj is None:
-            continue
-        offset = lib_start - lib_offset
-        for name, start, end in routines(obj, regex):
-            lo, hi = start + offset, end + offset
-            i = bisect.bisect_left(keys, lo)
-            if end > start and i < len(keys) and keys[i] < hi:
-                code = objects.get(path) or obj
-                yield path, code, offset, name, start, end, flat, cum, keys
-
-
-def unparse_address(offset, address):
-    text = "%x" % (address - offset) if address >= offset else "-%x" % (offset - address)
-    return text.lstrip("0")
-
-
-def clean_disassembly(text):
-    while True:
-        new = re.sub(r"\([^()%]*\)(\s*const)?", "", text)
-        if new == text:
-            break
-        text = new
-    while True:
-        new = re.sub(r"(\w+)<[^<>]*>", r"\1", text)
-        if new == text:
-            break
-        text = new
-    return text
-
-
-def clean_file_name(name):
-    name = re.sub(r"^/proc/self/cwd/", "", name)
-    return re.sub(r"^\./", "", name)
-
-
 def perl_lines(path):
     """The lines of a text file as Perl's `while (<FILE>)` reads them
     (bytes, each with its newline), or None if it cannot be opened."""
@@ -624,3 +522,62 @@ def perl_lines(path):
         result.append(lines[-1])
     return result
 
+
+class Routine:
+    """One routine a listing shows: where its object sits in the profile's
+    address space (`offset` = load address - file address), its nm name and
+    its [start, end) in file addresses."""
+
+    __slots__ = ("path", "symbols_object", "offset", "name", "start", "end")
+
+    def __init__(self, path, symbols_object, offset, name, start, end):
+        self.path, self.symbols_object = path, symbols_object      # symbols may come from a debug file
+        self.offset, self.name, self.start, self.end = offset, name, start, end
+
+
+class ObjTool:
+    """What listings ask of the profile's object and source files.
+    `libraries` is [(path, start, limit, offset)] as pprof's $libs (see
+    Symbolizer.libraries); each file is opened once."""
+
+    def __init__(self, libraries, use_cache=True):
+        self.libraries = libraries
+        self.use_cache = use_cache
+        self._objects = ObjectCache()
+        self._line_infos = {}
+        self._sources = {}
+
+    def routines(self, regex):
+        """Yield a Routine for every routine of every library whose nm name
+        matches `regex`, in pprof's order (libraries as listed, routines by
+        short name)."""
+        for path, lib_start, _limit, lib_offset in self.libraries:
+            image = debugging_library(path) or path
+            obj = self._objects.get(image)
+            if obj is None:
+                continue
+            offset = lib_start - lib_offset
+            for name, start, end in routines(obj, regex):
+                yield Routine(path, obj, offset, name, start, end)
+
+    def instructions(self, routine, top_level):
+        """instructions() of the routine: [[address, file, line, text,
+        limit]] in profile addresses."""
+        # The code is read from the object itself; its symbols may have
+        # come from a separate debug file, which lacks the code.
+        obj = self._objects.get(routine.path) or routine.symbols_object
+        info = self._line_infos.get(obj.path)
+        if info is None:
+            info = self._line_infos[obj.path] = LineInfo(obj, self.use_cache)
+        return instructions(obj, routine.path, routine.offset, routine.start, routine.end, info, top_level)
+
+    def disassemble(self, path, start, end):
+        """disassemble() of the object at `path` (file addresses)."""
+        obj = self._objects.get(path)
+        return disassemble(obj, start, end) if obj is not None else []
+
+    def source_lines(self, path):
+        """perl_lines(path), cached per report: None if it cannot be read."""
+        if path not in self._sources:
+            self._sources[path] = perl_lines(path)
+        return self._sources[path]
