@@ -8,7 +8,7 @@ cmake, ninja, g++ and the native libraries built (`python3 setup.py
 build_ext --inplace`).
 
 What it does, in a temporary directory (nothing of gperftools is kept):
-  1. gets gperftools 2.10 (the release tarball from GitHub, or the checkout
+  1. gets gperftools 2.10 (the tag's source snapshot from GitHub, or the checkout
      named by GPERFTOOLS_SRC; a git repository is checked out at the
      gperftools-2.10 tag into the work directory);
   2. configures it with its own CMake files and compiles the object files
@@ -41,7 +41,9 @@ sys.path.insert(0, ROOT)
 
 from pprof_py.native import libpath  # noqa: E402
 
-TARBALL = "https://github.com/gperftools/gperftools/releases/download/gperftools-2.10/gperftools-2.10.tar.gz"
+# the tag's source snapshot (the release tarball is the autotools
+# distribution; the snapshot has the CMake files this script uses)
+TARBALL = "https://github.com/gperftools/gperftools/archive/refs/tags/gperftools-2.10.tar.gz"
 TAG = "gperftools-2.10"
 
 # ctest name -> (binaries it runs, libraries: "malloc", "profiler" or both)
@@ -85,6 +87,11 @@ def sh(cmd, cwd=None, timeout=1800, env=None):
     return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
 
 
+def fail(message):
+    print("gperftools_suite: " + message, file=sys.stderr)
+    raise SystemExit(2)
+
+
 def get_source(work):
     src = os.environ.get("GPERFTOOLS_SRC")
     dest = os.path.join(work, "gperftools")
@@ -93,7 +100,7 @@ def get_source(work):
         if r.returncode == 0:
             r = sh(["git", "checkout", "-q", TAG], cwd=dest)
         if r.returncode != 0:
-            raise SystemExit("gperftools_suite: cannot check out %s from %s: %s" % (TAG, src, r.stderr.strip()))
+            fail("cannot check out %s from %s: %s" % (TAG, src, r.stderr.strip()))
         return dest
     if src:
         return os.path.abspath(src)
@@ -102,10 +109,11 @@ def get_source(work):
         with urllib.request.urlopen(TARBALL, timeout=120) as resp, open(tgz, "wb") as out:
             shutil.copyfileobj(resp, out)
     except OSError as e:
-        raise SystemExit("gperftools_suite: cannot download %s: %s (set GPERFTOOLS_SRC to a checkout)" % (TARBALL, e))
+        fail("cannot download %s: %s (set GPERFTOOLS_SRC to a checkout)" % (TARBALL, e))
     with tarfile.open(tgz) as t:
+        top = t.getnames()[0].split("/")[0]
         t.extractall(work)
-    return os.path.join(work, TAG)
+    return os.path.join(work, top)
 
 
 def link_command(build, target):
