@@ -82,7 +82,8 @@ def test_allocator_groups(programs, tmp_path):
         # malloc_extension.h: properties sensible, ownership right, vtable layout
         "generic.current_allocated_bytes / heap_size", "tcmalloc properties", "GetOwnership owned",
         "GetOwnership stack", "GetOwnership global", "GetAllocatedSize", "ReleaseFreeMemory empties the page heap",
-        "GetHeapSample", "GetHeapGrowthStacks", "GetFreeListSizes", "GetSystemAllocator()->Alloc",
+        "GetHeapSample", "GetHeapGrowthStacks", "GetFreeListSizes", "Ranges: a live block is INUSE",
+        "Ranges: a freed and released block is UNMAPPED", "GetSystemAllocator()->Alloc",
         "Register: C API dispatches through the vtable", "Register: later vtable slot",
         # malloc_extension_c.h
         "MallocExtension_GetNumericProperty", "MallocExtension_GetOwnership", "MallocExtension_GetAllocatedSize",

@@ -217,6 +217,21 @@ class CountingExtension : public MallocExtension {
   MallocExtension *base_ = nullptr;
 };
 
+// The type of the range Ranges() reports around p (UNKNOWN if none).
+struct RangeQuery {
+  uintptr_t p;
+  base::MallocRange::Type type;
+};
+static void range_callback(void *arg, const base::MallocRange *r) {
+  RangeQuery *q = static_cast<RangeQuery *>(arg);
+  if (q->p >= r->address && q->p < r->address + r->length) q->type = r->type;
+}
+static base::MallocRange::Type range_type_of(void *p) {
+  RangeQuery q = {reinterpret_cast<uintptr_t>(p), base::MallocRange::UNKNOWN};
+  MallocExtension::instance()->Ranges(&q, range_callback);
+  return q.type;
+}
+
 static void test_malloc_extension() {
   MallocExtension *ext = MallocExtension::instance();
   MallocExtension::Initialize();
@@ -252,10 +267,12 @@ static void test_malloc_extension() {
   check(ext->GetOwnership(&on_stack) == MallocExtension::kNotOwned, "GetOwnership stack");
   check(ext->GetOwnership(const_cast<void **>(&sink)) == MallocExtension::kNotOwned, "GetOwnership global");
   check(ext->GetAllocatedSize(big) >= (8u << 20), "GetAllocatedSize");
+  check(range_type_of(big) == base::MallocRange::INUSE, "Ranges: a live block is INUSE");
   check(ext->GetEstimatedAllocatedSize(33) >= 33, "GetEstimatedAllocatedSize");
   free(big);
   ext->ReleaseFreeMemory();
   check(property("tcmalloc.pageheap_free_bytes") == 0, "ReleaseFreeMemory empties the page heap");
+  check(range_type_of(big) == base::MallocRange::UNMAPPED, "Ranges: a freed and released block is UNMAPPED");
   ext->ReleaseToSystem(1 << 20);
   ext->MarkThreadIdle();
   ext->MarkThreadBusy();

@@ -62,7 +62,7 @@ class PERFTOOLS_DLL_DECL MallocExtension {
   // Stacks that made the heap grow, as a heap profile.
   virtual void GetHeapGrowthStacks(MallocExtensionWriter *writer);
 
-  // Calls func(arg, range) for address ranges of the heap.
+  // Calls func(arg, range) for each span of the heap.
   typedef void(RangeFunction)(void *, const base::MallocRange *);
   virtual void Ranges(void *arg, RangeFunction func);
 

@@ -215,6 +215,24 @@ class PprofPyExtension : public MallocExtension {
 
   size_t GetThreadCacheSize() override { return pp_ext_thread_cache_size(); }
 
+  // Every span of the page heap (gperftools_tcmalloc.c).
+  void Ranges(void *arg, RangeFunction func) override {
+    struct Call {
+      void *arg;
+      RangeFunction *func;
+    } call = {arg, func};
+    pp_ext_ranges(
+        [](void *c, uintptr_t start, size_t len, int type, double fraction) {
+          base::MallocRange r;
+          r.address = start;
+          r.length = len;
+          r.type = static_cast<base::MallocRange::Type>(type);
+          r.fraction = fraction;
+          static_cast<Call *>(c)->func(static_cast<Call *>(c)->arg, &r);
+        },
+        &call);
+  }
+
  private:
   double release_rate_ = 1.0;
 };

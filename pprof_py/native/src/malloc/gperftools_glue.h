@@ -52,6 +52,9 @@ PP_GLUE int pp_ext_ownership(const void *p);           /* 1 owned, 2 not owned *
 PP_GLUE size_t pp_ext_allocated_size(const void *p);   /* 0 if not owned */
 PP_GLUE size_t pp_ext_thread_cache_size(void);
 PP_GLUE int pp_ext_get_property(const char *name, size_t *value);
+/* calls fn for every span: type 0 in use, 1 free, 2 released to the OS */
+PP_GLUE void pp_ext_ranges(void (*fn)(void *arg, uintptr_t start, size_t len, int type, double fraction),
+                           void *arg);
 /* gperftools_growth.c: core.c calls this each time the page heap grows
    (page-heap lock held: it does not allocate or take allocator locks) */
 PP_GLUE void pp_note_heap_growth(size_t bytes);

@@ -128,3 +128,46 @@ PP_GLUE int pp_ext_get_property(const char *name, size_t *value) {
     }
     return 1;
 }
+
+/* MallocExtension::Ranges: every span of the page heap, found by walking the
+ * page map over the allocator's regions (pages of its metadata regions map
+ * to no span and are skipped a radix leaf at a time where the leaf is
+ * absent).  No allocator lock is taken, so spans that change meanwhile may
+ * be reported in their old or new state; span structures are never
+ * unmapped, so reading them is safe.  type: 0 in use, 1 free, 2 released
+ * (base::MallocRange::Type). */
+#define RANGE_REGIONS 4096
+static pp_lock_t ranges_lock;
+static uintptr_t range_starts[RANGE_REGIONS], range_ends[RANGE_REGIONS];
+
+PP_GLUE void pp_ext_ranges(void (*fn)(void *arg, uintptr_t start, size_t len, int type, double fraction),
+                           void *arg) {
+    if (!pp_inited) return;
+    pp_lock(&ranges_lock);
+    size_t n = pp_owned_regions(range_starts, range_ends, RANGE_REGIONS);
+    for (size_t r = 0; r < n; r++) {
+        uintptr_t page = range_starts[r] >> PAGE_SHIFT, end = range_ends[r] >> PAGE_SHIFT;
+        while (page < end) {
+            uintptr_t i1 = page >> PM_LEAF_BITS;
+            if (i1 >= ((uintptr_t)1 << PM_ROOT_BITS)) break;
+            if (!__atomic_load_n(&pp_pagemap_root[i1], __ATOMIC_ACQUIRE)) {
+                page = (i1 + 1) << PM_LEAF_BITS;         /* no leaf: no span in these pages */
+                continue;
+            }
+            span_t *s = pp_span_of((void *)(page << PAGE_SHIFT));
+            if (!s || s->start != page || !s->npages) {
+                page++;
+                continue;
+            }
+            int type = s->location == SPAN_IN_USE ? 0 : s->location == SPAN_FREE ? 1 : 2;
+            double fraction = 0.0;
+            if (type == 0)
+                fraction = s->sizeclass ? (double)s->refcount * (double)pp_class_size[s->sizeclass] /
+                                              (double)(s->npages << PAGE_SHIFT)
+                                        : 1.0;
+            if (s->location != SPAN_DEAD) fn(arg, s->start << PAGE_SHIFT, s->npages << PAGE_SHIFT, type, fraction);
+            page = s->start + s->npages;
+        }
+    }
+    pp_unlock(&ranges_lock);
+}
