@@ -170,6 +170,10 @@ def load(program, profile_paths, options, notes=None, progress=None):
     _check_kinds(every, paths)
     for profile, path in zip(every, paths):
         _warn_truncated(profile, path, notes)
+        if profile.truncated is None and not profile.values.any():
+            # Header, trailer and map only (a run killed before its first
+            # flush, or too short to be sampled): say so, as the report is empty.
+            notes.append(f"warning: {path}: the profile has no samples")
     main = every[0]
     combined = CombinedMap(main.mappings)
     addresses = [[loc.address for loc in main.locations]]
