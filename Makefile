@@ -27,7 +27,7 @@ else
 endif
 WITH_SCRIPTS = PATH="$(SCRIPTS):$$PATH"
 
-.PHONY: deps venv install install-runtime demo test test-native fixtures images web-screenshot bench bench-text bench-sampler bench-malloc bench-heapcheck bench-graphs bench-web clean
+.PHONY: deps venv install install-runtime demo test test-native test-gperftools fixtures images web-screenshot bench bench-text bench-sampler bench-malloc bench-heapcheck bench-graphs bench-web clean
 
 # Debian packages the tests compare against or drive: gperftools' pprof and
 # libprofiler/tcmalloc, graphviz's dot, binutils (nm/addr2line for the unit
@@ -76,6 +76,17 @@ test: deps install
 # Native parts under AddressSanitizer / valgrind (not part of `make test`).
 test-native:
 	bash tests/native/sanitize.sh
+
+# gperftools 2.10's own tests built against our libraries in place of
+# libtcmalloc / libprofiler (tests/gperftools_suite.py; docs/gperftools-api.md).
+# Not part of `make test`: it downloads gperftools' source from GitHub and
+# needs cmake and ninja.
+GPERFTOOLS_SUITE_PACKAGES = cmake ninja-build g++
+test-gperftools: install-runtime
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $(GPERFTOOLS_SUITE_PACKAGES); fi
+	$(PYTHON) setup.py build_ext --inplace -q
+	$(PYTHON) tests/gperftools_suite.py
 
 # Rebuild fixture binaries, profiles and google-pprof reference outputs.
 fixtures:

@@ -41,11 +41,16 @@ check() {
     fi
 }
 
+# (the .cc files are the gperftools C++ layer; gcc compiles them as C++ and,
+# like setup.py, links without libstdc++; -fno-sanitize=vptr because that
+# check needs the C++ runtime)
 step "UBSan: allocator + torture program in one static-linked executable"
 gcc -O1 -g -fsanitize=undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer \
     -fno-builtin -fno-optimize-sibling-calls -pthread -ftls-model=initial-exec -rdynamic \
     -Wno-alloc-size-larger-than -Wno-free-nonheap-object \
-    -I"$INC" -I"$SRC" -I"$SRC/../common" "$SRC"/*.c "$SRC"/../common/*.c "$PROG/malloc_stress.c" -o "$WORK/stress_ubsan" -ldl -lm
+    -fno-exceptions -fno-sanitize=vptr \
+    -I"$INC" -I"$SRC" -I"$SRC/../common" "$SRC"/*.c "$SRC"/*.cc "$SRC"/../common/*.c "$PROG/malloc_stress.c" \
+    -o "$WORK/stress_ubsan" -ldl -lm
 for mode in "stress 4 4000" "stress 1 20000" fork threadexit edge xthread stats; do
     # shellcheck disable=SC2086
     check "ubsan $mode" timeout 300 env UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \

@@ -213,4 +213,7 @@ PP_HIDDEN void pp_prof_each_object(void (*fn)(uintptr_t addr, size_t size, void 
 /* the return address into the function that allocated p, or NULL */
 PP_HIDDEN void *pp_prof_alloc_caller(const void *p);
 
+/* ---- gperftools compatibility layer (gperftools_*.c/.cc) ---- */
+#include "gperftools_glue.h"
+
 #endif
