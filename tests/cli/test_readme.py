@@ -91,18 +91,20 @@ def test_make_demo_output_matches_readme(tmp_path):
                          capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
     printed = run.stdout.splitlines()
-    assert len(printed) == len(shown), (printed, shown)
-    shown_rows, printed_rows = [], []
-    for want, got in zip(shown, printed):
-        if ROW.match(want):
-            assert ROW.match(got), got
-            shown_rows.append(ROW.match(want))
-            printed_rows.append(ROW.match(got))
-        else:  # headers and the program's line: the same but for counts
-            assert re.sub(r"\d+", "N", got) == re.sub(r"\d+", "N", want)
+
+    def split(lines):
+        rows = [ROW.match(line) for line in lines if ROW.match(line)]
+        return rows, [line for line in lines if not ROW.match(line)]
+    shown_rows, shown_other = split(shown)
+    printed_rows, printed_other = split(printed)
+    # headers and the program's line: the same but for counts
+    assert [re.sub(r"\d+", "N", line) for line in printed_other] == \
+        [re.sub(r"\d+", "N", line) for line in shown_other], printed
+    # rows: as many as `head -15` lets through (fewer when fewer functions
+    # got a sample), the same dominant functions, the same top one.
+    # (cum is not compared as a set: the cut moves with the one-sample rows)
+    assert len(_dominant(shown_rows, 1)) <= len(printed_rows) <= 14, printed
     assert _dominant(printed_rows, 1) == _dominant(shown_rows, 1)
-    # (cum is not compared as a set: `head -15` cuts the zero-flat rows at a
-    # place that moves with the handful of one-sample functions)
     assert printed_rows[0].group(6) == shown_rows[0].group(6)
     assert (tmp_path / "out" / "hotspots.flame.svg").exists()
 
