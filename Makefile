@@ -2,7 +2,7 @@
 # set-up commands.
 PYTHON ?= python3
 
-.PHONY: deps install demo test test-native fixtures images bench bench-text bench-sampler bench-malloc bench-graphs clean
+.PHONY: deps install demo test test-native fixtures images bench bench-text bench-cache bench-sampler bench-malloc bench-graphs clean
 
 # Debian packages the tests compare against or drive: gperftools' pprof and
 # libprofiler/tcmalloc, graphviz's dot, binutils (nm/addr2line for the unit
@@ -46,10 +46,15 @@ images:
 	$(PYTHON) -m pprof_py --flame fixtures/bin/cxx fixtures/local/profiles/cxx.cpu.prof > docs/images/flame.svg
 	$(PYTHON) -m pprof_py --dot fixtures/bin/cxx fixtures/local/profiles/cxx.cpu.prof | dot -Tsvg > docs/images/callgraph.svg
 
-bench: bench-text bench-sampler bench-malloc bench-graphs
+bench: bench-text bench-cache bench-sampler bench-malloc bench-graphs
 
 bench-text:
 	$(PYTHON) bench/bench_text.py
+
+# Load time of the symbol cache alone, ours vs the pickle it replaced
+# (uses bench-text's synthetic profile).
+bench-cache:
+	$(PYTHON) bench/bench_cache.py
 
 bench-sampler:
 	$(PYTHON) bench/bench_sampler.py

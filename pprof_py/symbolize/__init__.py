@@ -171,7 +171,8 @@ class Symbolizer:
         bar = self.progress(f"symbolizing {os.path.basename(image)}") if self.progress else None
         try:
             rels, answers, nm_names = symcache.object_symbols(
-                obj, [pc - bias for pc in pcs], self.use_cache, bar.update if bar else None)
+                obj, [pc - bias for pc in pcs], self.use_cache, bar.update if bar else None,
+                warn=self.warn)
         except (ELFError, DWARFError, ValueError, IndexError, KeyError, struct.error, OSError) as exc:
             # A damaged object file: report it and leave its frames unnamed
             # rather than stop the whole report.
