@@ -13,7 +13,7 @@ import sys
 import click
 
 from pprof_py import __version__
-from pprof_py.cli.console import DelayedProgress, error, note
+from pprof_py.cli.console import DelayedProgress, error, note, write_stdout
 from pprof_py.errors import PprofError
 from pprof_py.render import REGISTRY
 from pprof_py.report import Options, prepare
@@ -175,9 +175,7 @@ def command(args, granularity, sample_index, stacks, **kw):
         except OSError as exc:
             raise PprofError(f"{options.output_path}: cannot write: {exc.strerror}") from None
     else:
-        stream = sys.stdout.buffer
-        stream.write(data)
-        stream.flush()
+        write_stdout(data)      # cat -v escaped on a terminal (cli/console.py)
     if options.fail_over is not None:
         from pprof_py.render.gate import GateFailed, check_gate
         failures = check_gate(prepared)
@@ -206,8 +204,7 @@ def _symbols_mode(args, kw):
                          not kw["no_strip_temp"], not kw["no_cache"], warn=notes.append)
     for line in notes:
         note(line)
-    sys.stdout.buffer.write(out.encode("utf-8", "surrogateescape"))
-    sys.stdout.buffer.flush()
+    write_stdout(out.encode("utf-8", "surrogateescape"))
 
 
 def main(argv=None):

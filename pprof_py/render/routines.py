@@ -13,6 +13,7 @@ import bisect
 import re
 
 from pprof_py.errors import PprofError, SymbolizationError
+from pprof_py.files import MAX_SOURCE_BYTES, read_regular
 from pprof_py.report import compile_regex
 from pprof_py.symbolize.demangle import demangle
 from pprof_py.symbolize import Symbolizer, debugging_library, short_function_name
@@ -566,9 +567,9 @@ def perl_lines(path):
     """The lines of a text file as Perl's `while (<FILE>)` reads them
     (bytes, each with its newline), or None if it cannot be opened."""
     try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except OSError:
+        # DWARF may name a FIFO or /dev/zero: regular files only, bounded.
+        data = read_regular(path, MAX_SOURCE_BYTES)
+    except (OSError, ValueError):
         return None
     lines = data.split(b"\n")
     result = [line + b"\n" for line in lines[:-1]]

@@ -24,6 +24,7 @@ from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
 
 from pprof_py.errors import SymbolizationError
+from pprof_py.files import open_regular
 from pprof_py.symbolize.demangle import demangle
 
 SHN_UNDEF = 0
@@ -48,12 +49,16 @@ class ObjectFile:
     def __init__(self, path):
         self.path = path
         try:
-            self._file = open(path, "rb")
+            # Never blocks (a map may name a FIFO) and refuses devices.
+            self._file = open_regular(path)
         except OSError as exc:
-            raise SymbolizationError(f"{path}: cannot open: {exc.strerror}") from None
+            raise SymbolizationError(f"{path}: cannot open: {exc.strerror or exc}") from None
         try:
             self.elf = ELFFile(self._file)
             self._sections = list(self.elf.iter_sections())
+        except OSError as exc:          # e.g. /proc/self/mem: EIO
+            self._file.close()
+            raise SymbolizationError(f"{path}: cannot read: {exc.strerror or exc}") from None
         except (ELFError, struct.error, ValueError) as exc:
             self._file.close()
             raise SymbolizationError(f"{path}: not an ELF file or damaged ({exc})") from None
