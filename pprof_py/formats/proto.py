@@ -24,7 +24,8 @@ output is gzip-compressed, as Go pprof writes it.
 import gzip
 import zlib
 
-from pprof_py.errors import ProfileFormatError
+from pprof_py.errors import PprofError, ProfileFormatError
+from pprof_py.render.escaping import json_text
 
 _MESSAGES = None
 
@@ -99,11 +100,48 @@ def is_gzip(data):
     return data[:2] == b"\x1f\x8b"
 
 
-def gunzip(data, path):
+# A gzipped profile may expand to at most this many times its size, and
+# never past MAX_GUNZIP_BYTES.  Real profiles compress 3-20x; a gzip bomb
+# (10 MB expanding to 10 GiB) compresses 1000x.
+GUNZIP_RATIO = 200
+MIN_GUNZIP_BYTES = 256 << 20
+MAX_GUNZIP_BYTES = 4 << 30
+
+
+def gunzip_limit(compressed_size):
+    return min(MAX_GUNZIP_BYTES, max(MIN_GUNZIP_BYTES, GUNZIP_RATIO * compressed_size))
+
+
+def gunzip(data, path, limit=None):
+    """Decompress gzip `data` (all members, as gzip.decompress does),
+    streaming, and stop with one clear error past `limit` bytes (default
+    gunzip_limit(len(data))), before allocating them."""
+    limit = gunzip_limit(len(data)) if limit is None else limit
+    out = []
+    size = 0
+    rest = data
     try:
-        return gzip.decompress(data)
-    except (OSError, EOFError, zlib.error) as exc:
+        while rest:
+            stream = zlib.decompressobj(16 + zlib.MAX_WBITS)        # one gzip member
+            chunk_in = rest
+            while True:
+                piece = stream.decompress(chunk_in, min(limit - size + 1, 1 << 24))
+                size += len(piece)
+                if size > limit:
+                    raise ProfileFormatError(path, f"decompressed size exceeds {limit} bytes "
+                                                   f"(a gzip bomb, or not a profile)")
+                out.append(piece)
+                if stream.eof:
+                    break
+                chunk_in = stream.unconsumed_tail
+                if not chunk_in and not piece:
+                    raise ProfileFormatError(path, "corrupt gzip data (truncated)")
+            rest = stream.unused_data.lstrip(b"\0")      # members may be padded with NULs
+            if rest and not is_gzip(rest):
+                break                                 # trailing garbage after a member: ignored
+    except zlib.error as exc:
         raise ProfileFormatError(path, f"corrupt gzip data ({exc})") from None
+    return b"".join(out)
 
 
 # ---- reading ---------------------------------------------------------------
@@ -234,6 +272,8 @@ class _Strings:
         self.index = {"": 0}
 
     def __call__(self, text):
+        # profile.proto strings are UTF-8: undecodable bytes become U+FFFD.
+        text = json_text(text)
         i = self.index.get(text)
         if i is None:
             i = self.index[text] = len(self.table)
@@ -300,6 +340,13 @@ def _split_fileline(fileline):
     return fileline, 0
 
 
+def _int64(value):
+    """A sample value as profile.proto's int64 holds it."""
+    if not abs(value) < 2.0 ** 63:
+        raise PprofError(f"--proto: value {value:g} does not fit profile.proto's 64-bit integers")
+    return int(round(value))
+
+
 def build_proto(prepared):
     """The Profile message for a report."""
     M = messages()
@@ -359,7 +406,7 @@ def build_proto(prepared):
             continue
         sample = msg.sample.add()
         sample.location_id.extend(location_id(a) for a in stack)
-        sample.value.extend(int(round(v)) for v in values)
+        sample.value.extend(_int64(v) for v in values)
     for comment in (main.comments if main is not None else []):
         msg.comment.append(strings(comment))
     msg.string_table.extend(strings.table)

@@ -451,12 +451,15 @@ class LineInfo:
     def discriminator(self, address):
         if self._dwarf is None:
             return 0
-        for cu in self._units_for(address):
-            for start, end, addresses, discs in self._sequences_of(cu):
-                if start <= address < end:
-                    i = bisect.bisect_right(addresses, address) - 1
-                    if i >= 0:
-                        return discs[i]
+        try:
+            for cu in self._units_for(address):
+                for start, end, addresses, discs in self._sequences_of(cu):
+                    if start <= address < end:
+                        i = bisect.bisect_right(addresses, address) - 1
+                        if i >= 0:
+                            return discs[i]
+        except symcache.DWARF_DAMAGE:
+            self._dwarf = None      # damaged debug info: no discriminators, as objdump
         return 0
 
 

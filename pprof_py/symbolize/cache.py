@@ -477,7 +477,9 @@ def replay_addr2line(fact_ids, facts, inline=True):
 
 
 # What a damaged .debug_* section makes our readers raise.
-DWARF_DAMAGE = (ValueError, IndexError, KeyError, TypeError, struct.error, ELFError, DWARFError)
+# (pyelftools checks some fields with assert: a zeroed .debug_info fails one.)
+DWARF_DAMAGE = (ValueError, IndexError, KeyError, TypeError, AssertionError, struct.error, ELFError,
+                DWARFError)
 
 
 def object_symbols(obj, addresses, use_cache=True, progress=None, warn=None):

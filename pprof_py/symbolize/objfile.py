@@ -56,6 +56,7 @@ class ObjectFile:
         try:
             self.elf = ELFFile(self._file)
             self._sections = list(self.elf.iter_sections())
+            self._check_sections(path)
         except OSError as exc:          # e.g. /proc/self/mem: EIO
             self._file.close()
             raise SymbolizationError(f"{path}: cannot read: {exc.strerror or exc}") from None
@@ -73,6 +74,24 @@ class ObjectFile:
 
     def close(self):
         self._file.close()
+
+    def _check_sections(self, path):
+        """Every section with contents lies inside the file, so that no
+        reader allocates or seeks by a damaged size (sh_size 2^40) or offset
+        (2^50).  pyelftools reads what the section table says."""
+        size = os.fstat(self._file.fileno()).st_size
+        for sec in self._sections:
+            if sec["sh_type"] == "SHT_NOBITS" or sec["sh_size"] == 0:
+                continue
+            if sec["sh_offset"] > size or sec["sh_size"] > size - sec["sh_offset"]:
+                self._file.close()
+                raise SymbolizationError(
+                    f"{path}: damaged ELF file: section {sec.name or '#?'} (offset {sec['sh_offset']}, "
+                    f"size {sec['sh_size']}) extends past the end of the file ({size} bytes)")
+        entsize = self.elf["e_shentsize"]
+        if self.elf["e_shnum"] and self.elf["e_shoff"] + self.elf["e_shnum"] * entsize > size:
+            self._file.close()
+            raise SymbolizationError(f"{path}: damaged ELF file: section table past the end of the file")
 
     # ---- identity -------------------------------------------------------
     @property
