@@ -2,7 +2,7 @@
 # set-up commands.
 PYTHON ?= python3
 
-.PHONY: deps install demo test test-native fixtures images bench bench-text bench-cache bench-sampler bench-malloc bench-graphs clean
+.PHONY: deps install demo test fuzz test-native fixtures images bench bench-text bench-cache bench-sampler bench-malloc bench-graphs clean
 
 # Debian packages the tests compare against or drive: gperftools' pprof and
 # libprofiler/tcmalloc, graphviz's dot, binutils (nm/addr2line for the unit
@@ -31,6 +31,13 @@ demo: install
 
 test: deps install
 	$(PYTHON) -m pytest -q tests
+
+# The input fuzzer for longer than `make test` runs it (tests/hardening/test_fuzz.py):
+# ten minutes, failing cases kept under out/fuzz/ for reproduction.
+FUZZ_SECONDS ?= 600
+FUZZ_SEED ?= 1
+fuzz:
+	$(PYTHON) tests/hardening/fuzz.py --seconds $(FUZZ_SECONDS) --seed $(FUZZ_SEED) --save out/fuzz
 
 # Native parts under AddressSanitizer / valgrind (not part of `make test`).
 test-native:

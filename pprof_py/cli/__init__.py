@@ -230,6 +230,11 @@ def main(argv=None):
     except KeyboardInterrupt:
         error("interrupted")
         sys.exit(130)
+    except MemoryError:
+        # Still one line; the inputs' sizes are checked before allocating,
+        # so this is a bug of ours or a limit set very low (ulimit -v).
+        error("out of memory (set PPROF_PY_DEBUG=1 for a traceback)")
+        sys.exit(3)
     except Exception as exc:        # a bug of ours: still one line, unless debugging
         if os.environ.get("PPROF_PY_DEBUG"):
             raise

@@ -250,11 +250,19 @@ def _objdump_style(insn, describe_target):
     return "%-6s %s" % (mnemonic, ops)
 
 
+# capstone is imported when this module is, not in the middle of a listing:
+# its package initialisation iterates its own globals, and imported late in
+# some runs it failed with "dictionary changed size during iteration"
+# (found by tests/hardening/fuzz.py; reproducible, cause inside capstone).
+try:
+    import capstone
+except ImportError:         # reported when --list/--disasm need it
+    capstone = None
+
+
 def _capstone_for(obj):
-    try:
-        import capstone
-    except ImportError:
-        raise PprofError("--list and --disasm need the capstone package (pip install capstone)") from None
+    if capstone is None:
+        raise PprofError("--list and --disasm need the capstone package (pip install capstone)")
     machine = obj.elf["e_machine"]
     if machine == "EM_X86_64":
         md = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)

@@ -51,6 +51,7 @@ sys.path.insert(0, ROOT)
 
 OUTPUTS = ["--text", "--dot", "--flame", "--list=.", "--disasm=.", "--proto", "--json", "--raw",
            "--collapsed"]
+FAMILIES = ["cpu", "heap", "contention", "folded", "raw", "proto", "maps", "elf"]
 ADDRESS_SPACE = 4 << 30
 INTERESTING_NUMBERS = [b"0", b"-1", b"1", b"18446744073709551615", b"18446744073709551616",
                        b"9223372036854775808", b"36893488147419103232", b"nan", b"inf", b"-inf",
@@ -233,7 +234,7 @@ def mutate_elf(rng, data):
 
 def make_case(rng, seeds, work, n):
     """(family, argv, input path) for case n."""
-    family = rng.choice(["cpu", "heap", "contention", "folded", "raw", "proto", "maps", "elf"])
+    family = FAMILIES[n % len(FAMILIES)]          # every family in every run
     output = rng.choice(OUTPUTS)
     program = [seeds.chain]
     if family == "cpu":
@@ -335,7 +336,7 @@ def classify(status, stderr):
     kind, code = status
     if kind == "hang":
         return "hang"
-    if kind == "signal" or code == 99 or b"MemoryError" in stderr:
+    if kind == "signal" or code == 99 or b"MemoryError" in stderr or b"pprof: out of memory" in stderr:
         return "blow-up"
     if b"internal error" in stderr or b"Traceback" in stderr:
         return "traceback"
@@ -350,6 +351,7 @@ def classify(status, stderr):
 def fuzz(seed, seconds=None, cases=None, timeout=20, save=None, log=print):
     rng = random.Random(seed)
     counts = {k: 0 for k in ("cases", "report", "clean error", "traceback", "hang", "blow-up")}
+    per_family = {f: 0 for f in FAMILIES}
     failures = []
     work = tempfile.mkdtemp(prefix="pprof-fuzz.")
     cache = tempfile.mkdtemp(prefix="pprof-fuzz-cache.")
@@ -370,6 +372,11 @@ def fuzz(seed, seconds=None, cases=None, timeout=20, save=None, log=print):
             out = tempfile.TemporaryFile(dir=work)
             err = tempfile.TemporaryFile(dir=work)
             status = run_case(argv, out, err, timeout)
+            if status[0] == "hang":
+                # A busy machine can make a slow case look hung: once more,
+                # with twice the time, before calling it a hang.
+                out.seek(0), out.truncate(), err.seek(0), err.truncate()
+                status = run_case(argv, out, err, 2 * timeout)
             err.seek(0)
             stderr = err.read()
             out.close()
@@ -377,6 +384,7 @@ def fuzz(seed, seconds=None, cases=None, timeout=20, save=None, log=print):
             outcome = classify(status, stderr)
             counts["cases"] += 1
             counts[outcome] += 1
+            per_family[family] += 1
             if outcome in ("traceback", "hang", "blow-up"):
                 tail = stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or [""]
                 failures.append((n, family, outcome, argv, tail[0][:300]))
@@ -397,6 +405,7 @@ def fuzz(seed, seconds=None, cases=None, timeout=20, save=None, log=print):
             os.environ["XDG_CACHE_HOME"] = old_cache
         shutil.rmtree(work, ignore_errors=True)
         shutil.rmtree(cache, ignore_errors=True)
+    counts["per family"] = per_family
     return counts, failures
 
 

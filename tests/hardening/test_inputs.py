@@ -252,16 +252,37 @@ def test_gzip_bomb(tmp_path):
 # ---- item 10: time linear in stack depth -------------------------------------------
 
 def test_one_sample_of_65536_frames(tmp_path):
-    pcs = [SPIN] + [B_HEAVY + 1] * 65534 + [MAIN + 1]
-    prof = write(tmp_path, "deep.prof", cpu_profile([(1, pcs)]))
-    for flag in ("--text", "--collapsed", "--dot", "--flame", "--proto"):
+    # Two samples with different second frames, so that pprof's removal of
+    # a second frame common to all stacks does not apply, and one of them
+    # 65,536 frames deep (distinct return addresses in three functions).
+    callers = [B_HEAVY + 1, 0x401193 + 1, 0x4011b2 + 1]
+    deep = [SPIN] + [callers[i % 3] for i in range(65534)] + [MAIN + 1]
+    prof = write(tmp_path, "deep.prof", cpu_profile([(1, deep), (1, [SPIN, MAIN + 1])]))
+    for flag in ("--text", "--collapsed", "--dot", "--flame", "--proto", "--json"):
         out = assert_report(pprof([flag, CHAIN, prof], timeout=60))
         if flag == "--text":
-            assert out.startswith(b"Total: 1 samples")
+            assert out.startswith(b"Total: 2 samples")
 
 
-def test_one_sample_of_65536_distinct_frames_in_folded(tmp_path):
-    names = b";".join(b"f%d" % i for i in range(65536))
-    prof = write(tmp_path, "deep.folded", names + b" 1\n")
-    for flag in ("--text", "--flame", "--proto"):
-        assert_report(pprof([flag, prof], timeout=60))
+def test_one_sample_of_65536_identical_second_frames(tmp_path):
+    # pprof removes the common second frame again and again: 65,534 times.
+    prof = write(tmp_path, "deep.prof", cpu_profile([(1, [SPIN] + [B_HEAVY + 1] * 65534 + [MAIN + 1])]))
+    proc = pprof(["--text", CHAIN, prof], timeout=60)
+    assert assert_report(proc).startswith(b"Total: 1 samples")
+    assert proc.stderr.count(b"Removing b_heavy from all stack traces.") == 65534
+
+
+def test_proto_with_one_100k_location_stack(tmp_path):
+    from pprof_py.formats.proto import messages
+    n = 100000
+    msg = messages()["Profile"]()
+    msg.string_table.extend(["", "samples", "count"] + ["f%d" % i for i in range(n)])
+    msg.sample_type.add(type=1, unit=2)
+    for i in range(n):
+        msg.function.add(id=i + 1, name=3 + i, system_name=3 + i)
+        msg.location.add(id=i + 1, address=0x1000 + 16 * i).line.add(function_id=i + 1, line=1)
+    msg.sample.add(location_id=list(range(1, n + 1)), value=[1])
+    msg.sample.add(location_id=[1], value=[1])       # keeps the deep stack's second frame
+    proto = write(tmp_path, "deep.pb.gz", gzip.compress(msg.SerializeToString(), compresslevel=1))
+    out = assert_report(pprof(["--text", proto], timeout=60))
+    assert out.startswith(b"Total: 2 samples")
