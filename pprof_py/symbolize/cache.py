@@ -26,7 +26,7 @@ from elftools.common.exceptions import DWARFError, ELFError
 from pprof_py.symbolize.demangle import demangle
 from pprof_py.symbolize.dwarf import DwarfIndex
 
-CACHE_VERSION = 11
+CACHE_VERSION = 12
 
 
 def cache_dir():
@@ -119,18 +119,22 @@ ARRAYS = {
     "fact_sym_value": "<u8",
     "fact_sym_file": "<i8",
     "fact_nm": "<i8",
-    "frame_key_cu": "<i8",      # -1: no DIE key (None)
-    "frame_key_offset": "<i8",
-    "frame_name": "<i8",
-    "frame_linkage": "<u1",
-    "frame_low": "<u8",
-    "frame_has_low": "<u1",
+    # The functions frames are in: (DIE key, name, is_linkage, low), each once.
+    "func_key_cu": "<i8",       # -1: no DIE key (None)
+    "func_key_offset": "<i8",
+    "func_name": "<i8",
+    "func_linkage": "<u1",
+    "func_low": "<u8",
+    "func_has_low": "<u1",
+    # Frames: a function and the file:line printed on its line.
+    "frame_func": "<i8",
     "frame_file": "<i8",
     "frame_line": "<i8",        # -1: None
     "string_offsets": "<i8",    # len(strings) + 1 character offsets into text
     "text": "<u1",              # all strings, UTF-8 (surrogatepass)
 }
 _FACT_COLUMNS = [n for n in ARRAYS if n.startswith("fact_")]
+_FUNC_COLUMNS = [n for n in ARRAYS if n.startswith("func_")]
 _FRAME_COLUMNS = [n for n in ARRAYS if n.startswith("frame_")]
 _INT64_MAX = (1 << 63) - 1
 _UINT64_MAX = (1 << 64) - 1
@@ -211,11 +215,15 @@ def _check(a):
         raise CacheDamaged(what)
 
     n_facts = len(a["fact_frame_start"])
-    n_frames = len(a["frame_key_cu"])
+    n_funcs = len(a["func_key_cu"])
+    n_frames = len(a["frame_func"])
     n_strings = len(a["string_offsets"]) - 1
     if len(a["ids"]) != len(a["addresses"]) or any(len(a[c]) != n_facts for c in _FACT_COLUMNS) \
+            or any(len(a[c]) != n_funcs for c in _FUNC_COLUMNS) \
             or any(len(a[c]) != n_frames for c in _FRAME_COLUMNS) or n_strings < 0:
         fail("inconsistent lengths")
+    if n_frames and (a["frame_func"].min() < 0 or a["frame_func"].max() >= n_funcs):
+        fail("function index out of range")
     if len(a["addresses"]) > 1 and not np.all(a["addresses"][1:] > a["addresses"][:-1]):
         fail("addresses out of order")
     if len(a["ids"]) and (a["ids"].min() < 0 or a["ids"].max() >= n_facts):
@@ -224,7 +232,7 @@ def _check(a):
     real = count >= 0
     if np.any(count < -1) or np.any(real & ((start < 0) | (start > n_frames - count))):
         fail("frame range out of range")
-    for column in ("fact_sym_name", "fact_sym_file", "fact_nm", "frame_name", "frame_file"):
+    for column in ("fact_sym_name", "fact_sym_file", "fact_nm", "func_name", "frame_file"):
         if len(a[column]) and (a[column].min() < -1 or a[column].max() >= n_strings):
             fail("string index out of range")
     offsets = a["string_offsets"]
@@ -234,20 +242,8 @@ def _check(a):
 
 def _facts_from_arrays(a):
     """store.facts from the arrays: one list comprehension per column (the
-    tuples are made by zip, in C), so a warm cache loads about as fast as
-    the pickle it replaced.  The cyclic garbage collector is paused
-    meanwhile: the hundreds of thousands of new tuples would trigger
-    collections that cannot free anything (and double the time)."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        return _build_facts(a)
-    finally:
-        if enabled:
-            gc.enable()
-
-
-def _build_facts(a):
+    tuples are made by zip, in C).  (Called with the garbage collector
+    paused, see object_symbols.)"""
     try:
         text = a["text"].tobytes().decode("utf-8", "surrogatepass")
     except UnicodeDecodeError:
@@ -257,14 +253,14 @@ def _build_facts(a):
         raise CacheDamaged("string offsets do not match the text")
     strings = [text[i:j] for i, j in zip(offsets, offsets[1:])]
     strings.append(None)        # string index -1 is None
-    col = {n: a[n].tolist() for n in _FACT_COLUMNS + _FRAME_COLUMNS}
-    frames = list(zip(
-        [k if k[0] >= 0 else None for k in zip(col["frame_key_cu"], col["frame_key_offset"])],
-        [strings[i] for i in col["frame_name"]],
-        list(map(bool, col["frame_linkage"])),
-        [low if has else None for low, has in zip(col["frame_low"], col["frame_has_low"])],
-        [strings[i] for i in col["frame_file"]],
-        [line if line >= 0 else None for line in col["frame_line"]]))
+    col = {n: a[n].tolist() for n in _FACT_COLUMNS + _FUNC_COLUMNS + _FRAME_COLUMNS}
+    funcs = list(zip(
+        [k if k[0] >= 0 else None for k in zip(col["func_key_cu"], col["func_key_offset"])],
+        [strings[i] for i in col["func_name"]],
+        list(map(bool, col["func_linkage"])),
+        [low if has else None for low, has in zip(col["func_low"], col["func_has_low"])]))
+    frames = [funcs[f] + (strings[file_index], line if line >= 0 else None)
+              for f, file_index, line in zip(col["frame_func"], col["frame_file"], col["frame_line"])]
     return list(zip(
         [tuple(frames[s:s + c]) if c >= 0 else None
          for s, c in zip(col["fact_frame_start"], col["fact_frame_count"])],
@@ -321,17 +317,23 @@ def _encode(store):
             raise _Unrepresentable()
         return v
 
-    cols = {n: [] for n in _FACT_COLUMNS + _FRAME_COLUMNS}
+    cols = {n: [] for n in _FACT_COLUMNS + _FUNC_COLUMNS + _FRAME_COLUMNS}
+    func_ids = {}
     for frames, sym, nm_name in store.facts:
-        cols["fact_frame_start"].append(len(cols["frame_key_cu"]))
+        cols["fact_frame_start"].append(len(cols["frame_func"]))
         cols["fact_frame_count"].append(-1 if frames is None else len(frames))
         for key, name, is_linkage, low, file_name, line in frames or ():
-            cols["frame_key_cu"].append(-1 if key is None else int64(key[0]))
-            cols["frame_key_offset"].append(0 if key is None else int64(key[1]))
-            cols["frame_name"].append(string(name))
-            cols["frame_linkage"].append(1 if is_linkage else 0)
-            cols["frame_low"].append(0 if low is None else uint64(low))
-            cols["frame_has_low"].append(0 if low is None else 1)
+            func = (key, name, is_linkage, low)
+            f = func_ids.get(func)
+            if f is None:
+                f = func_ids[func] = len(func_ids)
+                cols["func_key_cu"].append(-1 if key is None else int64(key[0]))
+                cols["func_key_offset"].append(0 if key is None else int64(key[1]))
+                cols["func_name"].append(string(name))
+                cols["func_linkage"].append(1 if is_linkage else 0)
+                cols["func_low"].append(0 if low is None else uint64(low))
+                cols["func_has_low"].append(0 if low is None else 1)
+            cols["frame_func"].append(f)
             cols["frame_file"].append(string(file_name))
             cols["frame_line"].append(int64(line))
         cols["fact_sym_name"].append(-1 if sym is None else string(sym[0]))
@@ -485,7 +487,21 @@ DWARF_DAMAGE = (ValueError, IndexError, KeyError, TypeError, AssertionError, str
 def object_symbols(obj, addresses, use_cache=True, progress=None, warn=None):
     """Symbolize file-relative `addresses` of `obj`: returns (sorted unique
     addresses, [addr2line answer per address], [nm full name per address]).
-    `warn` receives the one warning about a damaged cache file."""
+    `warn` receives the one warning about a damaged cache file.
+
+    The cyclic garbage collector is paused meanwhile: this makes hundreds
+    of thousands of tuples (facts, answers) and no garbage cycles, and the
+    collections they would trigger cost a third of a warm run's time here."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _object_symbols(obj, addresses, use_cache, progress, warn)
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _object_symbols(obj, addresses, use_cache, progress, warn):
     path = _cache_path(obj) if use_cache else None
     store = _load(path, warn) if path else _Store()
     addrs = np.unique(np.asarray(addresses, dtype=np.uint64))
