@@ -277,7 +277,7 @@ def preload():
     """Import what every case needs once, before forking, so that a case
     costs a fork rather than an interpreter start and imports."""
     import pprof_py.cli                       # noqa: F401
-    import pprof_py.render.routines           # noqa: F401  capstone, --list/--disasm
+    import pprof_py.symbolize.objtool         # noqa: F401  capstone, --list/--disasm
     import pprof_py.formats.proto             # noqa: F401
     import pprof_py.symbolize.dwarf           # noqa: F401
 

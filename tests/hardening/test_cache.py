@@ -8,7 +8,7 @@ import stat
 
 import pytest
 
-from hardening.helpers import ROOT, assert_report, pprof
+from hardening.helpers import ROOT, assert_report, pprof_forked
 
 PROGRAM = "fixtures/bin/cxx"
 PROFILE = "fixtures/local/profiles/cxx.cpu.prof"
@@ -31,11 +31,23 @@ def cache_home(tmp_path):
 
 
 def _run(cache_home, *extra):
-    return pprof(["--lines", "--text", *extra, PROGRAM, PROFILE], env={"XDG_CACHE_HOME": str(cache_home)})
+    # Forked from this process: the one-time warning state is fresh in each
+    # child, since this process never reads a cache itself.
+    old = os.environ.get("XDG_CACHE_HOME")
+    os.environ["XDG_CACHE_HOME"] = str(cache_home)
+    try:
+        return pprof_forked(["--lines", "--text", *extra, PROGRAM, PROFILE])
+    finally:
+        os.environ["XDG_CACHE_HOME"] = old
+
+
+_EXPECTED = []
 
 
 def _expected():
-    return assert_report(pprof(["--lines", "--text", "--no-cache", PROGRAM, PROFILE]))
+    if not _EXPECTED:
+        _EXPECTED.append(assert_report(pprof_forked(["--lines", "--text", "--no-cache", PROGRAM, PROFILE])))
+    return _EXPECTED[0]
 
 
 def _cache_file(cache_home):

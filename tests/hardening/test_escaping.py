@@ -11,7 +11,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from hardening.helpers import assert_clean_error, assert_report, pprof
+from hardening.helpers import assert_clean_error, assert_report, pprof, pprof_forked
 
 # The issue's reproduction: closes the label, adds a javascript: URL.
 EVIL = 'evil\\"]Z[label=<X>,URL=<javascript:alert(document.domain)>]//'
@@ -50,7 +50,7 @@ needs_dot = pytest.mark.skipif(shutil.which("dot") is None, reason="graphviz's d
 
 
 def test_dot_source_keeps_each_name_inside_its_label(tmp_path):
-    out = assert_report(pprof(["--dot", "--nodefraction=0", "--edgefraction=0", _folded(tmp_path)]))
+    out = assert_report(pprof_forked(["--dot", "--nodefraction=0", "--edgefraction=0", _folded(tmp_path)]))
     text = out.decode("utf-8")          # valid UTF-8, undecodable bytes shown as M-x
     node_lines = [line for line in text.splitlines() if re.match(r'N\d+ \[label="', line)]
     assert len(node_lines) == len(HOSTILE) + 2
@@ -65,7 +65,7 @@ def test_dot_source_keeps_each_name_inside_its_label(tmp_path):
 
 @needs_dot
 def test_svg_has_no_javascript_url_and_dot_accepts_every_name(tmp_path):
-    proc = pprof(["--svg", "--nodefraction=0", "--edgefraction=0", _folded(tmp_path)])
+    proc = pprof_forked(["--svg", "--nodefraction=0", "--edgefraction=0", _folded(tmp_path)])
     data = assert_report(proc)
     assert b"Warning" not in proc.stderr and b"Error" not in proc.stderr, proc.stderr
     for tag, name, value in _svg_attributes(data):
@@ -78,7 +78,7 @@ def test_svg_has_no_javascript_url_and_dot_accepts_every_name(tmp_path):
 
 
 def test_flame_graph_is_well_formed_xml_for_any_name(tmp_path):
-    data = assert_report(pprof(["--flame", _folded(tmp_path)]))
+    data = assert_report(pprof_forked(["--flame", _folded(tmp_path)]))
     root = ET.fromstring(data)
     titles = [t.text for t in root.iter("{http://www.w3.org/2000/svg}title")]
     assert any(t.startswith("latin1-M-i-cont-M-^@\n") for t in titles), titles
@@ -87,7 +87,7 @@ def test_flame_graph_is_well_formed_xml_for_any_name(tmp_path):
 
 
 def test_json_is_strict_for_any_name(tmp_path):
-    data = assert_report(pprof(["--json", "--stacks", _folded(tmp_path)]))
+    data = assert_report(pprof_forked(["--json", "--stacks", _folded(tmp_path)]))
     text = data.decode("utf-8")         # strict: raises on invalid UTF-8
 
     def no_constants(name):
@@ -103,7 +103,7 @@ def test_json_never_writes_nan_or_infinity(tmp_path):
     # 1e308 + 1e308 overflows to inf in the folded reader's float sum.
     path = tmp_path / "huge.folded"
     path.write_bytes(b"main;a 1" + b"0" * 308 + b"\nmain;b 1" + b"0" * 308 + b"\n")
-    proc = pprof(["--json", path])
+    proc = pprof_forked(["--json", path])
     if proc.returncode == 0:
         json.loads(proc.stdout, parse_constant=lambda name: pytest.fail(f"not JSON: {name}"))
     else:
@@ -144,7 +144,7 @@ def test_terminal_gets_control_characters_as_cat_v_shows_them(tmp_path):
 
 
 def test_pipe_gets_the_exact_bytes(tmp_path):
-    out = assert_report(pprof(["--text", _folded(tmp_path)]))
+    out = assert_report(pprof_forked(["--text", _folded(tmp_path)]))
     assert b"pwned-title\x07\x1b[2J\x1b[31mred" in out
     assert b"latin1-\xe9-cont-\x80" in out
 

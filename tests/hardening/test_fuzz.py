@@ -1,4 +1,4 @@
-"""The fuzzer as part of the suite: a fixed seed, about 25 seconds, every
+"""The fuzzer as part of the suite: a fixed seed, about 20 seconds, every
 input family through every output, each case in a forked child with a
 timeout and a 4 GB address-space limit.  Fails on any traceback ("internal
 error"), hang or memory blow-up, naming the cases.  `make fuzz` runs the
@@ -6,7 +6,7 @@ same fuzzer for longer (tests/hardening/fuzz.py)."""
 from hardening import fuzz
 
 SEED = 16
-SECONDS = 25
+SECONDS = 20
 
 
 def test_fuzz_fixed_seed_time_bounded():
