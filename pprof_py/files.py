@@ -25,6 +25,8 @@ def open_regular(path):
     """A binary file object for the regular file `path`.  Raises OSError
     (NotRegularFile for a FIFO, device, socket or directory) instead of
     blocking."""
+    if "\0" in str(path):      # a profile may name anything; the OS cannot
+        raise FileNotFoundError(errno.ENOENT, "no such file (NUL byte in the name)", path)
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     try:
         st = os.fstat(fd)

@@ -129,6 +129,8 @@ class Symbolizer:
         for m in mappings:
             if not (SHARED_LIBRARY.match(m.path) or (program and m.path == program)):
                 continue
+            if "\0" in m.path:       # no file has that name (a damaged proto mapping)
+                continue
             path = find_library(m.path, self.lib_prefixes)
             offset = m.offset
             if not debugging_library(path):

@@ -286,3 +286,18 @@ def test_proto_with_one_100k_location_stack(tmp_path):
     proto = write(tmp_path, "deep.pb.gz", gzip.compress(msg.SerializeToString(), compresslevel=1))
     out = assert_report(pprof(["--text", proto], timeout=60))
     assert out.startswith(b"Total: 2 samples")
+
+
+def test_proto_mapping_named_with_a_nul_byte(tmp_path):
+    # Found by the long fuzz run: --disasm opened the mapped "library".
+    from pprof_py.formats.proto import messages
+    msg = messages()["Profile"]()
+    msg.string_table.extend(["", "samples", "count", "/lib/a\0b.so", "f"])
+    msg.sample_type.add(type=1, unit=2)
+    msg.mapping.add(id=1, memory_start=0x7f0000000000, memory_limit=0x7f0000100000, filename=3)
+    msg.function.add(id=1, name=4, system_name=4)
+    msg.location.add(id=1, mapping_id=1, address=0x7f0000001000).line.add(function_id=1, line=1)
+    msg.sample.add(location_id=[1], value=[3])
+    proto = write(tmp_path, "nul.pb.gz", gzip.compress(msg.SerializeToString()))
+    for flag in ("--text", "--disasm=.", "--list=."):
+        assert_report(pprof([flag, proto]))
