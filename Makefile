@@ -2,7 +2,7 @@
 # set-up commands.
 PYTHON ?= python3
 
-.PHONY: deps install demo test fuzz test-native fixtures images bench bench-text bench-cache bench-sampler bench-malloc bench-graphs clean
+.PHONY: deps install demo test fuzz test-native fixtures images web-screenshot bench bench-text bench-cache bench-sampler bench-malloc bench-graphs bench-web clean
 
 # Debian packages the tests compare against or drive: gperftools' pprof and
 # libprofiler/tcmalloc, graphviz's dot, binutils (nm/addr2line for the unit
@@ -53,7 +53,11 @@ images:
 	$(PYTHON) -m pprof_py --flame fixtures/bin/cxx fixtures/local/profiles/cxx.cpu.prof > docs/images/flame.svg
 	$(PYTHON) -m pprof_py --dot fixtures/bin/cxx fixtures/local/profiles/cxx.cpu.prof | dot -Tsvg > docs/images/callgraph.svg
 
-bench: bench-text bench-cache bench-sampler bench-malloc bench-graphs
+# The README's web UI picture (docs/images/web-ui.png), taken by the browser test.
+web-screenshot:
+	PPROF_WEB_SCREENSHOTS=docs/images $(PYTHON) -m pytest -q tests/web/test_browser.py -k flame_click
+
+bench: bench-text bench-cache bench-sampler bench-malloc bench-graphs bench-web
 
 bench-text:
 	$(PYTHON) bench/bench_text.py
@@ -71,6 +75,9 @@ bench-malloc:
 
 bench-graphs:
 	$(PYTHON) bench/bench_graphs.py
+
+bench-web:
+	$(PYTHON) bench/bench_web.py
 
 clean:
 	rm -rf build out bench/out *.egg-info

@@ -19,10 +19,16 @@ COMMON_FLAGS = ["-O2", "-g", "-fno-omit-frame-pointer", "-fvisibility=default",
 
 # library name -> (extra compile args, libraries)
 LIBRARIES = {
-    "profiler": ([], ["dl", "rt", "pthread"]),
+    # hidden by default: only profiler.h and the documented interposed libc
+    # functions are exported (PP_EXPORT, docs/sampler.md)
+    "profiler": (["-fvisibility=hidden"], ["dl", "rt", "pthread"]),
     "malloc": (["-fno-builtin", "-ftls-model=initial-exec", "-fno-optimize-sibling-calls",
                 "-fno-stack-protector", "-funwind-tables"], ["dl", "rt", "pthread", "m"]),
 }
+
+# extra link flags per library: the linker-made bounds of the sampler's
+# pp_trampoline section (collector.c) stay internal too
+LINK_FLAGS = {"profiler": ["-Wl,-z,start-stop-visibility=hidden"]}
 
 
 def native_extensions():
@@ -39,7 +45,7 @@ def native_extensions():
             include_dirs=[os.path.join("pprof_py", "native", "include"),
                           os.path.join(SRC, name), os.path.join(SRC, "common")],
             extra_compile_args=COMMON_FLAGS + flags,
-            extra_link_args=["-pthread"],
+            extra_link_args=["-pthread"] + LINK_FLAGS.get(name, []),
             libraries=libs,
             depends=sorted(glob.glob(os.path.join(SRC, name, "*.h")) + glob.glob(os.path.join(SRC, "common", "*.h"))),
         ))

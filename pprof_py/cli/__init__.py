@@ -17,7 +17,6 @@ from pprof_py import __version__
 from pprof_py.cli.console import DelayedProgress, error, note, write_stdout
 from pprof_py.errors import PprofError
 from pprof_py.render import REGISTRY
-from pprof_py.report import Options, prepare
 
 # Option groups, in the order gperftools' pprof prints them in --help.
 GROUPS = ["Options", "Reporting Granularity", "Output type", "Heap-Profile Options",
@@ -147,6 +146,11 @@ def _output_options(func):
      help="Write the report to <file> instead of stdout")
 @opt("--fail-over", "fail_over", metavar="<pct>%", group="Miscellaneous",
      help="With --base: exit 1 if a function's share of the total grew by more than <pct> points")
+@opt("--http", "http", metavar="<host>:<port>", group="Output type",
+     help="Serve an interactive web UI (Go pprof's views) on <host>:<port>; "
+          ":<port> listens on localhost only")
+@opt("--no_browser", is_flag=True, group="Output type",
+     help="With --http: do not open a web browser")
 @click.argument("args", nargs=-1, required=True, metavar="[<program>] <profiles>...")
 def command(args, granularity, sample_index, stacks, **kw):
     """Analyze gperftools CPU and heap profiles (a Python re-implementation of
@@ -160,13 +164,20 @@ def command(args, granularity, sample_index, stacks, **kw):
     if kw["symbols_mode"]:
         _symbols_mode(args, kw)
         return
+    if kw["http"] is not None and outputs:
+        raise click.UsageError("--http serves every view: give no other output mode")
+    if kw["no_browser"] and kw["http"] is None:
+        raise click.UsageError("--no_browser goes with --http")
     # No output mode: like gperftools' pprof, the interactive shell
     # (pprof_py/cli/interactive.py) when stdout is a terminal, else --text.
     renderer = outputs[0] if outputs else None
-    if renderer is None and not kw["interactive"] and not _stdout_is_terminal():
+    if renderer is None and kw["http"] is None and not kw["interactive"] and not _stdout_is_terminal():
         renderer = next(r for r in REGISTRY if r.name == "text")
     if stacks and (renderer is None or renderer.name not in ("text", "json")):
         raise click.UsageError("--stacks requires --text (or --json)")
+    # The pipeline (numpy, pyelftools: most of the start-up time) is imported
+    # only now, so --help, --version and usage errors answer at once.
+    from pprof_py.report import Options, prepare
     options = Options(
         granularity=(renderer.granularity if renderer else None) or granularity or "functions",
         cum=kw["cum"], focus=kw["focus"], ignore=kw["ignore"],
@@ -195,6 +206,10 @@ def command(args, granularity, sample_index, stacks, **kw):
         program, profiles = None, list(args)
     else:
         program, profiles = args[0], list(args[1:])
+    if kw["http"] is not None:
+        from pprof_py.web import serve
+        serve(kw["http"], program, profiles, options, open_browser=not kw["no_browser"], say=note)
+        return
     notes = []
     prepared = prepare(program, profiles, options, notes, progress=DelayedProgress)
     for line in notes:

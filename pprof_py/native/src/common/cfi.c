@@ -456,7 +456,14 @@ CFI_NO_ASAN int pp_cfi_apply(const struct pp_cfi_row *r, uintptr_t *pc, uintptr_
   uintptr_t ra, rbp = *fp;
   if (!stack_word(cfa + (uintptr_t)(intptr_t)r->ra_off, lo, hi, &ra)) return 0;
   if (r->rbp_rule == PP_CFI_RBP_SAVED) {
-    if (!stack_word(cfa + (uintptr_t)(intptr_t)r->rbp_off, lo, hi, &rbp)) return 0;
+    /* In an epilogue, compilers describe each pop as a CFA change only:
+     * the row still says rbp is saved at CFA + off although the pop has
+     * already put it back in the register, and the slot now lies below
+     * the stack pointer (free for a signal frame to overwrite).  Then
+     * the register (from the signal context, for the interrupted frame)
+     * is the caller's value. */
+    uintptr_t slot = cfa + (uintptr_t)(intptr_t)r->rbp_off;
+    if (slot >= *sp && !stack_word(slot, lo, hi, &rbp)) return 0;
   } else if (r->rbp_rule == PP_CFI_RBP_VALUE) {
     rbp = cfa + (uintptr_t)(intptr_t)r->rbp_off;
   }
