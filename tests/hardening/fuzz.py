@@ -295,8 +295,9 @@ def run_case(argv, out, err, timeout):
             devnull = os.open(os.devnull, os.O_RDONLY)
             os.dup2(devnull, 0)
             os.chdir(ROOT)
+            # The error handlers Python gives the real streams.
             sys.stdout = os.fdopen(1, "w", closefd=False)
-            sys.stderr = os.fdopen(2, "w", closefd=False)
+            sys.stderr = os.fdopen(2, "w", closefd=False, errors="backslashreplace")
             sys.stdin = os.fdopen(0, "r", closefd=False)
             from pprof_py.cli import main
             main(argv)
