@@ -162,7 +162,7 @@ def command(args, granularity, sample_index, stacks, **kw):
     if kw["add_lib"] is not None and not os.path.isfile(kw["add_lib"]):
         raise PprofError(f"--add_lib={kw['add_lib']}: no such file")
     if kw["symbols_mode"]:
-        _symbols_mode(args, kw)
+        _symbols_mode(args, kw, lines=granularity == "lines")
         return
     if kw["http"] is not None and outputs:
         raise click.UsageError("--http serves every view: give no other output mode")
@@ -352,8 +352,9 @@ def _lib_prefixes(kw):
     return [p for p in (kw["lib_prefix"] or "").split(",") if p]
 
 
-def _symbols_mode(args, kw):
-    """`pprof --symbols <program>`: addresses (and a memory map) on stdin."""
+def _symbols_mode(args, kw, lines=False):
+    """`pprof --symbols [--lines] <program>`: addresses (and a memory map) on
+    stdin (pprof_py/symbolize/addresses.py)."""
     if len(args) != 1:
         raise click.UsageError("--symbols takes just the program; the addresses come on stdin")
     program = args[0]
@@ -362,14 +363,18 @@ def _symbols_mode(args, kw):
     from pprof_py.symbolize.addresses import name_addresses
     text = sys.stdin.buffer.read().decode("utf-8", "surrogateescape")
     notes = []
-    out = name_addresses(program, text, _lib_prefixes(kw),
-                         not kw["no_strip_temp"], not kw["no_cache"], warn=notes.append)
+    out = name_addresses(program, text, _lib_prefixes(kw), not kw["no_strip_temp"], not kw["no_cache"],
+                         warn=notes.append, lines=lines)
     for line in notes:
         note(line)
     write_stdout(out.encode("utf-8", "surrogateescape"))
 
 
 def main(argv=None):
+    # numpy's OpenBLAS starts one spinning thread per core at import; we do
+    # no linear algebra, and on a small profile those threads cost 5% of
+    # the run's CPU time (seen with pprof-run --cpu on pprof itself).
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     try:

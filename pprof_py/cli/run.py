@@ -2,7 +2,7 @@
 
     pprof-run --cpu out.prof [--frequency N] [--realtime] -- ./prog args...
     pprof-run --heap prefix [--sample-parameter BYTES] -- ./prog args...
-    pprof-run --heapcheck -- ./prog args...
+    pprof-run --heapcheck [--heapcheck-children] -- ./prog args...
     pprof-run --malloc -- ./prog args...
     pprof-run --print-lib profiler|malloc
 
@@ -61,12 +61,15 @@ def _statically_linked(program):
               help="Sample allocations every BYTES on average instead of recording all (TCMALLOC_SAMPLE_PARAMETER).")
 @click.option("--heapcheck", "heapcheck", flag_value="normal", default=None,
               help="Check for leaks at exit (HEAPCHECK=normal); exit code 1 when leaks are found.")
+@click.option("--heapcheck-children", is_flag=True,
+              help="With --heapcheck: check the programs it starts too (by default only the named program, "
+                   "through its own execs, is checked).")
 @click.option("--malloc", "use_malloc", is_flag=True, help="Only replace malloc with pprof_py's allocator.")
 @click.option("--mallocstats", is_flag=True, help="Print allocator statistics at exit (MALLOCSTATS=1).")
 @click.option("--print-lib", type=click.Choice(["profiler", "malloc"]), help="Print the path of a native library and exit.")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 def main(cpu_out, frequency, realtime, per_thread_timers, heap_prefix, sample_parameter, heapcheck,
-         use_malloc, mallocstats, print_lib, command):
+         heapcheck_children, use_malloc, mallocstats, print_lib, command):
     """Run COMMAND under pprof_py's CPU sampler and/or allocator."""
     try:
         if print_lib:
@@ -91,9 +94,15 @@ def main(cpu_out, frequency, realtime, per_thread_timers, heap_prefix, sample_pa
                 env["TCMALLOC_SAMPLE_PARAMETER"] = str(sample_parameter)
             if heapcheck:
                 env["HEAPCHECK"] = heapcheck
+                if not heapcheck_children:
+                    # exec keeps our pid: the library checks only this process
+                    # (a script's `gcc ... && echo` must not fail on gcc's leaks)
+                    env["PPROF_PY_HEAPCHECK_PID"] = str(os.getpid())
             if mallocstats:
                 env["MALLOCSTATS"] = "1"
             _preload(env, libpath("malloc"))
+        if heapcheck_children and not heapcheck:
+            raise click.UsageError("--heapcheck-children needs --heapcheck")
         if not cpu_out and "LD_PRELOAD" not in env:
             raise click.UsageError("nothing to do: give --cpu, --heap, --heapcheck or --malloc")
         if _statically_linked(command[0]):

@@ -177,6 +177,7 @@ struct row {
   int cfa_reg;       /* -1: not a register + offset rule */
   int64_t cfa_off;
   struct rule rbp, ra;
+  struct rule callee_saved[PP_CFI_SAVED_REGS]; /* rbx, r12-r15 (zero: same value) */
 };
 
 struct cie_info {
@@ -191,6 +192,8 @@ struct cie_info {
 static struct rule *rule_for(struct row *r, uint64_t reg, uint64_t ra_reg) {
   if (reg == REG_RBP_DW) return &r->rbp;
   if (reg == ra_reg) return &r->ra;
+  if (reg == 3) return &r->callee_saved[0];                  /* rbx */
+  if (reg >= 12 && reg <= 15) return &r->callee_saved[reg - 11]; /* r12-r15 */
   return NULL;
 }
 
@@ -445,6 +448,18 @@ int pp_cfi_row(const struct pp_cfi_source *src, uintptr_t pc, int exact, struct 
   out->cfa_off = (int32_t)r.cfa_off;
   out->ra_off = (int32_t)r.ra.off;
   out->rbp_off = (int32_t)r.rbp.off;
+  out->saved_mask = out->unknown_mask = 0;
+  for (int i = 0; i < PP_CFI_SAVED_REGS; i++) {
+    const struct rule *cs = &r.callee_saved[i];
+    out->saved_off[i] = 0;
+    if (cs->kind == RULE_SAME) continue;
+    if (cs->kind == RULE_OFFSET && cs->off == (int32_t)cs->off) {
+      out->saved_mask |= (uint8_t)(1u << i);
+      out->saved_off[i] = (int32_t)cs->off;
+    } else {
+      out->unknown_mask |= (uint8_t)(1u << i);
+    }
+  }
   return 1;
 }
 

@@ -516,6 +516,7 @@ static int ph_grow(size_t npages) {
     span_t *s = span_new(page, bytes >> PAGE_SHIFT);
     if (!s) return 0;
     ph.system_bytes += bytes;
+    pp_note_heap_growth(bytes);            /* MallocExtension::GetHeapGrowthStacks */
     pagemap_set_ends(s);
     s->location = SPAN_RETURNED;           /* fresh memory: not resident, zero-filled */
     s = ph_coalesce(s);
@@ -899,12 +900,23 @@ void pp_tc_scavenge(tcache_t *tc) {
 static uintptr_t dead_lo[MAX_DEAD_STACKS], dead_hi[MAX_DEAD_STACKS], dead_tp[MAX_DEAD_STACKS];
 static size_t dead_count;
 
+static void thread_stack_exact(uintptr_t *lo, uintptr_t *hi);
+
 static void tc_destroy(void *arg) {
     tcache_t *tc = arg;
     if (!tc) return;
     pp_tc = NULL;
     tc_state = 2;
     for (int cl = 1; cl < pp_num_classes; cl++) tc_release(tc, cl, tc->lists[cl].length);
+    /* the stack's real extent, for the dead-stack record (allocating here is
+       safe: this thread's cache is gone, pthread_getattr_np's allocation
+       goes to the central lists) */
+    uintptr_t lo, hi;
+    thread_stack_exact(&lo, &hi);
+    if (hi) {
+        tc->stack_lo = lo;
+        tc->stack_hi = hi;
+    }
     pp_lock(&tc_lock);
     if (tc->prev_all) tc->prev_all->next_all = tc->next_all;
     else tc_all = tc->next_all;
@@ -932,14 +944,8 @@ size_t pp_dead_stacks(uintptr_t *starts, uintptr_t *ends, uintptr_t *tps, size_t
     return n;
 }
 
-static void thread_stack(uintptr_t *lo, uintptr_t *hi) {
-    extern void *__libc_stack_end;
+static void thread_stack_exact(uintptr_t *lo, uintptr_t *hi) {
     *lo = *hi = 0;
-    if (syscall(SYS_gettid) == getpid()) {
-        *hi = (uintptr_t)__libc_stack_end;
-        *lo = *hi - ((size_t)1 << 30);
-        return;
-    }
     pthread_attr_t attr;
     void *addr;
     size_t size;
@@ -950,6 +956,32 @@ static void thread_stack(uintptr_t *lo, uintptr_t *hi) {
         }
         pthread_attr_destroy(&attr);
     }
+}
+
+/* Bounds for stack walks of the calling thread, taken in its first malloc:
+ * [lo, hi) holds every frame the thread will have.  For threads glibc
+ * created, hi is exact: the thread descriptor (pthread_self()) sits just
+ * above the stack; lo is only a bound, 1 GiB below, as for the main thread.
+ * pthread_getattr_np must not be asked here: it allocates while holding
+ * the thread's lock, and that allocation may be the thread's first, the one
+ * running this (the sampler's threads, Rust's std and others call it first
+ * thing): asking again would deadlock.  tc_destroy asks it for the exact
+ * extent, which the leak checker needs. */
+static void thread_stack(uintptr_t *lo, uintptr_t *hi) {
+    extern void *__libc_stack_end;
+    *lo = *hi = 0;
+    if (syscall(SYS_gettid) == getpid()) {
+        *hi = (uintptr_t)__libc_stack_end;
+        *lo = *hi - ((size_t)1 << 30);
+        return;
+    }
+    uintptr_t self = (uintptr_t)pthread_self(), sp = (uintptr_t)__builtin_frame_address(0);
+    if (self > sp && self - sp < ((size_t)1 << 30)) {
+        *hi = self;
+        *lo = self > ((size_t)1 << 30) ? self - ((size_t)1 << 30) : 0;
+        return;
+    }
+    thread_stack_exact(lo, hi);      /* a stack the program provided */
 }
 
 tcache_t *pp_tc_get_slow(void) {
@@ -984,8 +1016,9 @@ tcache_t *pp_tc_get_slow(void) {
     thread_stack(&tc->stack_lo, &tc->stack_hi);
     tc->thread_pointer = (uintptr_t)pthread_self();
     pp_lock(&tc_lock);
+    uintptr_t here = (uintptr_t)__builtin_frame_address(0);
     for (size_t i = 0; i < dead_count;) {      /* a new thread may reuse a cached stack */
-        if (dead_lo[i] < tc->stack_hi && dead_hi[i] > tc->stack_lo) {
+        if (dead_lo[i] <= here && here < dead_hi[i]) {
             dead_lo[i] = dead_lo[dead_count - 1];
             dead_hi[i] = dead_hi[dead_count - 1];
             dead_tp[i] = dead_tp[dead_count - 1];

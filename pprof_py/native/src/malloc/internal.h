@@ -8,7 +8,9 @@
  *   page heap     - spans of 8 KiB pages, radix page map, coalescing,
  *                   release to the OS (core.c)
  *   entry points  - malloc & co, operator new/delete, fork (api.c)
- *   heap profiler + leak checker (heapprof.c)
+ *   heap profiler (heapprof.c), leak checker (heapcheck.c), their stacks
+ *                  (stackwalk.c), output (heapfmt.c), environment (env.c);
+ *                  their shared declarations are in heap.h
  * Nothing here calls libc malloc; metadata lives in mmap'ed arenas.
  */
 #ifndef PPROFPY_MALLOC_INTERNAL_H
@@ -176,5 +178,42 @@ PP_HIDDEN void pp_prof_at_exit(void);
 PP_HIDDEN void pp_prof_lock_all(void);
 PP_HIDDEN void pp_prof_unlock_all(void);
 PP_HIDDEN const char *pp_getenv(const char *name);
+PP_HIDDEN void pp_prof_track_all(void);          /* record every allocation (leak checker) */
+
+/* ---- leak checker (heapcheck.c) ---- */
+PP_HIDDEN void pp_heapcheck_init_from_env(void); /* HEAPCHECK and HEAP_CHECK_* */
+PP_HIDDEN int pp_leak_check_on(void);        /* HEAPCHECK set: allocations are tracked */
+/* 1 while the leak checker tracks allocations: a recorded block whose size
+ * fills its slot exactly (a size class's size, a whole number of pages) is
+ * allocated one byte larger, so a pointer one past its end (a buffer's end
+ * pointer, std::vector's end) still points into its own slot and never at
+ * the start of the block that follows, which would keep a leak alive.
+ * Other sizes already leave slack after the block. */
+extern PP_HIDDEN volatile int pp_leak_pad;
+static inline size_t pp_leak_padded(size_t n) {
+    if (!pp_leak_pad || n == (size_t)-1) return n;
+    int exact = n <= MAX_SMALL_SIZE ? pp_class_size[pp_size_class(n)] == n : (n & (PAGE_SIZE - 1)) == 0;
+    return n + (size_t)exact;
+}
+PP_HIDDEN void pp_leak_check_at_exit(void);      /* the whole-program check; _exit(1) on leaks */
+/* One leak check now, from the caller's live stack (through_exit: the
+ * caller is inside exit(); else the boundary is the first frame outside
+ * this library).  Reports the objects no root reaches under `name` (stderr
+ * and the dump <name>-end.heap).  Objects pp_hc_is_ignored() accepts are
+ * roots (IgnoreObject, Disabler; gperftools_heapcheck.cc, when linked in);
+ * with may_report, only the objects it accepts count as leaks.  Returns the
+ * number of leaked objects (0: none), -1 when no check could run (HEAPCHECK
+ * off, out of memory); leaked_bytes and leaked_objects (may be NULL) get
+ * the leak's size.
+ * The C++ HeapLeakChecker calls it. */
+PP_HIDDEN long pp_leak_check(const char *name, int through_exit, int (*may_report)(uintptr_t addr, void *ctx),
+                             void *ctx, size_t *leaked_bytes, size_t *leaked_objects);
+/* Calls fn for every object the heap profiler knows (fn must not allocate). */
+PP_HIDDEN void pp_prof_each_object(void (*fn)(uintptr_t addr, size_t size, void *ctx), void *ctx);
+/* the return address into the function that allocated p, or NULL */
+PP_HIDDEN void *pp_prof_alloc_caller(const void *p);
+
+/* ---- gperftools compatibility layer (gperftools_*.c/.cc) ---- */
+#include "gperftools_glue.h"
 
 #endif
