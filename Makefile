@@ -27,7 +27,7 @@ else
 endif
 WITH_SCRIPTS = PATH="$(SCRIPTS):$$PATH"
 
-.PHONY: deps venv install install-runtime demo test test-native test-gperftools fixtures images web-screenshot bench bench-text bench-sampler bench-malloc bench-heapcheck bench-graphs bench-web clean
+.PHONY: deps venv install install-runtime demo test fuzz test-native test-gperftools fixtures images web-screenshot bench bench-text bench-cache bench-sampler bench-malloc bench-heapcheck bench-graphs bench-web clean
 
 # Debian packages the tests compare against or drive: gperftools' pprof and
 # libprofiler/tcmalloc, graphviz's dot, binutils (nm/addr2line for the unit
@@ -73,6 +73,13 @@ demo: install-runtime
 test: deps install
 	$(WITH_SCRIPTS) $(PYTHON) -m pytest -q tests
 
+# The input fuzzer for longer than `make test` runs it (tests/hardening/test_fuzz.py):
+# ten minutes, failing cases kept under out/fuzz/ for reproduction.
+FUZZ_SECONDS ?= 600
+FUZZ_SEED ?= 1
+fuzz: install
+	$(PYTHON) tests/hardening/fuzz.py --seconds $(FUZZ_SECONDS) --seed $(FUZZ_SEED) --save out/fuzz
+
 # Native parts under AddressSanitizer / valgrind (not part of `make test`).
 test-native:
 	bash tests/native/sanitize.sh
@@ -102,10 +109,15 @@ images: install-runtime
 web-screenshot: install
 	PPROF_WEB_SCREENSHOTS=docs/images $(PYTHON) -m pytest -q tests/web/test_browser.py -k flame_click
 
-bench: bench-text bench-sampler bench-malloc bench-heapcheck bench-graphs bench-web
+bench: bench-text bench-cache bench-sampler bench-malloc bench-heapcheck bench-graphs bench-web
 
 bench-text: install-runtime
 	$(PYTHON) bench/bench_text.py
+
+# Load time of the symbol cache alone, ours vs the pickle it replaced
+# (uses bench-text's synthetic profile).
+bench-cache: install-runtime
+	$(PYTHON) bench/bench_cache.py
 
 bench-sampler: install-runtime
 	$(PYTHON) bench/bench_sampler.py
