@@ -156,7 +156,8 @@ typedef struct tcache {
     size_t max_size;
     ssize_t sample_left;         /* bytes until the next profiler sample */
     uint64_t rng;
-    uintptr_t stack_lo, stack_hi;  /* thread stack, bounds frame-pointer walks */
+    uintptr_t stack_lo, stack_hi;  /* thread stack, bounds frame-pointer walks (0: not resolved yet) */
+    uintptr_t stack_probe;         /* an address in the thread's stack (thread_cache.c) */
     uintptr_t thread_pointer;      /* pthread_self(): TCB, static TLS just below */
     struct tcache *next_all, *prev_all;
     int in_use;

@@ -9,6 +9,8 @@
  * share of a global budget.  A thread's cache is emptied at its exit.
  */
 #define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <string.h>
 #include <sys/syscall.h>
@@ -143,6 +145,8 @@ void pp_tc_scavenge(tcache_t *tc) {
 static uintptr_t dead_lo[MAX_DEAD_STACKS], dead_hi[MAX_DEAD_STACKS], dead_tp[MAX_DEAD_STACKS];
 static size_t dead_count;
 
+static void tc_resolve_stack_locked(tcache_t *tc);
+
 static void tc_destroy(void *arg) {
     tcache_t *tc = arg;
     if (!tc) return;
@@ -154,6 +158,7 @@ static void tc_destroy(void *arg) {
     else tc_all = tc->next_all;
     if (tc->next_all) tc->next_all->prev_all = tc->prev_all;
     tc_budget_used -= tc->max_size;
+    if (pp_prof_mode != PROF_OFF) tc_resolve_stack_locked(tc);
     if (tc->stack_lo && tc->stack_hi - tc->stack_lo < ((size_t)1 << 30) && dead_count < MAX_DEAD_STACKS) {
         dead_lo[dead_count] = tc->stack_lo;
         dead_hi[dead_count] = tc->stack_hi;
@@ -176,23 +181,76 @@ size_t pp_dead_stacks(uintptr_t *starts, uintptr_t *ends, uintptr_t *tps, size_t
     return n;
 }
 
-static void thread_stack(uintptr_t *lo, uintptr_t *hi) {
-    extern void *__libc_stack_end;
-    *lo = *hi = 0;
-    if (syscall(SYS_gettid) == getpid()) {
-        *hi = (uintptr_t)__libc_stack_end;
-        *lo = *hi - ((size_t)1 << 30);
-        return;
-    }
-    pthread_attr_t attr;
-    void *addr;
-    size_t size;
-    if (pthread_getattr_np(pthread_self(), &attr) == 0) {
-        if (pthread_attr_getstack(&attr, &addr, &size) == 0) {
-            *lo = (uintptr_t)addr;
-            *hi = (uintptr_t)addr + size;
+/* Bounds of the mapping that contains `addr`, read from /proc/self/maps
+ * with raw system calls into a stack buffer.  Why not pthread_getattr_np:
+ * it takes the thread's lock and calls realloc() while holding it; when
+ * the caller of pthread_getattr_np (the CPU sampler's writer thread, say)
+ * is itself inside that call, our first malloc on that thread would call
+ * it again and wait forever on the lock its own thread holds.  Nothing
+ * here allocates or takes a lock, so it is safe inside malloc.  A glibc
+ * thread stack is one mapping (its guard page below is PROT_NONE, a
+ * separate mapping), whose top holds the thread control block, as
+ * pthread_getattr_np reports it.  Returns 0 when not found. */
+static int mapping_of(uintptr_t addr, uintptr_t *lo, uintptr_t *hi) {
+    int fd = (int)syscall(SYS_openat, AT_FDCWD, "/proc/self/maps", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    char buf[4096];
+    uintptr_t start = 0, end = 0;
+    int field = 0, found = 0;       /* field: 0 start, 1 end, 2 rest of the line */
+    for (;;) {
+        ssize_t n = (ssize_t)syscall(SYS_read, fd, buf, sizeof buf);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        for (ssize_t i = 0; i < n && !found; i++) {
+            char c = buf[i];
+            if (c == '\n') {
+                field = 0;
+                start = end = 0;
+            } else if (field < 2) {
+                int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+                if (d >= 0) {
+                    if (field == 0) start = start << 4 | (uintptr_t)d;
+                    else end = end << 4 | (uintptr_t)d;
+                } else if (field == 0) {
+                    field = 1;                      /* the '-' */
+                } else {
+                    field = 2;                      /* the space after the range */
+                    found = addr >= start && addr < end;
+                }
+            }
         }
-        pthread_attr_destroy(&attr);
+        if (found) break;
+    }
+    syscall(SYS_close, fd);
+    if (!found) return 0;
+    *lo = start;
+    *hi = end;
+    return 1;
+}
+
+/* Fill tc's stack bounds (used to bound the heap profiler's stack walks
+ * and, for exited threads, by the leak checker) the first time they are
+ * needed: when the thread is created while profiling or leak checking is
+ * on, when profiling starts (pp_tc_reset_all_samples), or at thread exit
+ * with profiling on.  Reading /proc/self/maps costs tens of microseconds,
+ * so threads of a program that never profiles never pay it.  Any thread
+ * may resolve any cache's bounds: the probe is an address inside the
+ * owner's stack.  The caller holds tc_lock (the dead-stack list). */
+static void tc_resolve_stack_locked(tcache_t *tc) {
+    if (tc->stack_hi || !tc->stack_probe) return;
+    uintptr_t lo, hi;
+    if (!mapping_of(tc->stack_probe, &lo, &hi)) return;
+    tc->stack_lo = lo;
+    tc->stack_hi = hi;
+    for (size_t i = 0; i < dead_count;) {      /* a new thread may reuse a cached stack */
+        if (dead_lo[i] < hi && dead_hi[i] > lo) {
+            dead_lo[i] = dead_lo[dead_count - 1];
+            dead_hi[i] = dead_hi[dead_count - 1];
+            dead_tp[i] = dead_tp[dead_count - 1];
+            dead_count--;
+        } else {
+            i++;
+        }
     }
 }
 
@@ -225,20 +283,21 @@ tcache_t *pp_tc_get_slow(void) {
     tc->sample_left = pp_next_sample_interval(tc);
     int busy = pp_busy;
     pp_busy = 1;
-    thread_stack(&tc->stack_lo, &tc->stack_hi);
     tc->thread_pointer = (uintptr_t)pthread_self();
-    pp_lock(&tc_lock);
-    for (size_t i = 0; i < dead_count;) {      /* a new thread may reuse a cached stack */
-        if (dead_lo[i] < tc->stack_hi && dead_hi[i] > tc->stack_lo) {
-            dead_lo[i] = dead_lo[dead_count - 1];
-            dead_hi[i] = dead_hi[dead_count - 1];
-            dead_tp[i] = dead_tp[dead_count - 1];
-            dead_count--;
-        } else {
-            i++;
+    if (syscall(SYS_gettid) == getpid()) {
+        /* the main thread's stack grows on demand: its top is known, its
+           bottom is not a mapping boundary yet */
+        extern void *__libc_stack_end;
+        tc->stack_hi = (uintptr_t)__libc_stack_end;
+        tc->stack_lo = tc->stack_hi - ((size_t)1 << 30);
+    } else {
+        tc->stack_probe = (uintptr_t)__builtin_frame_address(0);
+        if (pp_prof_mode != PROF_OFF) {
+            pp_lock(&tc_lock);
+            tc_resolve_stack_locked(tc);
+            pp_unlock(&tc_lock);
         }
     }
-    pp_unlock(&tc_lock);
     if (tc_key_ok) pthread_setspecific(tc_key, tc);
     pp_busy = busy;
     pp_tc = tc;
@@ -248,7 +307,10 @@ tcache_t *pp_tc_get_slow(void) {
 
 void pp_tc_reset_all_samples(void) {
     pp_lock(&tc_lock);
-    for (tcache_t *tc = tc_all; tc; tc = tc->next_all) tc->sample_left = 0;
+    for (tcache_t *tc = tc_all; tc; tc = tc->next_all) {
+        tc->sample_left = 0;
+        tc_resolve_stack_locked(tc);
+    }
     pp_unlock(&tc_lock);
 }
 
