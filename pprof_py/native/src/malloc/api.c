@@ -12,6 +12,7 @@
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -443,6 +444,82 @@ EXPORT size_t pprofpy_malloc_stats_text(char *buf, size_t len) {
 }
 
 EXPORT void pprofpy_release_free_memory(void) { pp_release_free_memory(); }
+
+/* ------------------------------------------------------------------ */
+/* glibc's statistics and tuning calls, answered from our statistics    */
+
+/* glibc's fields, as they map onto this allocator (the same mapping as
+ * gperftools' tcmalloc):
+ *   arena     bytes the page heap got from the OS (heap_size)
+ *   ordblks   1 (the page heap), smblks 0: we keep no chunk counts
+ *   hblks, hblkhd  0: large blocks come from the page heap, not from
+ *             separate mmaps
+ *   usmblks   0 (glibc too, since 2.24), fsmblks: free bytes in thread,
+ *             transfer and central caches
+ *   uordblks  bytes in use by the application (rounded to size classes)
+ *   fordblks  free bytes in the page heap, resident or returned to the OS
+ *   keepcost  free resident bytes in the page heap (what malloc_trim
+ *             would give back)
+ * so that uordblks + fsmblks + fordblks = arena. */
+EXPORT struct mallinfo2 mallinfo2(void) {
+    struct pprofpy_malloc_stats st;
+    pp_get_stats(&st);
+    struct mallinfo2 mi;
+    memset(&mi, 0, sizeof mi);
+    mi.arena = st.heap_size;
+    mi.ordblks = 1;
+    mi.fsmblks = st.thread_cache_free_bytes + st.transfer_cache_free_bytes + st.central_cache_free_bytes;
+    mi.uordblks = st.allocated_bytes;
+    mi.fordblks = st.pageheap_free_bytes + st.pageheap_unmapped_bytes;
+    mi.keepcost = st.pageheap_free_bytes;
+    return mi;
+}
+
+/* The old interface: the same numbers truncated to int, as glibc does. */
+EXPORT struct mallinfo mallinfo(void) {
+    struct mallinfo2 m2 = mallinfo2();
+    struct mallinfo mi;
+    mi.arena = (int)m2.arena;
+    mi.ordblks = (int)m2.ordblks;
+    mi.smblks = (int)m2.smblks;
+    mi.hblks = (int)m2.hblks;
+    mi.hblkhd = (int)m2.hblkhd;
+    mi.usmblks = (int)m2.usmblks;
+    mi.fsmblks = (int)m2.fsmblks;
+    mi.uordblks = (int)m2.uordblks;
+    mi.fordblks = (int)m2.fordblks;
+    mi.keepcost = (int)m2.keepcost;
+    return mi;
+}
+
+/* The MALLOCSTATS report, on stderr like glibc's malloc_stats. */
+EXPORT void malloc_stats(void) {
+    char buf[2048];
+    pprofpy_malloc_stats_text(buf, sizeof buf);
+    pp_write_str(2, buf);
+}
+
+/* Returns 1 when memory was given back to the OS, like glibc.  pad (bytes
+ * glibc keeps at the top of its heap) has no meaning here: every free
+ * page is released. */
+EXPORT int malloc_trim(size_t pad) {
+    (void)pad;
+    return pp_release_free_memory() > 0;
+}
+
+/* M_TRIM_THRESHOLD sets the free resident bytes the page heap keeps before
+ * returning memory to the OS (PPROFPY_MALLOC_RELEASE_THRESHOLD); glibc's
+ * other parameters (arenas, mmap threshold, top pad, fastbins, perturb,
+ * check action) have no counterpart in this design, so mallopt returns 0,
+ * glibc's "not applied", for them. */
+EXPORT int mallopt(int param, int value) {
+    if (param == M_TRIM_THRESHOLD && value >= 0) {
+        if (!pp_inited) pp_init();
+        pp_ph_set_release_threshold((size_t)value);
+        return 1;
+    }
+    return 0;
+}
 
 EXPORT int pprofpy_malloc_get_numeric_property(const char *name, size_t *value) {
     struct pprofpy_malloc_stats st;

@@ -60,12 +60,12 @@ void pp_unlock_all(void) {
     pp_prof_unlock_all();
 }
 
-void pp_release_free_memory(void) {
-    if (!pp_inited) return;
+size_t pp_release_free_memory(void) {
+    if (!pp_inited) return 0;
     tcache_t *tc = pp_tc;
     if (tc) pp_tc_flush(tc);
     pp_central_flush();          /* so that empty spans go back to the page heap */
-    pp_ph_release_all();
+    return pp_ph_release_all();
 }
 
 void pp_get_stats(struct pprofpy_malloc_stats *st) {

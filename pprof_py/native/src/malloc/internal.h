@@ -131,17 +131,12 @@ static inline int pp_classmap_get(uintptr_t page) {
     if (PP_UNLIKELY(!leaf)) return 0;
     return leaf[page & ((1 << PM_LEAF_BITS) - 1)];
 }
-/* the same class bytes in one flat array indexed by page id (address
-   space reserved with MAP_NORESERVE at start-up; only the bytes of pages the
-   heap uses ever become resident): free() finds the class with one load.
-   NULL when the reservation failed; then the radix classmap is used. */
-#define CLASSFLAT_PAGES ((uintptr_t)1 << (PM_ROOT_BITS + PM_LEAF_BITS))
-extern PP_HIDDEN unsigned char *pp_classflat;
-static inline int pp_class_of_page(uintptr_t page) {
-    unsigned char *flat = pp_classflat;
-    if (PP_LIKELY(flat != NULL)) return PP_LIKELY(page < CLASSFLAT_PAGES) ? flat[page] : 0;
-    return pp_classmap_get(page);
-}
+/* free()'s class lookup: two dependent loads (the root entry for the
+   heap's 2 GiB range stays in L1).  An earlier version kept one flat byte
+   array for all 2^35 pages, reserved at load with MAP_NORESERVE: one load
+   less, but 32 GiB of address space, which made every later mmap fail in
+   a program that lowers RLIMIT_AS (issue 13.8). */
+static inline int pp_class_of_page(uintptr_t page) { return pp_classmap_get(page); }
 extern PP_HIDDEN volatile int pp_any_sampled;     /* some object is in the profiler's table */
 
 /* ---- thread cache ---- */
@@ -173,7 +168,7 @@ PP_HIDDEN void pp_init(void);
 extern PP_HIDDEN int pp_inited;
 PP_HIDDEN void pp_lock_all(void);
 PP_HIDDEN void pp_unlock_all(void);
-PP_HIDDEN void pp_release_free_memory(void);
+PP_HIDDEN size_t pp_release_free_memory(void);  /* returns the bytes given back */
 PP_HIDDEN void pp_get_stats(struct pprofpy_malloc_stats *st);
 
 /* ---- thread cache (thread_cache.c) ---- */
@@ -206,7 +201,8 @@ PP_HIDDEN span_t *pp_ph_alloc_small(int cl);     /* a span carved for class cl, 
 PP_HIDDEN void pp_ph_free(span_t *s);
 PP_HIDDEN void *pp_large_alloc(size_t bytes, size_t align, int *zeroed);
 PP_HIDDEN void pp_large_free(span_t *s);
-PP_HIDDEN void pp_ph_release_all(void);
+PP_HIDDEN size_t pp_ph_release_all(void);       /* returns the bytes given back */
+PP_HIDDEN void pp_ph_set_release_threshold(size_t bytes);
 PP_HIDDEN void pp_ph_lock_all(void);
 PP_HIDDEN void pp_ph_unlock_all(void);
 PP_HIDDEN void pp_ph_stats(struct pprofpy_malloc_stats *st);

@@ -196,7 +196,11 @@ static int ph_grow(size_t npages) {
     if (bytes < min) bytes = min;
     if (bytes / PAGE_SIZE != (bytes >> PAGE_SHIFT) || bytes > ((size_t)1 << 46)) return 0;
     size_t map_bytes = bytes + PAGE_SIZE;
-    char *p = mmap(NULL, map_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    /* No MAP_NORESERVE: heap memory goes through the kernel's overcommit
+       check (vm.overcommit_memory), so a request no machine can back, such
+       as malloc(2^40), fails with ENOMEM as it does with glibc and tcmalloc
+       instead of succeeding and faulting later (issue 13.7). */
+    char *p = mmap(NULL, map_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED) return 0;
     uintptr_t a = ((uintptr_t)p + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1);
     if (a > (uintptr_t)p) munmap(p, a - (uintptr_t)p);
@@ -349,7 +353,6 @@ void pp_ph_free(span_t *s) {
 }
 
 void pp_ph_init(size_t release_threshold) {
-    pp_classflat = pp_os_map(CLASSFLAT_PAGES);   /* MAP_NORESERVE, see internal.h */
     for (int i = 0; i <= MAX_PAGES_LISTS; i++) {
         list_init(&ph.normal[i]);
         list_init(&ph.returned[i]);
@@ -359,9 +362,18 @@ void pp_ph_init(size_t release_threshold) {
     ph.release_threshold = release_threshold;
 }
 
-void pp_ph_release_all(void) {
+size_t pp_ph_release_all(void) {
     pp_lock(&ph.lock);
+    size_t before = ph.unmapped_bytes;
     ph_release_until(0, 0, 1);
+    size_t released = ph.unmapped_bytes - before;
+    pp_unlock(&ph.lock);
+    return released;
+}
+
+void pp_ph_set_release_threshold(size_t bytes) {
+    pp_lock(&ph.lock);
+    ph.release_threshold = bytes;
     pp_unlock(&ph.lock);
 }
 

@@ -30,10 +30,7 @@ int pp_pagemap_ensure(uintptr_t page, size_t n) {
     return 1;
 }
 
-unsigned char *pp_classflat;
-
 void pp_classmap_set_range(uintptr_t page, size_t n, int cl) {
-    if (pp_classflat) memset(pp_classflat + page, cl, n);
     for (size_t i = 0; i < n; i++) {
         uintptr_t p = page + i;
         pp_classmap_root[p >> PM_LEAF_BITS][p & ((1 << PM_LEAF_BITS) - 1)] = (unsigned char)cl;
