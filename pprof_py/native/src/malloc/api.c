@@ -213,6 +213,22 @@ static void *do_calloc(size_t a, size_t b, void *frame) {
     return p;
 }
 
+/* realloc.  Growing a buffer step by step must cost amortised O(1) per
+ * byte (issue 13.5: allocating exactly the new size and copying every
+ * time made 4 KiB steps to 64 MiB quadratic):
+ *   - a request that still fits, and uses at least half of the block,
+ *     keeps it;
+ *   - a large block (whole pages) is resized in place when possible:
+ *     shrinking returns the tail pages, growing takes the free pages right
+ *     after it (pp_large_resize);
+ *   - otherwise the block moves, and a growing one gets 25% headroom (as
+ *     tcmalloc does), so a buffer grown in small steps moves O(log n)
+ *     times and copies at most about 5x its final size in total; a large
+ *     one is placed where the pages after it are free
+ *     (pp_large_alloc_growing), so its next steps are in place again.
+ * A block the heap profiler sampled keeps its recorded size while the
+ * request fits (as in gperftools), but is never resized in place beyond
+ * that: it moves, so that the profiler records the new size and site. */
 static void *do_realloc(void *old, size_t n, void *frame) {
     if (!old) return do_malloc(n, frame);
     if (n == 0) {
@@ -221,8 +237,16 @@ static void *do_realloc(void *old, size_t n, void *frame) {
     }
     size_t have = usable_size(old);
     span_t *s = pp_span_of(old);
-    if (n <= have && n >= have / 2 && !s->sampled) return old;
-    void *p = do_malloc(n, frame);
+    if (n <= have && n >= have / 2) return old;
+    if (!s->sampled && s->sizeclass == 0 && n > MAX_SMALL_SIZE && n <= ((size_t)1 << 46) &&
+        pp_large_resize(s, (n + PAGE_SIZE - 1) >> PAGE_SHIFT))
+        return old;
+    void *p = NULL;
+    size_t want = n > have && n - have < have / 4 && have + have / 4 > have ? have + have / 4 : n;
+    if (want > MAX_SMALL_SIZE && n > have && pp_prof_mode == PROF_OFF && pp_inited)
+        p = pp_large_alloc_growing(want);       /* with room to grow in place next time */
+    if (!p && want != n) p = do_malloc(want, frame);
+    if (!p) p = do_malloc(n, frame);
     if (!p) return NULL;
     memcpy(p, old, n < have ? n : have);
     do_free(old);
@@ -507,15 +531,15 @@ EXPORT int malloc_trim(size_t pad) {
     return pp_release_free_memory() > 0;
 }
 
-/* M_TRIM_THRESHOLD sets the free resident bytes the page heap keeps before
- * returning memory to the OS (PPROFPY_MALLOC_RELEASE_THRESHOLD); glibc's
+/* M_TRIM_THRESHOLD sets the free resident bytes the page heap keeps
+ * whatever their age (PPROFPY_MALLOC_RELEASE_THRESHOLD, page_heap.c); glibc's
  * other parameters (arenas, mmap threshold, top pad, fastbins, perturb,
  * check action) have no counterpart in this design, so mallopt returns 0,
  * glibc's "not applied", for them. */
 EXPORT int mallopt(int param, int value) {
     if (param == M_TRIM_THRESHOLD && value >= 0) {
         if (!pp_inited) pp_init();
-        pp_ph_set_release_threshold((size_t)value);
+        pp_ph_set_keep_bytes((size_t)value);
         return 1;
     }
     return 0;
@@ -558,7 +582,7 @@ EXPORT int pprofpy_malloc_is_active(void) {
 
 static void fork_prepare(void) { pp_lock_all(); }
 static void fork_parent(void) { pp_unlock_all(); }
-static void fork_child(void) { pp_unlock_all(); }
+static void fork_child(void) { pp_after_fork_child(); }
 
 __attribute__((constructor)) static void malloc_ctor(void) {
     if (!pp_inited) pp_init();

@@ -28,6 +28,7 @@ typedef struct {
     span_list_t nonempty;
     size_t free_objs;            /* free objects inside spans (incl. uncarved) */
     int used, cap;
+    uint32_t ops, ops_seen;      /* insert/remove calls; ops at the last idle check */
     void *slot_head[TC_SLOTS], *slot_tail[TC_SLOTS];
 } __attribute__((aligned(64))) central_t;
 
@@ -91,6 +92,7 @@ static void *central_take_from_spans(central_t *c, int cl) {
 void pp_central_insert(int cl, void *head, void *tail, uint32_t n) {
     central_t *c = &central[cl];
     pp_lock(&c->lock);
+    c->ops++;
     if (n == pp_class_batch[cl] && c->used < c->cap) {
         c->slot_head[c->used] = head;
         c->slot_tail[c->used] = tail;
@@ -106,6 +108,7 @@ void pp_central_insert(int cl, void *head, void *tail, uint32_t n) {
 uint32_t pp_central_remove(int cl, uint32_t n, void **head, void **tail) {
     central_t *c = &central[cl];
     pp_lock(&c->lock);
+    c->ops++;
     if (n == pp_class_batch[cl] && c->used > 0) {
         c->used--;
         *head = c->slot_head[c->used];
@@ -162,6 +165,26 @@ void pp_central_flush(void) {
             c->used--;
             central_release_to_spans(c, cl, c->slot_head[c->used], pp_class_batch[cl]);
         }
+        pp_unlock(&c->lock);
+    }
+}
+
+/* The background release thread, every tick: a class whose lists saw no
+   insert or remove since the last tick is idle; its transfer cache is
+   emptied into the spans, so that spans whose objects are all free go
+   back to the page heap and age out with the rest (otherwise up to 1 MiB
+   per class stays resident in a program that has gone idle). */
+void pp_central_flush_idle(void) {
+    for (int cl = 1; cl < pp_num_classes; cl++) {
+        central_t *c = &central[cl];
+        if (!__atomic_load_n(&c->used, __ATOMIC_RELAXED) && c->ops == c->ops_seen) continue;
+        pp_lock(&c->lock);
+        if (c->ops == c->ops_seen)
+            while (c->used > 0) {
+                c->used--;
+                central_release_to_spans(c, cl, c->slot_head[c->used], pp_class_batch[cl]);
+            }
+        c->ops_seen = c->ops;
         pp_unlock(&c->lock);
     }
 }

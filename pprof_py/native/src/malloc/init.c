@@ -7,9 +7,14 @@
  * registry.  pp_lock_all() takes them all in that order for fork().
  *
  * Environment (read once, at initialisation, without allocating):
- *   PPROFPY_MALLOC_RELEASE_THRESHOLD  bytes of free resident pages the page
- *                                     heap keeps before returning memory
- *                                     to the OS (default 32 MiB)
+ *   PPROFPY_MALLOC_DECAY_MS            free pages unused this long go back
+ *                                      to the OS (default 1000; page_heap.c)
+ *   PPROFPY_MALLOC_RELEASE_THRESHOLD   bytes of free pages kept resident
+ *                                      whatever their age (default 0; also
+ *                                      mallopt(M_TRIM_THRESHOLD))
+ *   PPROFPY_MALLOC_BACKGROUND_THREAD   0: no background release thread;
+ *                                      aged pages are then released on the
+ *                                      page heap's next operation
  */
 #define _GNU_SOURCE
 #include <string.h>
@@ -36,7 +41,8 @@ void pp_init(void) {
         return;
     }
     pp_size_map_init();
-    pp_ph_init(env_size("PPROFPY_MALLOC_RELEASE_THRESHOLD", (size_t)32 << 20));
+    pp_ph_init(env_size("PPROFPY_MALLOC_RELEASE_THRESHOLD", 0), env_size("PPROFPY_MALLOC_DECAY_MS", 1000),
+               env_size("PPROFPY_MALLOC_BACKGROUND_THREAD", 1) != 0);
     pp_central_init();
     pp_tc_init();
     __atomic_store_n(&pp_inited, 1, __ATOMIC_RELEASE);
@@ -58,6 +64,11 @@ void pp_unlock_all(void) {
     pp_central_unlock_all();
     pp_tc_unlock_all();
     pp_prof_unlock_all();
+}
+
+void pp_after_fork_child(void) {
+    pp_unlock_all();
+    pp_ph_after_fork_child();
 }
 
 size_t pp_release_free_memory(void) {

@@ -61,8 +61,9 @@ typedef struct span {
     uint16_t sizeclass;          /* 0 = large allocation or free span */
     uint8_t location;            /* SPAN_* */
     uint8_t on_list;
+    uint8_t fresh;               /* free spans: never used since mapped (all zero) */
     uint32_t sampled;            /* objects of this span in the profiler's table */
-    size_t freed_at;             /* free spans: page-heap clock when last freed */
+    uint64_t freed_at;           /* free spans: when last freed (ms, monotonic) */
 } span_t;
 
 /* ---- span lists (doubly linked, circular, with a sentinel) ---- */
@@ -168,6 +169,7 @@ PP_HIDDEN void pp_init(void);
 extern PP_HIDDEN int pp_inited;
 PP_HIDDEN void pp_lock_all(void);
 PP_HIDDEN void pp_unlock_all(void);
+PP_HIDDEN void pp_after_fork_child(void);
 PP_HIDDEN size_t pp_release_free_memory(void);  /* returns the bytes given back */
 PP_HIDDEN void pp_get_stats(struct pprofpy_malloc_stats *st);
 
@@ -191,18 +193,23 @@ PP_HIDDEN uint32_t pp_central_remove(int cl, uint32_t n, void **head, void **tai
 PP_HIDDEN void *pp_central_alloc_one(int cl);
 PP_HIDDEN void pp_central_free_one(void *p, int cl);
 PP_HIDDEN void pp_central_flush(void);
+PP_HIDDEN void pp_central_flush_idle(void);     /* background thread: idle classes' transfer caches */
 PP_HIDDEN void pp_central_lock_all(void);
 PP_HIDDEN void pp_central_unlock_all(void);
 PP_HIDDEN void pp_central_stats(struct pprofpy_malloc_stats *st);
 
 /* ---- page heap (page_heap.c) ---- */
-PP_HIDDEN void pp_ph_init(size_t release_threshold);
+PP_HIDDEN void pp_ph_init(size_t keep_bytes, uint64_t decay_ms, int background);
 PP_HIDDEN span_t *pp_ph_alloc_small(int cl);     /* a span carved for class cl, page maps set */
 PP_HIDDEN void pp_ph_free(span_t *s);
 PP_HIDDEN void *pp_large_alloc(size_t bytes, size_t align, int *zeroed);
+PP_HIDDEN void *pp_large_alloc_growing(size_t bytes);   /* realloc moving a growing block */
 PP_HIDDEN void pp_large_free(span_t *s);
+PP_HIDDEN int pp_large_resize(span_t *s, size_t npages);   /* in place; 1 on success */
 PP_HIDDEN size_t pp_ph_release_all(void);       /* returns the bytes given back */
-PP_HIDDEN void pp_ph_set_release_threshold(size_t bytes);
+PP_HIDDEN void pp_ph_set_keep_bytes(size_t bytes);
+PP_HIDDEN void pp_ph_background_poke(void);      /* caller holds no allocator lock */
+PP_HIDDEN void pp_ph_after_fork_child(void);
 PP_HIDDEN void pp_ph_lock_all(void);
 PP_HIDDEN void pp_ph_unlock_all(void);
 PP_HIDDEN void pp_ph_stats(struct pprofpy_malloc_stats *st);

@@ -114,6 +114,7 @@ void pp_tc_list_too_long(tcache_t *tc, int cl) {
         }
     }
     if (tc->size > tc->max_size) pp_tc_scavenge(tc);
+    pp_ph_background_poke();      /* spans may have gone back to the page heap */
 }
 
 void pp_tc_scavenge(tcache_t *tc) {
