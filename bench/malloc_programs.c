@@ -18,8 +18,8 @@
  *                 zero-filled (mimalloc-bench's malloc-large pattern)
  *   xmalloc       producer threads allocate 16-2048 B, consumer threads
  *                 free them (all frees cross threads)
- *   realloc-4k    one buffer grown by 4 KiB steps to 64 MiB
- *   realloc-100   one buffer grown by 100-byte steps to 8 MiB
+ *   realloc-4k    one buffer grown by 4 KiB steps to 64 MiB (10 times)
+ *   realloc-100   one buffer grown by 100-byte steps to 8 MiB (20 times)
  *   alloc-tree    builds and frees binary trees of 32 B nodes (many live
  *                 small objects, freed in allocation order)
  *   idle-release  frees 1 GiB of 64 KiB-1 MiB blocks, keeps 1 MiB live,
@@ -75,7 +75,7 @@ static void run_larson(void) {
         w[t].ops = 20000;
     }
     /* each round: new threads take over the previous round's slots */
-    for (long round = 0; round < 60 * scale; round++) {
+    for (long round = 0; round < 200 * scale; round++) {
         pthread_t th[LARSON_THREADS];
         for (int t = 0; t < LARSON_THREADS; t++) pthread_create(&th[t], NULL, larson_worker, &w[t]);
         for (int t = 0; t < LARSON_THREADS; t++) pthread_join(th[t], NULL);
@@ -95,9 +95,9 @@ static void *scratch_objs[SCRATCH_THREADS];
 static void *scratch_worker(void *vp) {
     long id = (long)vp;
     free(scratch_objs[id]);
-    for (long rep = 0; rep < 400 * scale; rep++) {
+    for (long rep = 0; rep < 20000 * scale; rep++) {
         volatile char *p = malloc(8);
-        for (int i = 0; i < 5000; i++) {
+        for (int i = 0; i < 20000; i++) {
             p[0]++;
             p[7]++;
         }
@@ -174,7 +174,7 @@ static void *xm_consumer(void *vp) {
 static void run_xmalloc(void) {
     pthread_t th[2 * XM_PAIRS];
     for (int i = 0; i < XM_PAIRS; i++) {
-        xm_q[i].count = 1000000 * scale;
+        xm_q[i].count = 3000000 * scale;
         pthread_create(&th[2 * i], NULL, xm_producer, &xm_q[i]);
         pthread_create(&th[2 * i + 1], NULL, xm_consumer, &xm_q[i]);
     }
@@ -182,8 +182,8 @@ static void run_xmalloc(void) {
 }
 
 /* ---- realloc growth ---- */
-static void run_realloc(size_t step, size_t final) {
-    for (long rep = 0; rep < scale; rep++) {
+static void run_realloc(size_t step, size_t final, long reps) {
+    for (long rep = 0; rep < reps * scale; rep++) {
         size_t size = 0;
         char *p = NULL;
         while (size < final) {
@@ -216,7 +216,7 @@ static long tree_free(node_t *n) {
 
 static void run_alloc_tree(void) {
     long sum = 0;
-    for (long i = 0; i < 40 * scale; i++) sum += tree_free(tree(16));
+    for (long i = 0; i < 150 * scale; i++) sum += tree_free(tree(16));
     if (sum == 42) puts("");
 }
 
@@ -261,8 +261,8 @@ int main(int argc, char **argv) {
     else if (!strcmp(w, "cache-scratch")) run_cache_scratch();
     else if (!strcmp(w, "malloc-large")) run_malloc_large();
     else if (!strcmp(w, "xmalloc")) run_xmalloc();
-    else if (!strcmp(w, "realloc-4k")) run_realloc(4096, (size_t)64 << 20);
-    else if (!strcmp(w, "realloc-100")) run_realloc(100, (size_t)8 << 20);
+    else if (!strcmp(w, "realloc-4k")) run_realloc(4096, (size_t)64 << 20, 10);
+    else if (!strcmp(w, "realloc-100")) run_realloc(100, (size_t)8 << 20, 20);
     else if (!strcmp(w, "alloc-tree")) run_alloc_tree();
     else if (!strcmp(w, "idle-release")) run_idle_release();
     else return 2;

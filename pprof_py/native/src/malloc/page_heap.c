@@ -161,8 +161,9 @@ static inline void ph_maybe_decay(uint64_t now) {
  * handlers; it calls nothing that allocates.  Each tick it also empties
  * the transfer caches of size classes that saw no traffic since the last
  * one (pp_central_flush_idle).  Named "pprof_py-release"
- * in ps/top.  PPROFPY_MALLOC_BACKGROUND_THREAD=0 turns it off; the
- * release then happens on the page heap's next operation only.  After
+ * in ps/top.  PPROFPY_MALLOC_BACKGROUND_THREAD=0 turns it off, and it is
+ * not started while the heap profiler or leak checker is on; the release
+ * then happens on the page heap's next operation only.  After
  * fork() the child starts its own when it needs one. */
 enum { BG_NONE = 0, BG_STARTING, BG_RUNNING, BG_OFF };
 static int bg_state;
@@ -185,6 +186,11 @@ static void *bg_main(void *arg) {
 /* Callers hold no allocator lock. */
 static void ph_background_poke(void) {
     if (PP_LIKELY(bg_state != BG_NONE) || !__atomic_load_n(&ph.free_bytes, __ATOMIC_RELAXED)) return;
+    /* Not while the heap profiler or leak checker runs: the leak checker
+       signals every thread for its registers and would wait for this one,
+       which blocks all signals, until its timeout (the next call releases
+       aged pages meanwhile). */
+    if (pp_prof_mode != PROF_OFF) return;
     int expect = BG_NONE;
     if (!__atomic_compare_exchange_n(&bg_state, &expect, BG_STARTING, 0, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED)) return;
     sigset_t all, old;
