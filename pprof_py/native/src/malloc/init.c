@@ -75,6 +75,7 @@ size_t pp_release_free_memory(void) {
     if (!pp_inited) return 0;
     tcache_t *tc = pp_tc;
     if (tc) pp_tc_flush(tc);
+    pp_tc_flush_parked_all();    /* caches of exited threads */
     pp_central_flush();          /* so that empty spans go back to the page heap */
     return pp_ph_release_all();
 }

@@ -157,6 +157,7 @@ typedef struct tcache {
     uintptr_t thread_pointer;      /* pthread_self(): TCB, static TLS just below */
     struct tcache *next_all, *prev_all;
     int in_use;
+    int parked_seen;             /* parked (thread exited): seen by the background thread */
 } tcache_t;
 
 extern PP_HIDDEN __thread tcache_t *pp_tc __attribute__((tls_model("initial-exec")));
@@ -180,6 +181,8 @@ PP_HIDDEN void *pp_tc_fetch(tcache_t *tc, int cl);   /* list empty: refill from 
 PP_HIDDEN void pp_tc_list_too_long(tcache_t *tc, int cl);
 PP_HIDDEN void pp_tc_scavenge(tcache_t *tc);
 PP_HIDDEN void pp_tc_flush(tcache_t *tc);
+PP_HIDDEN void pp_tc_flush_parked_idle(void);   /* background thread */
+PP_HIDDEN void pp_tc_flush_parked_all(void);
 PP_HIDDEN void pp_tc_reset_all_samples(void);
 PP_HIDDEN size_t pp_dead_stacks(uintptr_t *starts, uintptr_t *ends, uintptr_t *tps, size_t max);
 PP_HIDDEN void pp_tc_lock_all(void);

@@ -115,8 +115,10 @@ static span_t *ph_coalesce(span_t *s) {
  * 1.5 x decay_ms.  The check runs at most every decay_ms / 2: on the
  * page heap's next operation, and from a background thread (below) so
  * that an idle program releases too.  Free spans record when they were
- * freed (freed_at, ms); a list's tail is its oldest span.  The most
- * recently freed keep_bytes stay resident whatever their age. */
+ * freed (freed_at, ms); a list's tail is its oldest span.  The decay
+ * stops once no more than keep_bytes of free pages are resident
+ * (PPROFPY_MALLOC_RELEASE_THRESHOLD, mallopt(M_TRIM_THRESHOLD); 0 by
+ * default). */
 static uint64_t now_ms(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);     /* vDSO: no system call, no lock */
@@ -159,8 +161,9 @@ static inline void ph_maybe_decay(uint64_t now) {
  * point where the caller holds no allocator lock (pthread_create may call
  * malloc), with every signal blocked so it never runs the program's
  * handlers; it calls nothing that allocates.  Each tick it also empties
- * the transfer caches of size classes that saw no traffic since the last
- * one (pp_central_flush_idle).  Named "pprof_py-release"
+ * the caches of exited threads parked since the last tick and the transfer
+ * caches of size classes that saw no traffic since then
+ * (pp_tc_flush_parked_idle, pp_central_flush_idle).  Named "pprof_py-release"
  * in ps/top.  PPROFPY_MALLOC_BACKGROUND_THREAD=0 turns it off, and it is
  * not started while the heap profiler or leak checker is on; the release
  * then happens on the page heap's next operation only.  After
@@ -175,6 +178,7 @@ static void *bg_main(void *arg) {
         uint64_t wait = ph.decay_ms / 2 ? ph.decay_ms / 2 : 1;
         struct timespec ts = {(time_t)(wait / 1000), (long)(wait % 1000) * 1000000};
         while (nanosleep(&ts, &ts) != 0) {}
+        pp_tc_flush_parked_idle();
         pp_central_flush_idle();
         pp_lock(&ph.lock);
         if (ph.free_bytes > ph.keep_bytes) ph_decay_locked(now_ms());

@@ -148,17 +148,36 @@ static size_t dead_count;
 
 static void tc_resolve_stack_locked(tcache_t *tc);
 
+/* A cache whose thread exited is parked with its objects and tuned list
+ * lengths, and the next new thread adopts it: programs that create
+ * short-lived threads (a server's worker per request, larson) would
+ * otherwise flush every cache into the central lists at each exit and
+ * start each new thread with empty lists at length 1.  At most MAX_PARKED
+ * caches are parked; the background release thread flushes one that
+ * stays parked for a tick, and pprofpy_release_free_memory() all. */
+#define MAX_PARKED 8
+static tcache_t *tc_parked;
+static int tc_parked_count;
+
+/* Return every object of an unowned cache and recycle its struct. */
+static void tc_retire(tcache_t *tc) {
+    for (int cl = 1; cl < pp_num_classes; cl++) tc_release(tc, cl, tc->lists[cl].length);
+    pp_lock(&tc_lock);
+    tc_budget_used -= tc->max_size;
+    tc->next_all = tc_free;
+    tc_free = tc;
+    pp_unlock(&tc_lock);
+}
+
 static void tc_destroy(void *arg) {
     tcache_t *tc = arg;
     if (!tc) return;
     pp_tc = NULL;
     tc_state = 2;
-    for (int cl = 1; cl < pp_num_classes; cl++) tc_release(tc, cl, tc->lists[cl].length);
     pp_lock(&tc_lock);
     if (tc->prev_all) tc->prev_all->next_all = tc->next_all;
     else tc_all = tc->next_all;
     if (tc->next_all) tc->next_all->prev_all = tc->prev_all;
-    tc_budget_used -= tc->max_size;
     if (pp_prof_mode != PROF_OFF) tc_resolve_stack_locked(tc);
     if (tc->stack_lo && tc->stack_hi - tc->stack_lo < ((size_t)1 << 30) && dead_count < MAX_DEAD_STACKS) {
         dead_lo[dead_count] = tc->stack_lo;
@@ -167,10 +186,45 @@ static void tc_destroy(void *arg) {
         dead_count++;
     }
     tc->in_use = 0;
-    tc->next_all = tc_free;
-    tc_free = tc;
+    tc->prev_all = NULL;
+    if (tc_parked_count < MAX_PARKED) {
+        tc->parked_seen = 0;
+        tc->next_all = tc_parked;
+        tc_parked = tc;
+        tc_parked_count++;
+        pp_unlock(&tc_lock);
+        return;
+    }
     pp_unlock(&tc_lock);
+    tc_retire(tc);
 }
+
+/* Retire parked caches: all of them, or (idle_only) those already seen
+   parked at the previous call, marking the others. */
+static void tc_flush_parked(int idle_only) {
+    tcache_t *retire = NULL;
+    pp_lock(&tc_lock);
+    for (tcache_t **link = &tc_parked, *tc; (tc = *link) != NULL;) {
+        if (idle_only && !tc->parked_seen) {
+            tc->parked_seen = 1;
+            link = &tc->next_all;
+            continue;
+        }
+        *link = tc->next_all;
+        tc_parked_count--;
+        tc->next_all = retire;
+        retire = tc;
+    }
+    pp_unlock(&tc_lock);
+    while (retire) {
+        tcache_t *next = retire->next_all;
+        tc_retire(retire);
+        retire = next;
+    }
+}
+
+void pp_tc_flush_parked_idle(void) { tc_flush_parked(1); }
+void pp_tc_flush_parked_all(void) { tc_flush_parked(0); }
 
 size_t pp_dead_stacks(uintptr_t *starts, uintptr_t *ends, uintptr_t *tps, size_t max) {
     pp_lock(&tc_lock);
@@ -261,22 +315,37 @@ tcache_t *pp_tc_get_slow(void) {
     if (tc_state != 0) return NULL;          /* creating (re-entered) or exited */
     tc_state = 1;
     pp_lock(&tc_lock);
-    tcache_t *tc = tc_free;
-    if (tc) tc_free = tc->next_all;
+    tcache_t *tc = tc_parked;
+    int adopted = tc != NULL;
+    if (adopted) {
+        tc_parked = tc->next_all;
+        tc_parked_count--;
+    } else {
+        tc = tc_free;
+        if (tc) tc_free = tc->next_all;
+    }
     pp_unlock(&tc_lock);
     if (!tc) tc = pp_meta_alloc(sizeof(tcache_t));
     if (!tc) {
         tc_state = 0;
         return NULL;
     }
-    memset(tc, 0, sizeof *tc);
-    for (int cl = 1; cl < pp_num_classes; cl++) tc->lists[cl].max_length = 1;
+    if (adopted) {
+        /* keep the lists, their sizes and the byte budget; the rest is the
+           new thread's */
+        tc->stack_lo = tc->stack_hi = tc->stack_probe = 0;
+    } else {
+        memset(tc, 0, sizeof *tc);
+        for (int cl = 1; cl < pp_num_classes; cl++) tc->lists[cl].max_length = 1;
+    }
     tc->rng = (uintptr_t)tc ^ ((uint64_t)syscall(SYS_gettid) << 32) ^ 0x2545F4914F6CDD1Dull;
     pp_lock(&tc_lock);
-    size_t give = MIN_TC_SIZE;
-    tc_budget_used += give;
-    tc->max_size = give;
+    if (!adopted) {
+        tc_budget_used += MIN_TC_SIZE;
+        tc->max_size = MIN_TC_SIZE;
+    }
     tc->in_use = 1;
+    tc->prev_all = NULL;
     tc->next_all = tc_all;
     if (tc_all) tc_all->prev_all = tc;
     tc_all = tc;
@@ -335,5 +404,6 @@ void pp_tc_stats(struct pprofpy_malloc_stats *st) {
         st->thread_cache_free_bytes += __atomic_load_n(&tc->size, __ATOMIC_RELAXED);
         st->thread_caches++;
     }
+    for (tcache_t *tc = tc_parked; tc; tc = tc->next_all) st->thread_cache_free_bytes += tc->size;
     pp_unlock(&tc_lock);
 }
