@@ -59,20 +59,18 @@ static void tc_release(tcache_t *tc, int cl, uint32_t n) {
     freelist_t *fl = &tc->lists[cl];
     if (n > fl->length) n = fl->length;
     if (!n) return;
-    void *head = fl->head, *tail = head;
-    for (uint32_t i = 1; i < n; i++) tail = *(void **)tail;
-    fl->head = *(void **)tail;
-    *(void **)tail = NULL;
     fl->length -= n;
     if (fl->low_water > fl->length) fl->low_water = fl->length;
     tc->size -= (size_t)n * pp_class_size[cl];
-    /* hand over in whole batches so they land in the transfer cache */
+    /* hand over in whole batches so they land in the transfer cache,
+       detaching each from the list head as we walk it: one pass over the
+       objects (each step is a likely cache miss) */
     uint32_t batch = pp_class_batch[cl];
     while (n > 0) {
         uint32_t k = n < batch ? n : batch;
-        void *h = head, *t = head;
+        void *h = fl->head, *t = h;
         for (uint32_t i = 1; i < k; i++) t = *(void **)t;
-        head = *(void **)t;
+        fl->head = *(void **)t;
         *(void **)t = NULL;
         pp_central_insert(cl, h, t, k);
         n -= k;
