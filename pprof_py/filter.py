@@ -158,3 +158,72 @@ def ignore_profile(profile, symbols, regex, width):
         if not matched:
             add_entry(result, k, count)
     return result
+
+
+def _frame_matches(frame, regex):
+    return bool(regex.search(frame[0]) or regex.search(frame[2]))
+
+
+def hide_show(profile, symbols, hide, show, width):
+    """Go pprof's --hide / --show: drop the frames whose function matches
+    `hide`, or does not match `show`, from every location; a location left
+    without frames leaves the stacks.  Unnamed locations are matched by
+    their address.  Returns (profile, symbols) with the narrowed frames."""
+    def keep(frame):
+        if hide is not None and _frame_matches(frame, hide):
+            return False
+        return show is None or _frame_matches(frame, show)
+
+    view = type(symbols)()
+    if hasattr(symbols, "display"):          # symbolize.Symbols: name@address keys
+        view.display = symbols.display
+    shared = {}
+    gone = set()
+    for address, frames in symbols.items():
+        if not frames:
+            continue            # unnamed: matched by its address below
+        kept = shared.get(id(frames))
+        if kept is None:
+            kept = shared[id(frames)] = tuple(f for f in frames if keep(f))
+        if len(kept) == len(frames):
+            view[address] = frames
+        elif kept:
+            view[address] = kept
+        else:
+            gone.add(address)
+
+    def unnamed_kept(address):
+        text = "%0*x" % (width, address)
+        if hide is not None and hide.search(text):
+            return False
+        return show is None or bool(show.search(text))
+
+    result = {}
+    memo = {}
+    for stack, value in profile.items():
+        path = []
+        for a in stack:
+            ok = memo.get(a)
+            if ok is None:
+                ok = memo[a] = (a not in gone) and (a in view or unnamed_kept(a))
+            if ok:
+                path.append(a)
+        add_entry(result, tuple(path), value)
+    return result, view
+
+
+def show_from(profile, symbols, regex, width):
+    """Go pprof's --show_from: in each stack, drop the callers above the
+    outermost frame matching `regex`; stacks with no match are dropped."""
+    result = {}
+    memo = {}
+    for stack, value in profile.items():
+        for i in range(len(stack) - 1, -1, -1):          # outermost first
+            a = stack[i]
+            hit = memo.get(a)
+            if hit is None:
+                hit = memo[a] = _address_matches(a, symbols, regex, width)
+            if hit:
+                add_entry(result, stack[:i + 1], value)
+                break
+    return result

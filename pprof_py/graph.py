@@ -9,6 +9,7 @@ cannot name become the zero-padded hexadecimal address.  Each key counts once
 per stack (recursion), the leaf key gets the flat value, every key the
 cumulative value.
 """
+from pprof_py.model import UNKNOWN_FUNCTION, UNKNOWN_LINE
 
 
 def _keys_for_address(address, symbols, granularity, width, show_addresses=False):
@@ -17,29 +18,32 @@ def _keys_for_address(address, symbols, granularity, width, show_addresses=False
     if len(a) > 8 and a > "7fffffffffffffff":
         return []
     triples = symbols.get(address) or [(a, "", a)]
+    display = getattr(symbols, "display", None)     # symbolize.Symbols: name@address
     keys = []
     for j in range(len(triples) - 1, -1, -1):
         func, fileline, _full = triples[j]
+        if display:
+            func = display.get(_full, func)
         if j > 0:
             func = f"{func} (inline)"
         if granularity == "addresses":
             keys.append(f"{a} {func} {fileline}")
         elif granularity == "lines":
-            if func == "??" and fileline == "??:0":
+            if func == UNKNOWN_FUNCTION and fileline == UNKNOWN_LINE:
                 keys.append(a)
             elif show_addresses:
                 keys.append(f"{func} {fileline} ({a})")
             else:
                 keys.append(f"{func} {fileline}")
         elif granularity == "functions":
-            if func == "??":
+            if func == UNKNOWN_FUNCTION:
                 keys.append(a)
             elif show_addresses:
                 keys.append(f"{func} ({a})")
             else:
                 keys.append(func)
         elif granularity == "files":
-            if fileline in ("??:0", ""):
+            if fileline in (UNKNOWN_LINE, ""):
                 keys.append(a)
             else:
                 f = fileline

@@ -12,17 +12,49 @@ It has the shape of profile.proto (github.com/google/pprof/proto/profile.proto):
 * ``locations``: one per distinct (adjusted) address.  Non-leaf frames of
   gperftools profiles hold return addresses; parsers store ``address - 1`` for
   them, as pprof does, so a location is a "call site" address.
-* ``frames`` of a location (filled by symbolization): outermost first, each a
-  ``Frame(function, file_line, full_name)``; more than one frame means inlining.
+* ``frames`` of a location: outermost first, each a
+  ``Frame(function, file_line, full_name)``; more than one frame means
+  inlining.  Inputs that name their own frames fill them when parsed
+  (profile.proto); the others get them from symbolization
+  (pprof_py/report.py fills every location of the profiles it reads).
+* ``names`` of a location: the full names an input gives for it without
+  file or line (``pprof --raw``'s symbol section, folded stacks), outermost
+  first; symbolization turns them into frames as pprof does.
 * ``mappings``: the executable mappings read from the profile's memory map.
 
 Identical stacks are merged by the parsers, so a profile with 200,000 samples
 of 2,000 distinct stacks holds 2,000 rows.
 """
 from dataclasses import dataclass, field
-from typing import List, Optional
+from enum import Enum
+from typing import List, NamedTuple, Optional, Tuple
 
 import numpy as np
+
+
+class ProfileKind(str, Enum):
+    """What a profile measures.  A str subclass, so ``kind == "cpu"`` reads
+    naturally; str() and format() give the bare value ("cpu")."""
+
+    CPU = "cpu"                 # gperftools CPU profile, proto CPU-like profiles
+    HEAP = "heap"               # heap profiles and heap-checker leak profiles
+    GROWTH = "growth"           # heap growth stacks
+    CONTENTION = "contention"   # lock contention
+    FOLDED = "folded"           # folded stacks of other profilers (counts)
+
+    def __str__(self):
+        return self.value
+
+    __format__ = str.__format__
+
+    @property
+    def is_heap(self):
+        return self in (ProfileKind.HEAP, ProfileKind.GROWTH)
+
+    @property
+    def description(self):
+        return {"cpu": "a CPU profile", "heap": "a heap profile", "growth": "a heap growth profile",
+                "contention": "a lock contention profile", "folded": "folded stacks"}[self.value]
 
 
 @dataclass(frozen=True)
@@ -40,11 +72,20 @@ class Mapping:
     build_id: str = ""
 
 
-@dataclass(frozen=True)
-class Frame:
+# How an unknown source position is spelled.  pprof prints addr2line's
+# "??:0" for frames it symbolized without line information, and "?" for the
+# frames of a symbolized (`--raw`) profile, whose file it never knew; both
+# spellings appear in its reports, so both stay, named once here.
+UNKNOWN_LINE = "??:0"
+NO_LINE = "?"
+UNKNOWN_FUNCTION = "??"
+
+
+class Frame(NamedTuple):
     """One (possibly inlined) function at a location, in pprof's terms:
     ``function`` is the short display name, ``file_line`` is "path:line" (or
-    "??:0" / "?" when unknown), ``full_name`` the name before shortening."""
+    UNKNOWN_LINE / NO_LINE), ``full_name`` the name before shortening.  A
+    tuple, so hot loops can unpack it."""
 
     function: str
     file_line: str
@@ -54,12 +95,13 @@ class Frame:
 @dataclass
 class Location:
     address: int
-    frames: Optional[List[Frame]] = None   # None until symbolized
+    frames: Optional[Tuple[Frame, ...]] = None   # None until symbolized
+    names: Optional[Tuple[str, ...]] = None      # full names given by the input
 
 
 @dataclass
 class Profile:
-    kind: str                           # "cpu", "heap", "growth", "contention"
+    kind: ProfileKind
     sample_types: List[ValueType]
     values: np.ndarray                  # float64 (n_samples, n_types)
     stack_starts: np.ndarray            # int64 (n_samples + 1,)
@@ -72,10 +114,18 @@ class Profile:
     # Raw per-stack records for `--text --stacks` of heap profiles, in file
     # order: (inuse_objects, inuse_bytes, alloc_objects, alloc_bytes, sample row).
     heap_records: Optional[list] = None
-    # A symbolized profile (`pprof --raw`) carries its own names:
-    # {address: "outer name--inlined name"} and the program it named.
-    embedded_symbols: Optional[dict] = None
-    embedded_program: Optional[str] = None
+    # Where the names come from: "elf" (symbolize from the memory map),
+    # "raw" (`pprof --raw`: Location.names), "folded" (Location.names, shown
+    # as written) or "proto" (Location.frames filled by the parser).
+    named_by: str = "elf"
+    # The program a symbolized (`--raw`) profile names in its header.
+    program_name: Optional[str] = None
+    # Set by the CPU reader when the file ends early (crash, kill):
+    # (byte offset, whether the memory map is missing); pprof still reports it.
+    truncated: Optional[Tuple[int, bool]] = None
+
+    def __post_init__(self):
+        self.kind = ProfileKind(self.kind)
 
     @property
     def n_samples(self):
@@ -103,7 +153,7 @@ class ProfileBuilder:
     and interning addresses into locations."""
 
     def __init__(self, kind, sample_types, address_width=16):
-        self.kind = kind
+        self.kind = ProfileKind(kind)
         self.sample_types = sample_types
         self.address_width = address_width
         self._loc_index = {}

@@ -8,6 +8,7 @@ the renderer's output; every user error becomes one line on stderr and a
 non-zero exit code.
 """
 import os
+import re
 import sys
 
 import click
@@ -64,6 +65,14 @@ def _output_options(func):
                       message="%(prog)s %(version)s, compatible with gperftools' pprof")
 @opt("--cum", is_flag=True, help="Sort by cumulative data")
 @opt("--base", metavar="<base>", help="Subtract <base> from <profile> before display")
+@opt("--interactive", is_flag=True,
+     help="Run in interactive mode (interactive \"help\" gives help) "
+          "[default when stdout is a terminal; otherwise --text]")
+@opt("--seconds", type=int, default=30, metavar="<n>",
+     help="Length of time for dynamic profiles [default=30 secs]; only remote "
+          "(host:port) profiles use it, and pprof_py reads local files only")
+@opt("--add_lib", metavar="<file>", help="Read additional symbols and line info from the given library "
+     "(not relocated: its addresses as linked)")
 @opt("--lib_prefix", metavar="<dir>", help="Comma separated list of library path prefixes")
 @opt("--no_strip_temp", is_flag=True, help="Do not strip template arguments from function names")
 @opt("--addresses", "granularity", flag_value="addresses", group="Reporting Granularity",
@@ -103,11 +112,32 @@ def _output_options(func):
      help="Max incoming/outgoing edges per node [default=8]")
 @opt("--focus", metavar="<regexp>", group="Call-graph Options", help="Focus on nodes matching <regexp>")
 @opt("--ignore", metavar="<regexp>", group="Call-graph Options", help="Ignore nodes matching <regexp>")
+@opt("--hide", metavar="<regexp>", group="Call-graph Options",
+     help="Drop frames matching <regexp> from every stack (Go pprof's -hide)")
+@opt("--show", metavar="<regexp>", group="Call-graph Options",
+     help="Keep only frames matching <regexp> (Go pprof's -show)")
+@opt("--show_from", metavar="<regexp>", group="Call-graph Options",
+     help="Drop the callers above the outermost frame matching <regexp> (Go pprof's -show_from)")
+@opt("--scale", type=int, default=0, metavar="<n>", group="Call-graph Options",
+     help="Set GV scaling [default=0] (passed to gv by --gv)")
 @opt("--heapcheck", "heapcheck", is_flag=True, group="Call-graph Options",
      help="Make nodes with non-0 object counts (i.e. direct leak generators) more visible")
 @opt("--show_addresses", is_flag=True, group="Miscellaneous", help="Always show addresses when applicable")
 @opt("--no-auto-signal-frm", "no_auto_signal_frames", is_flag=True, group="Miscellaneous",
      help="Do not drop the 2nd frame even if it is always the same (cpu-only)")
+@opt("--tools", metavar="<prefix or binary:fullpath>[,...]", group="Miscellaneous",
+     help="$PATH for object tool pathnames.  Accepted for compatibility and checked, "
+          "but without effect: pprof_py reads object files itself and runs no nm, "
+          "addr2line, objdump or c++filt (same for $PPROF_TOOLS)")
+@opt("--test", "self_test", is_flag=True, group="Miscellaneous",
+     help="gperftools' pprof runs its Perl self-tests; pprof_py has none built in "
+          "(run `make test`), so this exits with an error")
+@opt("--debug", is_flag=True, group="Miscellaneous",
+     help="Print a traceback on internal errors (like PPROF_PY_DEBUG=1)")
+@opt("--test_stride", type=int, default=0, metavar="<n>", group="Miscellaneous",
+     help="Used by gperftools' unittests to read CPU profiles <n> bytes at a time "
+          "through pprof's sliding window; pprof_py reads a profile whole, so it "
+          "has no effect")
 @opt("--no-cache", "no_cache", is_flag=True, group="Miscellaneous",
      help="Do not read or write the on-disk symbol cache")
 @opt("--symbols", "symbols_mode", is_flag=True, group="Output type",
@@ -122,18 +152,25 @@ def command(args, granularity, sample_index, stacks, **kw):
     """Analyze gperftools CPU and heap profiles (a Python re-implementation of
     gperftools' pprof)."""
     outputs = [r for r in REGISTRY if kw.get(f"out_{r.name}")]
-    if len(outputs) + bool(kw["symbols_mode"]) > 1:
+    if len(outputs) + bool(kw["symbols_mode"]) + bool(kw["interactive"]) > 1:
         raise click.UsageError("Only specify one output mode")
+    _check_tools(kw["tools"] if kw["tools"] is not None else os.environ.get("PPROF_TOOLS"))
+    if kw["add_lib"] is not None and not os.path.isfile(kw["add_lib"]):
+        raise PprofError(f"--add_lib={kw['add_lib']}: no such file")
     if kw["symbols_mode"]:
         _symbols_mode(args, kw)
         return
-    # No output mode: the interactive shell (pprof_py/cli/interactive.py).
+    # No output mode: like gperftools' pprof, the interactive shell
+    # (pprof_py/cli/interactive.py) when stdout is a terminal, else --text.
     renderer = outputs[0] if outputs else None
+    if renderer is None and not kw["interactive"] and not _stdout_is_terminal():
+        renderer = next(r for r in REGISTRY if r.name == "text")
     if stacks and (renderer is None or renderer.name not in ("text", "json")):
         raise click.UsageError("--stacks requires --text (or --json)")
     options = Options(
         granularity=(renderer.granularity if renderer else None) or granularity or "functions",
         cum=kw["cum"], focus=kw["focus"], ignore=kw["ignore"],
+        hide=kw["hide"], show=kw["show"], show_from=kw["show_from"], heapcheck=kw["heapcheck"],
         sample_index=sample_index or "inuse_space", show_bytes=kw["show_bytes"],
         contention_index=kw["contention_index"] or "total_delay",
         drop_negative=kw["drop_negative"], base=kw["base"],
@@ -145,9 +182,15 @@ def command(args, granularity, sample_index, stacks, **kw):
     if renderer is not None and renderer.takes_regex:
         options.output_regex = kw.get(f"out_{renderer.name}")
     options.output_path = kw.get("output_path")
+    options.add_lib = kw["add_lib"]
+    options.scale = kw["scale"]
     if kw.get("fail_over") is not None:
         from pprof_py.render.gate import parse_threshold
         options.fail_over = parse_threshold(kw["fail_over"], options.base)
+    for arg in args:
+        if REMOTE_PROFILE.match(arg) and not os.path.exists(arg):
+            raise PprofError(f"{arg}: remote profiles (host:port/pprof/...) are not supported; "
+                             f"fetch the profile and give its file")
     if len(args) == 1:
         program, profiles = None, list(args)
     else:
@@ -188,6 +231,110 @@ def command(args, granularity, sample_index, stacks, **kw):
                              "over the threshold")
 
 
+SELF_TEST_ERROR = ("--test runs gperftools' own Perl self-tests; pprof_py has none built in "
+                   "(its test suite runs with `make test`)")
+REMOTE_PROFILE = re.compile(r"^(https?://)?[^/:@\s]+:\d+(/.*)?$")
+
+
+def _stdout_is_terminal():
+    try:
+        return sys.stdout.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def _check_tools(spec):
+    """--tools / $PPROF_TOOLS as gperftools' pprof reads them: a comma
+    separated list of `tool:fullpath` entries or path prefixes.  We run no
+    object tools, but a malformed list is still the user's error."""
+    if not spec:
+        return
+    for entry in spec.split(","):
+        if not entry:
+            raise PprofError(f"--tools={spec}: empty entry")
+        if ":" in entry:
+            tool, path = entry.split(":", 1)
+            if not tool or not path:
+                raise PprofError(f"--tools={spec}: {entry!r} is not tool:fullpath")
+
+
+# Options of gperftools' pprof declared negatable in its GetOptions ("name!").
+PERL_NEGATABLE = {"help", "version", "show_addresses", "no-auto-signal-frm", "cum", "functions",
+                  "lines", "addresses", "files", "text", "stacks", "callgrind", "symbols", "gv",
+                  "evince", "web", "dot", "ps", "pdf", "svg", "gif", "raw", "collapsed",
+                  "interactive", "inuse_space", "inuse_objects", "alloc_space", "alloc_objects",
+                  "show_bytes", "drop_negative", "total_delay", "contentions", "mean_delay",
+                  "no_strip_temp", "test", "debug"}
+
+
+def perl_style_argv(argv, cmd=None):
+    """Rewrite argv the way gperftools' pprof's Getopt::Long (default
+    configuration) reads it, into the spelling click knows: a long option
+    may start with one dash or two (`-text`), be abbreviated to any unique
+    prefix (`--tex`, `--nodec=5`), and a negatable one may be negated
+    with `--no` / `--no-` (`--nocum`: the last of `--cum`/`--nocum` wins).
+    Arguments after `--` and option values are left alone."""
+    cmd = cmd or command
+    takes_value, flags = set(), {}
+    for param in cmd.params:
+        if not isinstance(param, click.Option):
+            continue
+        for name in param.opts + param.secondary_opts:
+            if name.startswith("--"):
+                if param.is_flag:
+                    flags[name[2:]] = param
+                else:
+                    takes_value.add(name[2:])
+    names = sorted(set(flags) | takes_value)
+    out = []
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        i += 1
+        if arg == "--":
+            out.extend(argv[i - 1:])
+            break
+        if not arg.startswith("-") or arg == "-" or (len(arg) == 2 and arg[1] != "-"):
+            out.append(arg)
+            continue
+        body = arg[2:] if arg.startswith("--") else arg[1:]
+        name, eq, value = body.partition("=")
+        full = _resolve_option(name, names)
+        if full is None:
+            negated = _negated_option(name, names, flags)
+            if negated is not None and not eq:
+                # --noX: as if the earlier --X were not given
+                spellings = {"--" + n for n, p in flags.items() if p is flags[negated]}
+                for j in range(len(out) - 1, -1, -1):
+                    if out[j] in spellings and (flags[out[j][2:]].flag_value
+                                                == flags[negated].flag_value):
+                        del out[j]
+                continue
+            out.append(arg)
+            continue
+        out.append("--" + full + (eq + value if eq else ""))
+        if full in takes_value and not eq and i < len(argv):
+            out.append(argv[i])           # the option's value, verbatim
+            i += 1
+    return out
+
+
+def _resolve_option(name, names):
+    if name in names:
+        return name
+    matches = [n for n in names if n.startswith(name)] if len(name) > 1 else []
+    return matches[0] if len(matches) == 1 else None
+
+
+def _negated_option(name, names, flags):
+    for prefix in ("no-", "no"):
+        if name.startswith(prefix):
+            base = _resolve_option(name[len(prefix):], [n for n in names if n in PERL_NEGATABLE])
+            if base is not None and base in flags:
+                return base
+    return None
+
+
 def _lib_prefixes(kw):
     return [p for p in (kw["lib_prefix"] or "").split(",") if p]
 
@@ -211,7 +358,14 @@ def _symbols_mode(args, kw):
 
 
 def main(argv=None):
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
     try:
+        argv = perl_style_argv(argv)
+        debug = "--debug" in argv
+        if "--test" in argv[:argv.index("--") if "--" in argv else len(argv)]:
+            # gperftools' --test needs no profile either
+            raise PprofError(SELF_TEST_ERROR)
         command.main(args=argv, prog_name="pprof", standalone_mode=False)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
@@ -234,7 +388,7 @@ def main(argv=None):
         error("interrupted")
         sys.exit(130)
     except Exception as exc:        # a bug of ours: still one line, unless debugging
-        if os.environ.get("PPROF_PY_DEBUG"):
+        if os.environ.get("PPROF_PY_DEBUG") or debug:
             raise
         error(f"internal error: {type(exc).__name__}: {exc} (set PPROF_PY_DEBUG=1 for a traceback)")
         sys.exit(3)

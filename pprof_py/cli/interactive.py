@@ -23,7 +23,6 @@ stdin, lines are read with readline: history (kept in memory) and tab
 completion of command names and function names.  Ctrl-C abandons the
 current command, or at the prompt leaves the shell.
 """
-import dataclasses
 import os
 import shutil
 import subprocess
@@ -31,7 +30,6 @@ import sys
 import tempfile
 
 from pprof_py import filter as filters
-from pprof_py import graph
 from pprof_py.errors import PprofError
 from pprof_py.render import REGISTRY
 from pprof_py.report import compile_regex
@@ -126,27 +124,21 @@ class Shell:
         return "|".join(focus), ignore_re, flags
 
     def process(self, focus, ignore, flags, quiet=False, **option_changes):
-        """pprof's ProcessProfile: print the totals, apply focus/ignore, and
-        return a Prepared for the renderers."""
+        """pprof's ProcessProfile: print the totals, narrow the report by the
+        command's focus/ignore (report.Report.narrowed) and return it."""
         p = self.base
         kind, opts = p.kind, p.options
         if not quiet:
             self.write("Total: %s %s\n" % (unparse(p.total, kind, opts), units(kind, opts)))
-        stacks = p.profile
         if focus:
-            stacks = filters.focus_profile(stacks, p.symbols, compile_regex(focus, "focus"), p.width)
-            self._report_share("After focusing on", focus, stacks)
+            p = p.narrowed(focus=focus)
+            self._report_share("After focusing on", focus, p.profile)
         if ignore:
-            stacks = filters.ignore_profile(stacks, p.symbols, compile_regex(ignore, "ignore"), p.width)
-            self._report_share("After ignoring", ignore, stacks)
+            p = p.narrowed(ignore=ignore)
+            self._report_share("After ignoring", ignore, p.profile)
         granularity = option_changes.pop("granularity", None) or \
             ("lines" if "lines" in flags else opts.granularity)
-        options = dataclasses.replace(opts, granularity=granularity, cum="cum" in flags,
-                                      **option_changes)
-        reduced = graph.reduce_profile(stacks, p.symbols, granularity, p.width, options.show_addresses)
-        flat, cum = graph.flat_and_cumulative(reduced)
-        return dataclasses.replace(p, options=options, profile=stacks, reduced=reduced, flat=flat,
-                                   cum=cum, notes=[])
+        return p.narrowed(granularity=granularity, cum="cum" in flags, **option_changes)
 
     def _report_share(self, what, pattern, stacks):
         p = self.base

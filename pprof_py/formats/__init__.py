@@ -1,23 +1,32 @@
-"""Profile readers.  `read_profile(path)` sniffs the format and returns a
-Profile; every reader raises ProfileFormatError for a broken input.
+"""Profile readers.  `read_profile(path)` returns a Profile; every reader
+raises ProfileFormatError (with the byte offset) for a broken input.
 
-Formats, in the order they are tried:
-* text header lines (``%warn`` / ``%`` commands are skipped, as pprof does)
-  then ``heap profile:`` (heap, growth, leak profiles: formats/heap_text.py);
-* a symbolized profile as ``pprof --raw`` writes it:
+The format is found by an ordered list of sniffers (SNIFFERS below).  Each
+looks at the input and either parses it (returns a Profile), says "not
+mine" (returns None), or raises a real format error.  In order:
 
-      --- symbol
-      binary=<program>
-      0x<address> <outermost name>--<inlined name>--...
-      ---
-      --- profile
-      <a CPU profile (binary) or a heap profile (text)>
+1. ``heap profile:`` header line (heap, growth, leak profiles:
+   formats/heap_text.py), after any ``%warn`` / ``%`` command lines, which
+   pprof skips;
+2. a symbolized profile as ``pprof --raw`` writes it:
 
-  Addresses in it are already adjusted (callers minus one), and the names
-  are used instead of symbolizing;
-* ``--- contention`` lock-contention profiles (formats/contention.py);
-* ``--- profile`` followed by a binary CPU profile;
-* a binary CPU profile (formats/cpu_binary.py).
+       --- symbol
+       binary=<program>
+       0x<address> <outermost name>--<inlined name>--...
+       ---
+       --- profile
+       <a CPU profile (binary) or a heap profile (text)>
+
+   Addresses in it are already adjusted (callers minus one); the names are
+   used instead of symbolizing;
+3. ``--- contention`` lock-contention profiles (formats/contention.py);
+4. ``--- profile`` followed by a binary CPU profile;
+5. folded stacks (formats/folded.py);
+6. a binary CPU profile (formats/cpu_binary.py): starts with a zero word;
+7. profile.proto (formats/proto.py), recognised by decoding it, not by its
+   first byte (a message may start with any field: 0x48, field 9, is "H").
+
+A gzip-compressed input is decompressed first.
 """
 import re
 
@@ -82,53 +91,120 @@ def _parse_symbols(data, pos, path):
     raise ProfileFormatError(path, "symbolized profile ends inside its symbol section", pos)
 
 
-def _parse(data, path, warnings, pos, symbolized=False):
-    if pos >= len(data):
-        raise ProfileFormatError(path, "profile is empty", pos)
-    if _is_printable(data[pos]):
-        # Text header lines: skip pprof's '%' commands to find the header.
+class _Input:
+    """What the sniffers look at: the bytes, where the text header starts
+    (after pprof's '%' command lines) and that header line."""
+
+    def __init__(self, data, path, warnings, pos, symbolized):
+        self.data, self.path, self.warnings = data, path, warnings
+        self.start = pos                # where this (possibly embedded) profile starts
+        self.symbolized = symbolized    # inside a `--raw` profile's profile section
+        self.header_offset = pos
+        self.line = ""
+        self.after_line = pos
+        self.text = pos < len(data) and _is_printable(data[pos])
+        if self.text:
+            self._skip_commands()
+
+    def _skip_commands(self):
+        data, pos = self.data, self.start
         while True:
             nl = data.find(b"\n", pos)
             line_end = len(data) if nl < 0 else nl
             line = data[pos:line_end].decode("utf-8", "replace").replace("\r", "")
             if line.startswith("%warn"):
-                warnings.append("WARNING: " + line[5:].strip())
+                self.warnings.append("WARNING: " + line[5:].strip())
             elif not line.startswith("%"):
                 break
             if nl < 0:
-                raise ProfileFormatError(path, "profile is empty (only header commands)")
+                raise ProfileFormatError(self.path, "profile is empty (only header commands)")
             pos = nl + 1
-        header_offset = pos
-        rest_start = len(data) if nl < 0 else nl + 1
-        if line.startswith("heap profile:"):
-            text = data[rest_start:].decode("utf-8", "surrogateescape")
-            return parse_heap_profile(text, path, line, header_offset, warnings, adjust=not symbolized)
-        if re.match(r"^--- *symbol", line) and not symbolized:
-            symbols, program, after = _parse_symbols(data, rest_start, path)
-            profile = _parse(data, path, warnings, after, symbolized=True)
-            profile.embedded_symbols = symbols
-            profile.embedded_program = program
+        self.header_offset = pos
+        self.line = line
+        self.after_line = len(data) if nl < 0 else nl + 1
+
+
+def _heap_sniffer(inp):
+    if not (inp.text and inp.line.startswith("heap profile:")):
+        return None
+    text = inp.data[inp.after_line:].decode("utf-8", "surrogateescape")
+    return parse_heap_profile(text, inp.path, inp.line, inp.header_offset, inp.warnings,
+                              adjust=not inp.symbolized)
+
+
+def _symbolized_sniffer(inp):
+    if not (inp.text and not inp.symbolized and re.match(r"^--- *symbol", inp.line)):
+        return None
+    symbols, program, after = _parse_symbols(inp.data, inp.after_line, inp.path)
+    profile = _parse(inp.data, inp.path, inp.warnings, after, symbolized=True)
+    profile.named_by = "raw"
+    profile.program_name = program
+    for loc in profile.locations:
+        text = symbols.get(loc.address)
+        if text is not None:
+            loc.names = tuple(text.split("--"))
+    return profile
+
+
+def _contention_sniffer(inp):
+    if not (inp.text and re.match(r"^--- *(contention|Stacks:)", inp.line)):
+        return None
+    if inp.line.startswith("--- Stacks:"):
+        inp.warnings.append("Old format contention profile: mistakenly reports condition variable "
+                            "signals as lock contentions.")
+    text = inp.data[inp.after_line:].decode("utf-8", "surrogateescape")
+    return parse_contention_profile(text, inp.path, inp.warnings)
+
+
+def _marked_cpu_sniffer(inp):
+    if not (inp.text and re.match(r"^--- *profile", inp.line)):
+        return None
+    return parse_cpu_profile(inp.data[inp.after_line:], inp.path, base_offset=inp.after_line,
+                             adjust=not inp.symbolized)
+
+
+def _folded_sniffer(inp):
+    if not (inp.text and not inp.symbolized and looks_like_folded(inp.data[inp.header_offset:])):
+        return None
+    return parse_folded(inp.data[inp.header_offset:], inp.path)
+
+
+def _cpu_sniffer(inp):
+    if inp.text or not looks_like_cpu_profile(inp.data[inp.start:]):
+        return None
+    return parse_cpu_profile(inp.data[inp.start:], inp.path, base_offset=inp.start)
+
+
+def _proto_sniffer(inp):
+    # profile.proto (Go pprof, continuous profilers): see formats/proto.py.
+    # Tried on the whole input whatever its first byte, since any field may
+    # come first; decode() accepts only a structurally valid profile.
+    if inp.start != 0 or inp.symbolized:
+        return None
+    from pprof_py.formats import proto
+    message = proto.decode(inp.data)
+    if message is None:
+        return None
+    return proto.parse_proto(message, inp.path)
+
+
+SNIFFERS = [_heap_sniffer, _symbolized_sniffer, _contention_sniffer, _marked_cpu_sniffer,
+            _folded_sniffer, _cpu_sniffer, _proto_sniffer]
+
+
+def _parse(data, path, warnings, pos, symbolized=False):
+    if pos >= len(data):
+        raise ProfileFormatError(path, "profile is empty", pos)
+    inp = _Input(data, path, warnings, pos, symbolized)
+    for sniffer in SNIFFERS:
+        profile = sniffer(inp)
+        if profile is not None:
             return profile
-        if re.match(r"^--- *(contention|Stacks:)", line):
-            if line.startswith("--- Stacks:"):
-                warnings.append("Old format contention profile: mistakenly reports condition variable "
-                                "signals as lock contentions.")
-            text = data[rest_start:].decode("utf-8", "surrogateescape")
-            return parse_contention_profile(text, path, warnings)
-        if re.match(r"^--- *profile", line):
-            return parse_cpu_profile(data[rest_start:], path, base_offset=rest_start, adjust=not symbolized)
-        if not symbolized and looks_like_folded(data[header_offset:]):
-            return parse_folded(data[header_offset:], path)
-        kind = "a text file" if all(_is_printable(b) or b in b"\r\n\t" for b in data[:512]) else "unrecognized data"
-        raise ProfileFormatError(path, f"not a profile: {kind} (no CPU or heap profile header)", header_offset)
     if symbolized:
         raise ProfileFormatError(path, "cannot recognize the profile section after the symbols", pos)
-    if looks_like_cpu_profile(data[pos:]):
-        return parse_cpu_profile(data[pos:], path, base_offset=pos)
-    if pos == 0:
-        # profile.proto (Go pprof, continuous profilers): see formats/proto.py.
-        from pprof_py.formats import proto
-        message = proto.decode(data)
-        if message is not None:
-            return proto.parse_proto(message, path)
+    if inp.text:
+        head = data[inp.header_offset:inp.header_offset + 512]
+        kind = "a text file" if all(_is_printable(b) or b in b"\r\n\t" for b in head) else "unrecognized data"
+        raise ProfileFormatError(path, f"not a profile: {kind} (no CPU or heap profile header)",
+                                 inp.header_offset)
     raise ProfileFormatError(path, "not a profile: unrecognized binary data", pos)

@@ -80,18 +80,29 @@ def parse_cpu_profile(data, path, base_offset=0, adjust=True):
     record_starts = []
     i = first
     end = None
+    truncated = None
+    partial_depth = None
     while True:
         if i == n_words and not adjust:
             # `pprof --raw` writes the records with no trailer and no map.
             end = i
             break
         if i + 2 > n_words:
-            raise ProfileFormatError(path, "truncated CPU profile: no end-of-data trailer", word_offset(min(i, n_words)))
+            # Cut short (the program crashed or was killed before the
+            # profiler wrote its trailer): like both peers, report the
+            # records read; report.py warns with this offset.
+            truncated = word_offset(n_words)
+            break
         depth = slots[i + 1]
         if depth > MAX_DEPTH:
             raise ProfileFormatError(path, f"corrupted CPU profile: stack depth {depth} too large", word_offset(i + 1))
         if i + 2 + depth > n_words:
-            raise ProfileFormatError(path, "truncated CPU profile record", word_offset(i))
+            # A partial last record: gperftools' pprof keeps its count with
+            # the PCs that made it to the file (possibly none).
+            truncated = word_offset(n_words)
+            partial_depth = n_words - (i + 2)
+            record_starts.append(i)
+            break
         if depth >= 1 and slots[i + 2] == 0:
             end = i + 2 + depth
             break
@@ -103,6 +114,8 @@ def parse_cpu_profile(data, path, base_offset=0, adjust=True):
     starts = np.array(record_starts, dtype=np.int64)
     counts = words[starts] if len(starts) else np.zeros(0, np.uint64)
     depths = (words[starts + 1] if len(starts) else np.zeros(0, np.uint64)).astype(np.int64)
+    if partial_depth is not None:
+        depths[-1] = partial_depth
     # Flat index of every pc slot: for record r, starts[r]+2 .. +depth.
     total = int(depths.sum())
     rec_of_slot = np.repeat(np.arange(len(starts)), depths)
@@ -139,7 +152,7 @@ def parse_cpu_profile(data, path, base_offset=0, adjust=True):
     kept_pcs = pcs[gather]
     addresses, inverse = np.unique(kept_pcs, return_inverse=True)
 
-    maps_text = data[end * width:].decode("utf-8", "surrogateescape")
+    maps_text = data[end * width:].decode("utf-8", "surrogateescape") if end is not None else ""
     return Profile(
         kind="cpu",
         sample_types=[ValueType("samples", "count")],
@@ -150,4 +163,5 @@ def parse_cpu_profile(data, path, base_offset=0, adjust=True):
         mappings=parse_maps(maps_text),
         period=int(period),
         address_width=16 if width == 8 else 8,
+        truncated=(truncated, True) if truncated is not None else None,
     )

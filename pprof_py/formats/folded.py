@@ -11,8 +11,8 @@ lines starting with "#" are skipped.  Frame names are kept as written (they
 may contain spaces, e.g. py-spy's "run (app.py:12)").
 
 Frames have names but no addresses: each distinct name gets a synthetic
-address (derived from the name, see `synthetic_address`), and the names are attached to the profile as `embedded_symbols`,
-so nothing is symbolized.  The profile's kind is "folded": its values are
+address (derived from the name, see `synthetic_address`) and the name as
+its location's ``names``, so nothing is symbolized.  The profile's kind is "folded": its values are
 shown as "samples", and none of the CPU-profile frame clean-ups (dropping
 signal-handler frames) apply.
 """
@@ -87,6 +87,7 @@ def parse_folded(data, path):
         builder.add(addresses, [value])
     if not address_of:
         raise ProfileFormatError(path, "folded stacks file has no stacks")
-    profile = builder.build()
-    profile.embedded_symbols = names
+    profile = builder.build(named_by="folded")
+    for loc in profile.locations:
+        loc.names = (names[loc.address],)
     return profile

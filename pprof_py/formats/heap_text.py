@@ -63,7 +63,12 @@ def _unsample(n, s, algorithm, adjustment):
             scale = 1 / (1 - math.exp(-ratio))
             return n * scale, s * scale
         return n, s
-    ratio = (s * 1.0 / n) / adjustment   # v1; pprof divides by zero here too
+    if n == 0:
+        # An entry with no objects left (e.g. google/pprof's gobench.heap:
+        # "0: 0 [1: 1024]"): nothing to scale.  gperftools' pprof dies
+        # here with "Illegal division by zero"; Go pprof scales it to 0 too.
+        return n, s
+    ratio = (s * 1.0 / n) / adjustment   # v1
     if ratio < 1:
         return n / ratio, s / ratio
     return n, s
@@ -102,11 +107,8 @@ def parse_heap_profile(text, path, header, header_offset, warnings, adjust=True)
             continue
         n1, s1, n2, s2 = (int(m.group(i)) for i in range(1, 5))
         if algorithm and adjustment:
-            try:
-                n1, s1 = _unsample(n1, s1, algorithm, adjustment)
-                n2, s2 = _unsample(n2, s2, algorithm, adjustment)
-            except ZeroDivisionError:
-                raise ProfileFormatError(path, f"line {lineno + 2}: sampled entry with zero objects") from None
+            n1, s1 = _unsample(n1, s1, algorithm, adjustment)
+            n2, s2 = _unsample(n2, s2, algorithm, adjustment)
         words = m.group(5).split()
         try:
             addresses = [int(a, 16) for a in words]

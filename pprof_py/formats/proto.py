@@ -16,10 +16,7 @@ each location's frames (outermost first) become our symbols and the ELF
 symbolizer is not used.  Locations without an address (or sharing one)
 get distinct synthetic addresses.
 
-Writing: the report's address stacks (after pprof's frame removal and
---focus/--ignore) with every location's symbols, the memory mappings of
-the first profile, and for heap profiles all four value columns.  The
-output is gzip-compressed, as Go pprof writes it.
+Writing (`--proto`) is render/proto.py.
 """
 import gzip
 import zlib
@@ -130,7 +127,7 @@ def decode(data):
 
 def parse_proto(msg, path):
     """Our Profile from a decoded profile.proto message."""
-    from pprof_py.model import Mapping, ProfileBuilder, ValueType
+    from pprof_py.model import Frame, Mapping, ProfileBuilder, ValueType
 
     strings = list(msg.string_table)
 
@@ -196,9 +193,9 @@ def parse_proto(msg, path):
                                          f"{line.function_id}, which does not exist")
             name, system, filename = fn
             fileline = f"{filename}:{line.line}" if filename else "??:0"
-            frames.append((name, fileline, system))
+            frames.append(Frame(name, fileline, system))
         if frames:
-            symbols[address] = frames[::-1]        # proto: innermost first; ours: outermost first
+            symbols[address] = tuple(frames[::-1])   # proto: innermost first; ours: outermost first
 
     builder = ProfileBuilder(kind, sample_types)
     n_types = len(types)
@@ -218,156 +215,9 @@ def parse_proto(msg, path):
     period = msg.period
     profile = builder.build(mappings=mappings, period=int(period),
                             comments=[s(c, "a comment") for c in msg.comment])
-    # Locations without any line carry no name: show them by address.
+    # Locations without any line carry no name: they are shown by address
+    # (symbolize/profiles.py).
+    profile.named_by = "proto"
     for loc in profile.locations:
-        if loc.address not in symbols:
-            symbols[loc.address] = [("%016x" % loc.address, "??:0", "%016x" % loc.address)]
-    profile.proto_symbols = symbols
+        loc.frames = symbols.get(loc.address)
     return profile
-
-
-# ---- writing ---------------------------------------------------------------
-
-class _Strings:
-    def __init__(self):
-        self.table = [""]
-        self.index = {"": 0}
-
-    def __call__(self, text):
-        i = self.index.get(text)
-        if i is None:
-            i = self.index[text] = len(self.table)
-            self.table.append(text)
-        return i
-
-
-def _restack(prepared, column):
-    """The report's address stacks for another value column of a heap
-    profile: the same steps as report.prepare (sum, base, frame removal,
-    focus, ignore)."""
-    from pprof_py import filter as filters
-    from pprof_py import report
-
-    opts = prepared.options
-    n_main = len(prepared.profiles) - (1 if opts.base else 0)
-    stacks = report._address_profile(prepared.profiles[0], column)
-    for extra in prepared.profiles[1:n_main]:
-        stacks = filters.add_profiles(stacks, report._address_profile(extra, column))
-    if opts.base:
-        stacks = filters.subtract_profile(stacks, report._address_profile(prepared.profiles[-1], column),
-                                          opts.drop_negative)
-    stacks = filters.remove_uninteresting_frames(stacks, prepared.symbols, prepared.kind, [],
-                                                prepared.options.no_auto_signal_frames)
-    if opts.focus:
-        stacks = filters.focus_profile(stacks, prepared.symbols, report.compile_regex(opts.focus, "focus"),
-                                       prepared.width)
-    if opts.ignore:
-        stacks = filters.ignore_profile(stacks, prepared.symbols,
-                                        report.compile_regex(opts.ignore, "ignore"), prepared.width)
-    return stacks
-
-
-def _column_profiles(prepared):
-    """[(type, unit, {stack: value})] to write."""
-    from pprof_py import report
-
-    kind = prepared.kind
-    if kind in ("heap", "growth"):
-        result = []
-        for name, unit in zip(HEAP_TYPES, HEAP_UNITS):
-            if name == prepared.options.sample_index:
-                stacks = prepared.profile
-            else:
-                stacks = _restack(prepared, report.HEAP_COLUMNS[name])
-            result.append((name, unit, stacks))
-        return result
-    period = prepared.profiles[0].period if prepared.profiles else 0
-    if kind == "cpu":
-        result = [("samples", "count", prepared.profile)]
-        if period:
-            result.append(("cpu", "nanoseconds",
-                           {k: v * period * 1000 for k, v in prepared.profile.items()}))
-        return result
-    return [("contentions" if kind == "contention" else "samples", "count", prepared.profile)]
-
-
-def _split_fileline(fileline):
-    if fileline in ("?", "??:0", "", ":0"):
-        return "", 0
-    head, sep, tail = fileline.rpartition(":")
-    if sep and tail.isdigit():
-        return head, int(tail)
-    return fileline, 0
-
-
-def build_proto(prepared):
-    """The Profile message for a report."""
-    M = messages()
-    strings = _Strings()
-    msg = M["Profile"]()
-    columns = _column_profiles(prepared)
-    for name, unit, _ in columns:
-        msg.sample_type.add(type=strings(name), unit=strings(unit))
-    main = prepared.profiles[0] if prepared.profiles else None
-    if prepared.kind == "cpu" and main is not None and main.period:
-        msg.period_type.type = strings("cpu")
-        msg.period_type.unit = strings("nanoseconds")
-        msg.period = int(main.period) * 1000
-    elif prepared.kind in ("heap", "growth"):
-        msg.period_type.type = strings("space")
-        msg.period_type.unit = strings("bytes")
-    if prepared.kind in ("heap", "growth"):
-        msg.default_sample_type = strings(prepared.options.sample_index)
-
-    mapping_ids = []
-    for i, m in enumerate(main.mappings if main is not None else [], 1):
-        msg.mapping.add(id=i, memory_start=m.start, memory_limit=m.limit, file_offset=m.offset,
-                        filename=strings(m.path), build_id=strings(m.build_id or ""),
-                        has_functions=True, has_filenames=True, has_line_numbers=True,
-                        has_inline_frames=True)
-        mapping_ids.append((m.start, m.limit, i))
-
-    functions = {}
-    location_ids = {}
-
-    def location_id(address):
-        lid = location_ids.get(address)
-        if lid is not None:
-            return lid
-        lid = location_ids[address] = len(location_ids) + 1
-        mapping = 0
-        for start, limit, mid in mapping_ids:
-            if start <= address < limit:
-                mapping = mid
-                break
-        loc = msg.location.add(id=lid, mapping_id=mapping, address=address)
-        for short, fileline, full in reversed(prepared.symbols.get(address) or []):
-            filename, line = _split_fileline(fileline)
-            key = (short, full, filename)
-            fid = functions.get(key)
-            if fid is None:
-                fid = functions[key] = len(functions) + 1
-                msg.function.add(id=fid, name=strings(short), system_name=strings(full),
-                                 filename=strings(filename))
-            loc.line.add(function_id=fid, line=line)
-        return lid
-
-    stacks = sorted(set().union(*(c[2].keys() for c in columns)))
-    for stack in stacks:
-        values = [c[2].get(stack, 0) for c in columns]
-        if not any(values):
-            continue
-        sample = msg.sample.add()
-        sample.location_id.extend(location_id(a) for a in stack)
-        sample.value.extend(int(round(v)) for v in values)
-    for comment in (main.comments if main is not None else []):
-        msg.comment.append(strings(comment))
-    msg.string_table.extend(strings.table)
-    return msg
-
-
-def render_proto(prepared):
-    """`--proto`: the gzip-compressed profile.proto (bytes)."""
-    data = build_proto(prepared).SerializeToString()
-    return gzip.compress(data, mtime=0)
-

@@ -70,7 +70,7 @@ REGISTRY.extend([
 ])
 
 
-# Source and machine-code listings, interchange and CI reports (issue 5).
+# Source and machine-code listings, interchange formats and CI reports.
 REGISTRY.extend([
     Renderer("list", _lazy("pprof_py.render.source", "render_list"),
              "Generate source listing of matching routines", takes_regex=True,
@@ -81,7 +81,7 @@ REGISTRY.extend([
     Renderer("weblist", _lazy("pprof_py.render.weblist", "render_weblist"),
              "Generate the source listing of matching routines as HTML, with each line's "
              "instructions a click away", takes_regex=True, granularity="addresses"),
-    Renderer("proto", _lazy("pprof_py.formats.proto", "render_proto"),
+    Renderer("proto", _lazy("pprof_py.render.proto", "render_proto"),
              "Generate a profile.proto (gzipped protobuf, as Go pprof writes it)"),
     Renderer("json", _lazy("pprof_py.render.json", "render_json"),
              "Generate the --text report as JSON (docs/json-schema.md)"),

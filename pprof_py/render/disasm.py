@@ -19,8 +19,7 @@ Instructions are decoded by capstone and printed in objdump's style; the
 text can differ from objdump's in details (see docs/disasm.md), the
 addresses and values do not.
 """
-from pprof_py.render.routines import (LineInfo, clean_disassembly, each_routine, instruction_counts,
-                                      instructions, perl_lines, unparse_address)
+from pprof_py.render.listing import clean_disassembly, each_routine, instruction_counts, unparse_address
 from pprof_py.symbolize import short_function_name
 from pprof_py.units import unparse, units
 
@@ -29,14 +28,15 @@ class _Sources:
     """pprof's SourceLine: lines of a file, 1-based, cached; a file that
     cannot be read is reported once."""
 
-    def __init__(self, notes):
+    def __init__(self, notes, tool):
         self.notes = notes
+        self.tool = tool
         self.files = {}
 
     def line(self, path, number):
         lines = self.files.get(path)
         if lines is None:
-            read = perl_lines(path)
+            read = self.tool.source_lines(path)
             if read is None:
                 self.notes.append(f"{path}: No such file or directory")
                 read = []
@@ -51,16 +51,14 @@ class _Sources:
 def render_disasm(prepared):
     out = []
     kind, opts = prepared.kind, prepared.options
-    sources = _Sources(prepared.notes)
-    line_infos = {}
+    tool = prepared.objtool()
+    sources = _Sources(prepared.notes, tool)
     total = None
-    for path, obj, offset, routine, start, end, flat, cum, keys in each_routine(prepared, "disasm"):
+    for r, flat, cum, keys in each_routine(prepared, "disasm"):
+        routine, offset = r.name, r.offset
         if total is None:
             total = sum(flat.values())
-        info = line_infos.get(obj.path)
-        if info is None:
-            info = line_infos[obj.path] = LineInfo(obj, opts.use_cache)
-        insns = instructions(obj, path, offset, start, end, info, top_level=False)
+        insns = tool.instructions(r, top_level=False)
         counts = [instruction_counts(e, flat, cum, keys) for e in insns]
         flat_total = sum(c[0] for c in counts)
         cum_total = sum(c[1] for c in counts)

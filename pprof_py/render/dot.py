@@ -126,11 +126,7 @@ def _dot_label(key):
 def program_name(prepared):
     """The program named on the command line or, for a symbolized (--raw)
     profile, the one its "binary=" line names (as pprof does)."""
-    if prepared.program is not None:
-        return prepared.program
-    if prepared.profiles:
-        return getattr(prepared.profiles[0], "embedded_program", None) or ""
-    return ""
+    return prepared.program_name
 
 
 def dot_text(prepared, fmt="dot"):
@@ -162,8 +158,16 @@ def dot_text(prepared, fmt="dot"):
         extra = ""
         if f != c:
             extra = "\\rof %s (%s)" % (un(c), percent(c, local_total))
-        out.append('N%d [label="%s\\n%s (%s)%s\\r",shape=box,fontsize=%.1f];' % (
-            number[key], _dot_label(key), un(f), percent(f, local_total), extra, fs))
+        style = ""
+        if opts.heapcheck:
+            # pprof's --heapcheck: direct leak sites (own objects) get a grey
+            # background, the rare negative ones a triple border.
+            if f > 0:
+                style = ",style=filled,fillcolor=gray"
+            elif f < 0:
+                style = ",peripheries=3"
+        out.append('N%d [label="%s\\n%s (%s)%s\\r",shape=box,fontsize=%.1f%s];' % (
+            number[key], _dot_label(key), un(f), percent(f, local_total), extra, fs, style))
     for src, dst, n, edgeweight, w, dashed in edges:
         style = "setlinewidth(%f)" % w
         if dashed:
@@ -246,8 +250,14 @@ def render_viewer(prepared, flag):
         if exe is None:
             continue
         prepared.notes.append(f"Opening {path} with {program}")
+        argv = [exe, path]
+        if program == "gv":
+            # as gperftools' RunGV (for gv versions with long options):
+            # --scale from pprof's --scale, and no antialiasing, which gv
+            # gets wrong on large PostScript pages
+            argv = [exe, "--scale=%d" % getattr(prepared.options, "scale", 0), "--noantialias", path]
         # Detach: the viewer may outlive us; the file stays for it to read.
-        subprocess.Popen([exe, path], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+        subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                          stderr=subprocess.DEVNULL, start_new_session=True)
         return b""
     raise PprofError(f"no viewer for --{flag} found (tried {', '.join(programs)}); "

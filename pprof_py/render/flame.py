@@ -28,7 +28,6 @@ import hashlib
 from typing import NamedTuple, Optional
 from xml.sax.saxutils import escape
 
-from pprof_py import filter as filters
 from pprof_py.graph import translate_stack
 from pprof_py.units import unparse, units
 
@@ -69,23 +68,6 @@ def _key_stacks(prepared, profile):
         yield tuple(keys), value
 
 
-def _base_profile(prepared):
-    """The --base profile, filtered the way the main profile was."""
-    from pprof_py import report
-    opts = prepared.options
-    base = prepared.profiles[-1]
-    stacks = report._address_profile(base, report._column(base, opts))
-    stacks = filters.remove_uninteresting_frames(stacks, prepared.symbols, prepared.kind, [],
-                                                prepared.options.no_auto_signal_frames)
-    if opts.focus:
-        stacks = filters.focus_profile(stacks, prepared.symbols,
-                                       report.compile_regex(opts.focus, "focus"), prepared.width)
-    if opts.ignore:
-        stacks = filters.ignore_profile(stacks, prepared.symbols,
-                                        report.compile_regex(opts.ignore, "ignore"), prepared.width)
-    return stacks
-
-
 def is_differential(prepared):
     return bool(prepared.options.base)
 
@@ -96,7 +78,7 @@ def _merged_stacks(prepared):
     if is_differential(prepared):
         for keys, diff in _key_stacks(prepared, prepared.profile):
             merged.setdefault(keys, [0.0, 0.0])[1] += diff
-        for keys, base in _key_stacks(prepared, _base_profile(prepared)):
+        for keys, base in _key_stacks(prepared, prepared.side("base")):
             merged.setdefault(keys, [0.0, 0.0])[0] += base
         for entry in merged.values():
             entry[0] = max(entry[0] + entry[1], 0.0)     # the new value

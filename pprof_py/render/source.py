@@ -20,8 +20,7 @@ markers; zero values print as ".".
 Unlike pprof, a routine whose source file cannot be read still gets its
 header and totals (the file name goes to stderr).
 """
-from pprof_py.render.routines import (LineInfo, clean_file_name, each_routine, instruction_counts,
-                                      instructions, perl_lines)
+from pprof_py.render.listing import clean_file_name, each_routine, instruction_counts
 from pprof_py.symbolize import short_function_name
 from pprof_py.units import unparse, units
 
@@ -67,15 +66,12 @@ class Listing:
 
 def each_listing(prepared):
     """A Listing for every routine --list=<re> selects, in pprof's order."""
-    line_infos = {}
-    for path, obj, offset, routine, start, end, flat, cum, keys in each_routine(prepared, "list"):
-        info = line_infos.get(obj.path)
-        if info is None:
-            info = line_infos[obj.path] = LineInfo(obj, prepared.options.use_cache)
-        insns = instructions(obj, path, offset, start, end, info, top_level=True)
-        listing = _listing(routine, insns, flat, cum, keys, prepared.notes)
+    tool = prepared.objtool()
+    for routine, flat, cum, keys in each_routine(prepared, "list"):
+        insns = tool.instructions(routine, top_level=True)
+        listing = _listing(routine.name, insns, flat, cum, keys, prepared.notes, tool)
         if listing is not None:
-            listing.offset = offset
+            listing.offset = routine.offset
             yield listing
 
 
@@ -99,7 +95,7 @@ def render_list(prepared):
     return "".join(out)
 
 
-def _listing(routine, insns, flat, cum, keys, notes):
+def _listing(routine, insns, flat, cum, keys, notes, tool):
     filename = None
     for e in insns:
         if e[2] >= 0:
@@ -120,7 +116,7 @@ def _listing(routine, insns, flat, cum, keys, notes):
             firstline = e[2]
             break
 
-    lines = perl_lines(filename)
+    lines = tool.source_lines(filename)
     oldlastline = lastline
     if lines is not None:
         first_indentation = -1

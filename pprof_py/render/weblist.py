@@ -13,7 +13,7 @@ deterministic byte for byte.
 """
 import html
 
-from pprof_py.render.routines import clean_disassembly, clean_file_name, unparse_address
+from pprof_py.render.listing import clean_disassembly, clean_file_name, unparse_address
 from pprof_py.render.source import each_listing
 from pprof_py.symbolize import short_function_name
 from pprof_py.units import unparse, units

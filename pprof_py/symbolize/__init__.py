@@ -17,8 +17,8 @@ pyelftools only:
    nm's name when it agrees with addr2line's, because nm's names carry the
    symbol's start address and so tell apart same-named functions.
 4. Names are shortened like pprof (argument lists, template arguments and
-   return types removed), and short names that stand for different symbols
-   get ``@<address>`` appended.
+   return types removed); short names that stand for different symbols are
+   displayed with ``@<address>`` appended in report keys (Symbols.display).
 
 Each object file is opened once; DWARF is decoded only for compile units
 that contain sampled addresses; results per object are cached on disk
@@ -87,8 +87,9 @@ def debugging_library(path):
 
 class Symbolizer:
     def __init__(self, program, lib_prefixes=(), strip_templates=True, warn=None, use_cache=True,
-                 width=16, progress=None):
+                 width=16, progress=None, add_lib=None):
         self.program = program
+        self.add_lib = add_lib          # --add_lib: see libraries()
         self.width = width
         self.progress = progress        # callable(label) -> object with update(done, total)
         self.lib_prefixes = list(lib_prefixes)
@@ -135,6 +136,15 @@ class Symbolizer:
                 if obj is not None:
                     offset += obj.text_vma_minus_offset()
             result.append((path, m.start, m.limit, offset))
+        if self.add_lib:
+            # --add_lib: one more library, not relocated: the addresses of
+            # its .text section (as linked) name its code, before the main
+            # program's catch-all range (pprof's opt_lib entry).
+            obj = self._open(self.add_lib)
+            text = obj.elf.get_section_by_name(".text") if obj is not None else None
+            if text is not None:
+                start = text["sh_addr"]
+                result.append((self.add_lib, start, start + text["sh_size"], start))
         if self.program:
             result.append((self.program, 0, max_pc, 0))
         return result
@@ -145,7 +155,7 @@ class Symbolizer:
         the main program's catch-all range: pprof takes it from the first
         profile it reads only, so addresses of other profiles above it stay
         unnamed."""
-        symbols = {}
+        symbols = Symbols()
         if not addresses:
             return symbols
         pending = sorted(set(addresses))
@@ -230,9 +240,24 @@ class Symbolizer:
             return
 
 
+class Symbols(dict):
+    """address -> [(short name, file:line, full name)], outermost first, as
+    pprof's $symbols holds them, plus ``display``: pprof's
+    fullname-to-shortname map ({full name: "short@address"}, see
+    _disambiguate).  Like pprof, only the report keys (graph.py, pprof's
+    TranslateStack) use the map; --stacks, --collapsed, callgrind, focus
+    and ignore see the plain short names."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.display = {}
+
+
 def _disambiguate(symbols):
     """pprof's FillFullnameToShortnameMap: short names shared by symbols at
-    different addresses become ``name@address``."""
+    different addresses (full names tagged ``<address>`` by the nm table)
+    are displayed as ``name@address``.  Fills ``symbols.display``; the
+    triples themselves keep the plain short names."""
     unique = list({id(t): t for t in symbols.values()}.values())
     seen_once = {}
     ambiguous = set()
@@ -246,32 +271,21 @@ def _disambiguate(symbols):
             seen_once[short] = full
     if not ambiguous:
         return
-    rename = {}
     for triples in unique:
         short, _, full = triples[0]
-        if full in rename:
+        if full in symbols.display:
             continue
         if short in ambiguous:
             m = re.search(r"<0*([^>]*)>$", full)
             if m:
-                rename[full] = f"{short}@{m.group(1)}"
-    renamed = {}
-    for pc, triples in symbols.items():
-        new = renamed.get(id(triples))
-        if new is None:
-            if any(full in rename for _, _, full in triples):
-                new = [(rename.get(full, short), fl, full) for short, fl, full in triples]
-            else:
-                new = triples
-            renamed[id(triples)] = new
-        symbols[pc] = new
+                symbols.display[full] = f"{short}@{m.group(1)}"
 
 
 def symbols_from_names(addresses, names, width, strip_templates=True):
     """Symbols of a symbolized (`--raw`) profile: each address's names as the
     file lists them ("outer--inlined"), file:line unknown ("?"); addresses
     the file does not name are named by their value, as pprof does."""
-    symbols = {}
+    symbols = Symbols()
     for address in addresses:
         text = names.get(address)
         if text is None:

@@ -5,9 +5,10 @@ we must give the same names it gives:
 
 * ``nm_table``: what ``nm -n --demangle`` lists (``nm -D`` when the file has
   no .symtab), turned into address ranges the way pprof does: symbols sorted
-  by address, one per address (the first by name, unless a later one at that
-  address is a text symbol ``t``/``T``), each range running to the next
-  symbol's address, its full name tagged ``name<hex start>``.
+  by address, one per address (the first by name, tagged ``name<hex
+  start>``, unless a later one at that address is a text symbol ``t``/``T``,
+  which replaces it untagged), each range running to the next symbol's
+  address.
 * ``function_symbol_at``: the symbol ``addr2line`` names when DWARF has no
   function for an address (BFD's elf_find_function: the closest preceding
   FUNC/NOTYPE/IFUNC symbol of the same section, ties broken by size).
@@ -160,17 +161,30 @@ class ObjectFile:
         return strtab[offset:end if end >= 0 else None].decode("utf-8", "surrogateescape")
 
     def _versions(self, dynsym_count):
-        """For .dynsym: list of version suffixes as `nm -D` prints them
-        ("@@V" default, "@V" hidden, "" none)."""
+        """For .dynsym: (raw .gnu.version entries, {index: (name, hidden)}),
+        the version suffixes `nm -D` prints ("@@V" default, "@V" hidden).
+
+        Indices come from two tables: .gnu.version_d (versions this object
+        defines; "@" only when the entry's hidden bit is set) and
+        .gnu.version_r (versions it needs from other objects).  A *defined*
+        symbol can carry a needed version: a copy-relocated libc variable
+        such as stdout in a PIE (`stdout@GLIBC_2.2.5`); BFD always prints
+        those with a single "@"."""
         versym = self.elf.get_section_by_name(".gnu.version")
         verdef = self.elf.get_section_by_name(".gnu.version_d")
-        if versym is None or verdef is None:
+        verneed = self.elf.get_section_by_name(".gnu.version_r")
+        if versym is None or (verdef is None and verneed is None):
             return None
         names = {}
-        for vd, aux_iter in verdef.iter_versions():
-            aux = next(iter(aux_iter), None)
-            if aux is not None:
-                names[vd["vd_ndx"]] = (aux.name, bool(vd["vd_flags"] & 0x1))
+        if verdef is not None:
+            for vd, aux_iter in verdef.iter_versions():
+                aux = next(iter(aux_iter), None)
+                if aux is not None:
+                    names[vd["vd_ndx"]] = (aux.name, False)
+        if verneed is not None:
+            for _, aux_iter in verneed.iter_versions():
+                for aux in aux_iter:
+                    names.setdefault(aux["vna_other"], (aux.name, True))
         order = "<" if self.elf.little_endian else ">"
         raw = np.frombuffer(versym.data(), dtype=f"{order}u2", count=dynsym_count)
         return raw, names
@@ -207,42 +221,66 @@ class ObjectFile:
             exec_sections[i] = bool(sec["sh_flags"] & SHF_EXECINSTR)
         versions = self._versions(len(syms)) if which == "dynsym" else None
 
-        names = []
+        names = []          # as nm prints them, before demangling
+        suffixes = []       # version suffix ("@@V", "@V" or "")
         for i in idx.tolist():
             name = self._name(strtab, int(syms["name"][i]))
+            suffix = ""
             if versions is not None:
                 raw_versions, vnames = versions
                 v = int(raw_versions[i])
                 ndx = v & 0x7fff
                 if ndx > 1 and ndx in vnames:
-                    vname, is_base = vnames[ndx]
+                    vname, needed = vnames[ndx]
                     if not (shndx[i] == SHN_ABS and vname == name):
-                        name = name + ("@" if v & 0x8000 else "@@") + vname
-            names.append(name)
+                        suffix = ("@" if needed or v & 0x8000 else "@@") + vname
+            names.append(name + suffix)
+            suffixes.append(suffix)
         values = syms["value"][idx].astype(np.uint64)
         sec_idx = shndx[idx]
         in_exec = np.where(sec_idx < len(exec_sections), exec_sections[np.minimum(sec_idx, len(exec_sections) - 1)], False)
         is_text = in_exec & ((binds[idx] == STB_LOCAL) | (binds[idx] == STB_GLOBAL)) & (types[idx] != STT_GNU_IFUNC)
 
-        # nm -n: by address, then by (mangled) name.
+        def demangled(k):
+            # nm --demangle demangles the name and keeps the version suffix
+            suffix = suffixes[k]
+            return demangle(names[k][:len(names[k]) - len(suffix)]) + suffix
+
+        # nm -n: by address, then by (mangled) name.  pprof's
+        # GetProcedureBoundariesViaNm reads that listing line by line:
+        # the first symbol at an address is queued and tagged with its start
+        # ("name<start>") when the next address comes; a later text symbol
+        # (t/T) at the same address replaces it *untagged* (the tag is only
+        # added on the first line of an address).  So of a C1/C2 constructor
+        # pair only the plain name survives, and two such names (two
+        # constructors of one class) are not told apart by
+        # FillFullnameToShortnameMap: google-pprof reports them as one row.
         raw_names = [n.encode("utf-8", "surrogateescape") for n in names]
         order = sorted(range(len(names)), key=lambda k: (int(values[k]), raw_names[k]))
-        starts, chosen = [], []
+        fmt = "%0" + str(self.hex_width) + "x"
+        starts, full = [], []
         last = None
         for k in order:
             v = int(values[k])
             if v == last:
                 if is_text[k]:
-                    chosen[-1] = k
+                    full[-1] = demangled(k)
                 continue
             if names[k] == "_fini":
                 self.has_fini = True
             last = v
             starts.append(v)
-            chosen.append(k)
+            full.append(demangled(k) + "<" + (fmt % v) + ">")
         ends = starts[1:] + [starts[-1]]
-        fmt = "%0" + str(self.hex_width) + "x"
-        full = [demangle(names[k]) + "<" + (fmt % starts[j]) + ">" for j, k in enumerate(chosen)]
+        # pprof keeps the routines in a hash keyed by name: of two routines
+        # with one (untagged) name only the last range survives, and the
+        # addresses of the lost one fall to the next routine of the table.
+        last_of = {name: j for j, name in enumerate(full)}
+        if len(last_of) != len(full):
+            keep_rows = [j for j, name in enumerate(full) if last_of[name] == j]
+            starts = [starts[j] for j in keep_rows]
+            ends = [ends[j] for j in keep_rows]
+            full = [full[j] for j in keep_rows]
         return (np.array(starts, dtype=np.uint64), np.array(ends, dtype=np.uint64), full)
 
     def nm_lookup(self, address):

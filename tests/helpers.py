@@ -1,0 +1,156 @@
+"""Shared test helpers: paths of the checkout, our pprof and google-pprof
+run from the repository root on the localized fixture profiles, in a
+subprocess or in process, and a parser for pprof's DOT graphs."""
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+TESTS = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(TESTS)
+FIXTURES = os.path.join(ROOT, "fixtures")
+PROFILES = "fixtures/local/profiles"
+DATA = os.path.join(TESTS, "data")          # inputs made for the tests (sample.folded)
+GOLDEN = os.path.join(TESTS, "golden")      # reference outputs of our own renderers
+GOOGLE_PPROF = shutil.which("google-pprof")
+
+sys.path.insert(0, FIXTURES)
+try:
+    import relocate_maps
+finally:
+    sys.path.remove(FIXTURES)
+
+
+def localize():
+    """fixtures/local/: the committed profiles with paths for this checkout."""
+    return relocate_maps.localize(ROOT)
+
+
+def pprof(args, cwd=ROOT, stdin=None, timeout=120):
+    """Run `python -m pprof_py ARGS`; stdin is bytes or None."""
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    return subprocess.run([sys.executable, "-m", "pprof_py"] + list(args), cwd=cwd, env=env,
+                          input=stdin if stdin is not None else b"",
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout)
+
+
+def text(proc):
+    return proc.stdout.decode("utf-8", "replace")
+
+
+def err(proc):
+    return proc.stderr.decode("utf-8", "replace")
+
+
+def assert_one_line_error(proc, fragment):
+    """A user error: non-zero exit, one line on stderr naming the problem,
+    no traceback."""
+    stderr = err(proc)
+    assert proc.returncode != 0, stderr
+    assert "Traceback" not in stderr, stderr
+    lines = [l for l in stderr.splitlines() if l.strip()]
+    assert len(lines) == 1, stderr
+    assert fragment in lines[0], stderr
+    assert lines[0].startswith("pprof: "), stderr
+
+
+def run(cmd, env=None, timeout=120):
+    return subprocess.run(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          stdin=subprocess.DEVNULL, timeout=timeout, env=env)
+
+
+def ours(args, env=None):
+    return run([sys.executable, "-m", "pprof_py"] + list(args), env=env)
+
+
+def google(args):
+    return run([GOOGLE_PPROF] + list(args))
+
+
+def render(flag, args_options, program, profiles):
+    """Render in-process (fast): `args_options` are report.Options fields."""
+    from pprof_py.render import by_name
+    from pprof_py.report import Options, prepare
+    options = Options(**args_options)
+    renderer = by_name(flag)
+    if renderer.granularity:
+        options.granularity = renderer.granularity
+    cwd = os.getcwd()
+    os.chdir(ROOT)          # paths as the CLI tests give them (relative)
+    try:
+        prepared = prepare(program, list(profiles), options, [])
+        return renderer.render(prepared), prepared
+    finally:
+        os.chdir(cwd)
+
+
+_NODE = re.compile(r'^N(\d+) \[label="(.*)",shape=box,fontsize=([\d.]+)\];$')
+_LABEL = re.compile(r'^(.*)\\n(-?[\d.]+) \(([^)]*)\)(?:\\rof (-?[\d.]+) \(([^)]*)\))?\\r$')
+_EDGE = re.compile(r'^N(\d+) -> N(\d+) \[label=([^,]+), weight=(\d+), style="([^"]+)"\];$')
+_TITLE = re.compile(r'^digraph "(.*)" \{$')
+_LEGEND = re.compile(r'^Legend \[shape=box,fontsize=24,shape=plaintext,label="(.*)"\];$')
+
+
+class DotGraph:
+    """The parts of a pprof DOT graph: title, legend, nodes by name (with
+    numbers, values and font size), edges by (caller name, callee name)."""
+
+    def __init__(self, text):
+        self.title = None
+        self.legend = None
+        self.nodes = {}          # name -> (flat, flat%, cum, cum%, fontsize)
+        self.order = []          # node names in N1, N2, ... order
+        self.edges = {}          # (src name, dst name) -> (label, weight, style)
+        self.other = []
+        numbers = {}
+        for line in text.splitlines():
+            m = _TITLE.match(line)
+            if m:
+                self.title = m.group(1)
+                continue
+            m = _LEGEND.match(line)
+            if m:
+                self.legend = m.group(1).split("\\l")
+                continue
+            m = _NODE.match(line)
+            if m:
+                label = _LABEL.match(m.group(2))
+                assert label, "unparsable node label: %r" % line
+                name, flat, flat_pct, cum, cum_pct = label.groups()
+                numbers[m.group(1)] = name
+                self.order.append(name)
+                self.nodes[name] = (flat, flat_pct, cum if cum is not None else flat,
+                                    cum_pct if cum_pct is not None else flat_pct, float(m.group(3)))
+                continue
+            m = _EDGE.match(line)
+            if m:
+                key = (numbers[m.group(1)], numbers[m.group(2)])
+                assert key not in self.edges, "duplicate edge %r" % (key,)
+                self.edges[key] = (m.group(3), int(m.group(4)), m.group(5))
+                continue
+            self.other.append(line)
+
+    def as_dict(self):
+        return {"title": self.title, "legend": self.legend, "nodes": self.nodes,
+                "order": self.order, "edges": self.edges, "other": self.other}
+
+
+def check_golden(name, data):
+    """Compare `data` (str or bytes) with tests/golden/<name>.  With
+    PPROF_PY_UPDATE_GOLDEN=1 the file is written instead and the test is
+    skipped (so an update run never passes by comparing a file with itself)."""
+    import pytest
+
+    if isinstance(data, str):
+        data = data.encode("utf-8", "surrogateescape")
+    path = os.path.join(GOLDEN, name)
+    if os.environ.get("PPROF_PY_UPDATE_GOLDEN") == "1":
+        with open(path, "wb") as f:
+            f.write(data)
+        pytest.skip("wrote " + os.path.relpath(path, ROOT))
+    if not os.path.exists(path):
+        pytest.fail("%s is missing (run with PPROF_PY_UPDATE_GOLDEN=1 to create it)" % path)
+    with open(path, "rb") as f:
+        want = f.read()
+    assert data == want, "%s changed (PPROF_PY_UPDATE_GOLDEN=1 to accept the new output)" % name

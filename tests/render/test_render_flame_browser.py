@@ -1,0 +1,103 @@
+"""The flame graph in a real browser: headless Chromium driven by selenium
+loads the SVG from a file:// URL, then we click a frame (zoom), search with
+a regular expression (highlight and matched percentage) and reset.
+
+Needs the Debian packages chromium and chromium-driver and the pip package
+selenium (CI installs them; see docs/graphs.md); the `browser` fixture is in
+conftest.py."""
+import os
+
+import pytest
+
+from helpers import DATA, render
+
+SAMPLE = os.path.join(DATA, "sample.folded")
+pytestmark = pytest.mark.timeout(120)
+
+
+def _frame(driver, name):
+    from selenium.webdriver.common.by import By
+    for g in driver.find_elements(By.CSS_SELECTOR, "#frames > g.f"):
+        title = g.find_element(By.TAG_NAME, "title").get_attribute("textContent")
+        if title.split("\n")[0] == name:
+            return g
+    raise AssertionError("no frame named %r" % name)
+
+
+def test_click_zoom_search_reset(browser, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+    from selenium.webdriver.support import expected_conditions
+
+    svg, _ = render("flame", {}, None, [SAMPLE])
+    path = tmp_path / "flame.svg"
+    path.write_bytes(svg)
+    browser.get("file://" + str(path))
+
+    rect = lambda name: _frame(browser, name).find_element(By.TAG_NAME, "rect")
+    before = float(rect("handle_request").get_attribute("width"))
+    full = float(rect("all").get_attribute("width"))
+    assert 0 < before < full
+
+    # Click: handle_request fills the width, its callers stay (dimmed),
+    # frames outside it disappear, and its children grow.
+    child_before = float(rect("render_template").get_attribute("width"))
+    rect("handle_request").click()
+    assert float(rect("handle_request").get_attribute("width")) == pytest.approx(full, abs=0.01)
+    assert float(rect("render_template").get_attribute("width")) > child_before
+    assert "gone" in _frame(browser, "load_configuration").get_attribute("class")
+    assert "dim" in _frame(browser, "main").get_attribute("class")
+    assert browser.find_element(By.ID, "reset").is_displayed()
+
+    # Search: "render|escape" matches render_template (45 samples) and the
+    # escape_html inside it; the union is 45 of 150 samples.
+    browser.find_element(By.ID, "search").click()
+    WebDriverWait(browser, 10).until(expected_conditions.alert_is_present())
+    alert = browser.switch_to.alert
+    alert.send_keys("render|escape")
+    alert.accept()
+    highlighted = browser.find_elements(By.CSS_SELECTOR, "#frames > g.f.hl")
+    names = sorted(g.find_element(By.TAG_NAME, "title").get_attribute("textContent").split("\n")[0]
+                   for g in highlighted)
+    assert names == ["escape_html", "render_template"]
+    assert browser.find_element(By.ID, "matched").text == "Matched: 30.00%"
+    fill = browser.execute_script(
+        "return getComputedStyle(arguments[0]).fill;", rect("escape_html"))
+    assert fill == "rgb(220, 0, 220)"
+
+    # Reset zoom: widths come back, the search stays.
+    browser.find_element(By.ID, "reset").click()
+    assert float(rect("handle_request").get_attribute("width")) == pytest.approx(before, abs=0.01)
+    assert "gone" not in _frame(browser, "load_configuration").get_attribute("class")
+    assert browser.find_element(By.ID, "matched").text == "Matched: 30.00%"
+
+
+def test_call_graph_svg_pans_and_zooms(browser, tmp_path):
+    from selenium.webdriver.common.by import By
+    from helpers import localize
+    localize()
+    svg, _ = render("svg", {}, "fixtures/bin/chain", ["fixtures/local/profiles/chain.cpu.prof"])
+    path = tmp_path / "callgraph.svg"
+    path.write_bytes(svg)
+    browser.get("file://" + str(path))
+    viewport = browser.find_element(By.ID, "viewport")
+    assert viewport.get_attribute("transform") == "translate(0,0)"
+    # Wheel up over the picture zooms in around the pointer.
+    browser.execute_script("""
+        document.documentElement.dispatchEvent(new WheelEvent("wheel",
+            {deltaY: -300, clientX: 200, clientY: 150, bubbles: true, cancelable: true}));""")
+    zoomed = viewport.get_attribute("transform")
+    scale = float(zoomed.split("scale(")[1].rstrip(")"))
+    assert scale > 1.2
+    # Dragging pans.
+    browser.execute_script("""
+        var svg = document.documentElement;
+        svg.dispatchEvent(new MouseEvent("mousedown", {button: 0, clientX: 100, clientY: 100, bubbles: true}));
+        svg.dispatchEvent(new MouseEvent("mousemove", {clientX: 160, clientY: 130, bubbles: true}));
+        svg.dispatchEvent(new MouseEvent("mouseup", {clientX: 160, clientY: 130, bubbles: true}));""")
+    panned = viewport.get_attribute("transform")
+    assert panned != zoomed and ("scale(%s)" % zoomed.split("scale(")[1].rstrip(")")) in panned
+    # Double-click resets.
+    browser.execute_script("""document.documentElement.dispatchEvent(
+        new MouseEvent("dblclick", {bubbles: true}));""")
+    assert viewport.get_attribute("transform") == "translate(0,0) scale(1)"
