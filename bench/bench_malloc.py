@@ -159,10 +159,10 @@ int main(int argc, char **argv) {
 
 # (name, label, argv after the binary); "bench" = BENCH_C, "progs" = malloc_programs.c
 PROGRAMS = [
-    ("single", "1 thread, 8-512 B", ("bench", "single", "20000000")),
+    ("single", "1 thread, 8-512 B", ("bench", "single", "40000000")),
     ("threads2", "2 threads, 8 B-32 KiB", ("bench", "threads2", "8000000")),
     ("prodcons", "producer/consumer (cross-thread free)", ("bench", "prodcons", "3000000")),
-    ("largemix", "1 thread, 8 B-1 MiB", ("bench", "largemix", "2000000")),
+    ("largemix", "1 thread, 8 B-1 MiB", ("bench", "largemix", "10000000")),
     ("larson", "larson-like server, 4 threads", ("progs", "larson")),
     ("cache-scratch", "cache-scratch (false sharing)", ("progs", "cache-scratch")),
     ("malloc-large", "malloc-large, 20 x 5-25 MiB live", ("progs", "malloc-large")),
