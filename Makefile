@@ -2,7 +2,7 @@
 # set-up commands.
 PYTHON ?= python3
 
-.PHONY: deps install demo test test-native fixtures images bench bench-text bench-sampler bench-malloc bench-graphs clean
+.PHONY: deps install demo test test-native test-gperftools fixtures images web-screenshot bench bench-text bench-sampler bench-malloc bench-heapcheck bench-graphs bench-web clean
 
 # Debian packages the tests compare against or drive: gperftools' pprof and
 # libprofiler/tcmalloc, graphviz's dot, binutils (nm/addr2line for the unit
@@ -36,6 +36,17 @@ test: deps install
 test-native:
 	bash tests/native/sanitize.sh
 
+# gperftools 2.10's own tests built against our libraries in place of
+# libtcmalloc / libprofiler (tests/gperftools_suite.py; docs/gperftools-api.md).
+# Not part of `make test`: it downloads gperftools' source from GitHub and
+# needs cmake and ninja.
+GPERFTOOLS_SUITE_PACKAGES = cmake ninja-build g++
+test-gperftools:
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $(GPERFTOOLS_SUITE_PACKAGES); fi
+	$(PYTHON) setup.py build_ext --inplace -q
+	$(PYTHON) tests/gperftools_suite.py
+
 # Rebuild fixture binaries, profiles and google-pprof reference outputs.
 fixtures:
 	$(MAKE) -C fixtures all
@@ -46,7 +57,11 @@ images:
 	$(PYTHON) -m pprof_py --flame fixtures/bin/cxx fixtures/local/profiles/cxx.cpu.prof > docs/images/flame.svg
 	$(PYTHON) -m pprof_py --dot fixtures/bin/cxx fixtures/local/profiles/cxx.cpu.prof | dot -Tsvg > docs/images/callgraph.svg
 
-bench: bench-text bench-sampler bench-malloc bench-graphs
+# The README's web UI picture (docs/images/web-ui.png), taken by the browser test.
+web-screenshot:
+	PPROF_WEB_SCREENSHOTS=docs/images $(PYTHON) -m pytest -q tests/web/test_browser.py -k flame_click
+
+bench: bench-text bench-sampler bench-malloc bench-heapcheck bench-graphs bench-web
 
 bench-text:
 	$(PYTHON) bench/bench_text.py
@@ -57,8 +72,15 @@ bench-sampler:
 bench-malloc:
 	$(PYTHON) bench/bench_malloc.py
 
+# Leak checker: leaks found and run time, ours vs gperftools' HEAPCHECK.
+bench-heapcheck:
+	$(PYTHON) bench/bench_heapcheck.py
+
 bench-graphs:
 	$(PYTHON) bench/bench_graphs.py
+
+bench-web:
+	$(PYTHON) bench/bench_web.py
 
 clean:
 	rm -rf build out bench/out *.egg-info

@@ -6,11 +6,22 @@ setuptools Extensions so that `pip install .` and `pip install -e .` both put
 them inside the package; they have no Python entry point and are loaded with
 ctypes or LD_PRELOAD, never imported.  pprof_py.native.libpath() finds them
 (setuptools appends the interpreter's EXT_SUFFIX to the file name).
+
+The gperftools-compatible C++ layer (src/*/gperftools_*.cc) is compiled
+into the same libraries without any dependency on libstdc++: the allocator
+is LD_PRELOADed into C programs that have no C++ runtime, so the libraries
+are linked with the C driver (no -lstdc++), the C++ code is built without
+exceptions or thread-safe static guards, and the few libstdc++ symbols it
+refers to (RTTI vtables, std::string::append for
+MallocExtension::GetHeapSample) are weak references, bound only in
+processes that already load libstdc++.
+tests/native/test_gperftools_api.py checks that ldd shows no libstdc++.
 """
 import glob
 import os
 
 from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SRC = os.path.join("pprof_py", "native", "src")
@@ -19,16 +30,22 @@ COMMON_FLAGS = ["-O2", "-g", "-fno-omit-frame-pointer", "-fvisibility=default",
 
 # library name -> (extra compile args, libraries)
 LIBRARIES = {
-    "profiler": ([], ["dl", "rt", "pthread"]),
+    # hidden by default: only profiler.h and the documented interposed libc
+    # functions are exported (PP_EXPORT, docs/sampler.md)
+    "profiler": (["-fvisibility=hidden"], ["dl", "rt", "pthread"]),
     "malloc": (["-fno-builtin", "-ftls-model=initial-exec", "-fno-optimize-sibling-calls",
                 "-fno-stack-protector", "-funwind-tables"], ["dl", "rt", "pthread", "m"]),
 }
+
+# extra link flags per library: the linker-made bounds of the sampler's
+# pp_trampoline section (collector.c) stay internal too
+LINK_FLAGS = {"profiler": ["-Wl,-z,start-stop-visibility=hidden"]}
 
 
 def native_extensions():
     extensions = []
     for name, (flags, libs) in LIBRARIES.items():
-        sources = sorted(glob.glob(os.path.join(SRC, name, "*.c")))
+        sources = sorted(glob.glob(os.path.join(SRC, name, "*.c")) + glob.glob(os.path.join(SRC, name, "*.cc")))
         if not sources:
             continue
         # src/common: code both libraries compile in (hidden symbols)
@@ -39,11 +56,35 @@ def native_extensions():
             include_dirs=[os.path.join("pprof_py", "native", "include"),
                           os.path.join(SRC, name), os.path.join(SRC, "common")],
             extra_compile_args=COMMON_FLAGS + flags,
-            extra_link_args=["-pthread"],
+            extra_link_args=["-pthread"] + LINK_FLAGS.get(name, []),
             libraries=libs,
+            # link with the C driver even though there are .cc sources: no libstdc++
+            language="c",
             depends=sorted(glob.glob(os.path.join(SRC, name, "*.h")) + glob.glob(os.path.join(SRC, "common", "*.h"))),
         ))
     return extensions
 
 
-setup(ext_modules=native_extensions())
+# Flags for the .cc sources only (gcc warns about them on C files).
+CXX_FLAGS = ["-std=c++17", "-fno-exceptions", "-fno-threadsafe-statics"]
+
+
+class BuildNative(build_ext):
+    """build_ext that adds CXX_FLAGS when it compiles a .cc file."""
+
+    def build_extension(self, ext):
+        compile_one = self.compiler._compile
+
+        def compile_with_cxx_flags(obj, src, ext_, cc_args, extra_postargs, pp_opts):
+            if src.endswith(".cc"):
+                extra_postargs = list(extra_postargs) + CXX_FLAGS
+            return compile_one(obj, src, ext_, cc_args, extra_postargs, pp_opts)
+
+        self.compiler._compile = compile_with_cxx_flags
+        try:
+            super().build_extension(ext)
+        finally:
+            self.compiler._compile = compile_one
+
+
+setup(ext_modules=native_extensions(), cmdclass={"build_ext": BuildNative})

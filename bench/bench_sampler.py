@@ -172,6 +172,63 @@ def calibrate(exe, target):
         rounds *= 4
 
 
+def read_stacks(path):
+    """(records [(count, [pc, ...])], maps text) of a CPU profile."""
+    data = open(path, "rb").read()
+    pos, words, records = 5, len(data) // 8, []
+    while pos + 2 <= words:
+        count, depth = struct.unpack_from("<2Q", data, pos * 8)
+        if count == 0 and depth == 1:
+            pos += 3
+            break
+        records.append((count, struct.unpack_from(f"<{depth}Q", data, (pos + 2) * 8)))
+        pos += 2 + depth
+    return records, data[pos * 8:].decode("utf-8", "replace")
+
+
+def share_reaching_main(exe, prof):
+    """Share of samples whose stack has a frame in main(), and their count."""
+    records, maps = read_stacks(prof)
+    real = os.path.realpath(exe)
+    base = None
+    for line in maps.splitlines():
+        f = line.split()
+        if len(f) >= 6 and os.path.realpath(f[5]) == real and int(f[2], 16) == 0:
+            base = int(f[0].split("-")[0], 16)
+            break
+    nm = subprocess.run(["nm", "-S", exe], capture_output=True, text=True, check=True).stdout
+    lo = hi = None
+    for line in nm.splitlines():
+        f = line.split()
+        if len(f) == 4 and f[3] == "main":
+            lo = base + int(f[0], 16)
+            hi = lo + int(f[1], 16)
+    total = sum(c for c, _ in records)
+    # return addresses may point just past main's last instruction
+    hit = sum(c for c, pcs in records if any(lo <= pc <= hi for pc in pcs))
+    return (hit / total if total else 0.0), total
+
+
+def stack_completeness(tmp, ours, theirs):
+    """Recursive program built with gcc -O2 (no frame pointers): most samples
+    land in prologues and epilogues, where the unwind rule changes."""
+    src = os.path.join(ROOT, "tests", "native", "programs", "sampler_fib.c")
+    exe = os.path.join(tmp, "sampler_fib")
+    subprocess.run(["gcc", "-O2", "-g", src, "-o", exe], check=True)
+    print()
+    print("stacks reaching main (recursive program, gcc -O2 without frame pointers, 1000 Hz, 1 CPU s):")
+    for name, lib in (("pprof_py", ours), ("libprofiler", theirs)):
+        if not lib:
+            continue
+        prof = os.path.join(tmp, f"fib_{name}.prof")
+        env = {k: v for k, v in os.environ.items()
+               if not (k.startswith("CPUPROFILE") or k.startswith("PPROF_PY_") or k == "LD_PRELOAD")}
+        env.update(LD_PRELOAD=lib, CPUPROFILE=prof, CPUPROFILE_FREQUENCY="1000")
+        subprocess.run([exe, "1.0"], env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        share, total = share_reaching_main(exe, prof)
+        print(f"  {name:<12} {100 * share:6.2f}% of {total} samples")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=7, help="runs per setting")
@@ -265,6 +322,7 @@ def main():
             o, t = ab_rows[("pprof_py", 250)], ab_rows[("libprofiler", 1000)]
             print(f"  same delivered rate (ours 250 Hz {o[1]:.0f}/s vs libprofiler 1000 Hz {t[1]:.0f}/s): "
                   f"CPU overhead {o[0]:+.2f}% vs {t[0]:+.2f}%")
+        stack_completeness(tmp, ours, theirs)
         ours_1000 = per_row[("pprof_py", ours, 1000)][2]
         verdict = "OK" if ours_1000 >= 900 else "BELOW TARGET"
         print(f"\ndelivered at 1000 Hz: {ours_1000:.0f} samples per CPU second ({verdict}, target >= 900)")

@@ -11,6 +11,13 @@ Profiles (written to bench/out/, git-ignored, reused between runs):
   real       a real profile: python3 running a CPU-heavy workload under
              gperftools' libprofiler at 1000 Hz (skipped with --no-real or
              when libprofiler is missing).
+  cc1        gcc's cc1 (a stripped distribution binary, C++ inside, no
+             frame pointers) compiling a generated C file at -O2 under
+             libprofiler at 1000 Hz (skipped with --no-real, or without
+             gcc).
+  xz         xz (a stripped distribution PIE that copy-relocates stdout)
+             compressing generated text under libprofiler at 1000 Hz
+             (skipped with --no-real, or without xz).
 
 For each profile the tools run in the same session:
 
@@ -226,6 +233,53 @@ def record_real(path, timeout):
     return exe
 
 
+def _generated_c(path):
+    """A C file that keeps cc1's optimizers busy for a few seconds."""
+    with open(path, "w") as f:
+        for i in range(400):
+            f.write("static int t%d[64];\n"
+                    "int f%d(int n, int *p) {\n"
+                    "  int s = 0;\n"
+                    "  for (int i = 0; i < n; i++) {\n"
+                    "    s += p[i %% 64] * %d + t%d[(i * 7) %% 64];\n"
+                    "    if (s > %d) s ^= i << 3; else s -= p[(i + %d) %% 64];\n"
+                    "    t%d[i %% 64] = s;\n"
+                    "  }\n"
+                    "  return s;\n"
+                    "}\n" % (i, i, i + 3, i, 1000 + i, i % 5, i))
+
+
+def record_cc1(path, timeout):
+    """cc1 itself, not the gcc driver: under LD_PRELOAD every process the
+    driver starts would write the same CPUPROFILE file."""
+    gcc = shutil.which("gcc")
+    if gcc is None:
+        raise OSError("gcc not installed")
+    cc1 = subprocess.run([gcc, "-print-prog-name=cc1"], stdout=subprocess.PIPE,
+                         text=True, check=True).stdout.strip()
+    source = os.path.join(OUT, "cc1_input.c")
+    _generated_c(source)
+    env = dict(os.environ, LD_PRELOAD=PROFILER, CPUPROFILE=path, CPUPROFILE_FREQUENCY="1000")
+    subprocess.run([cc1, "-quiet", "-O2", source, "-o", os.devnull], env=env,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=timeout,
+                   check=True)
+    return os.path.realpath(cc1)
+
+
+def record_xz(path, timeout):
+    xz = shutil.which("xz")
+    if xz is None:
+        raise OSError("xz not installed")
+    rng = random.Random(3)
+    words = ["".join(rng.choice("abcdefghij") for _ in range(rng.randint(2, 9)))
+             for _ in range(5000)]
+    data = " ".join(rng.choice(words) for _ in range(400000)).encode()
+    env = dict(os.environ, LD_PRELOAD=PROFILER, CPUPROFILE=path, CPUPROFILE_FREQUENCY="1000")
+    subprocess.run([xz, "-6", "-T1", "-c"], input=data, env=env, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL, timeout=timeout, check=True)
+    return os.path.realpath(xz)
+
+
 # ------------------------------------------------------------------- tools
 
 def go_pprof(timeout):
@@ -321,7 +375,7 @@ def main():
     ap.add_argument("--timeout", type=float, default=600,
                     help="seconds before a tool run is killed")
     ap.add_argument("--no-real", action="store_true",
-                    help="skip the recorded python3 profile")
+                    help="skip the recorded profiles (python3, cc1, xz)")
     ap.add_argument("--regen", action="store_true",
                     help="rebuild the profiles even if present")
     ap.add_argument("--json", metavar="FILE", help="also write results as JSON")
@@ -354,6 +408,19 @@ def main():
                 profiles.append(("real", os.path.realpath(sys.executable), real))
             except (subprocess.SubprocessError, OSError) as e:
                 print("real profile skipped: %s" % e)
+            for label, record in (("cc1", record_cc1), ("xz", record_xz)):
+                prof = os.path.join(OUT, "%s.cpu.prof" % label)
+                try:
+                    binary = record(prof + ".new", opts.timeout) \
+                        if opts.regen or not os.path.exists(prof) else None
+                    if binary is not None:
+                        os.replace(prof + ".new", prof)
+                        with open(prof + ".binary", "w") as f:
+                            f.write(binary)
+                    with open(prof + ".binary") as f:
+                        profiles.append((label, f.read().strip(), prof))
+                except (subprocess.SubprocessError, OSError) as e:
+                    print("%s profile skipped: %s" % (label, e))
 
     all_results = {}
     for label, binary, prof in profiles:

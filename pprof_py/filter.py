@@ -5,6 +5,7 @@ They work on an "address profile": a dict from a stack (tuple of addresses,
 leaf first) to a value, like gperftools' pprof's own profile hash, so each
 rule can be written exactly as pprof applies it.
 """
+import itertools
 import re
 
 # Frames pprof drops from heap/growth profiles: the allocator's own functions.
@@ -103,17 +104,23 @@ def remove_uninteresting_frames(profile, symbols, kind, notes, keep_signal_frame
                     del addrs[1]
                 add_entry(result, tuple(addrs), count)
             profile = result
-    result = {}
-    for k, count in profile.items():
-        path = []
-        for a in k:
+    # Which addresses name a skipped function is decided once per address;
+    # most CPU profiles have none, and then every stack stays as it is.
+    dropped = set()
+    if skip or skip_re is not None:
+        for a in set(itertools.chain.from_iterable(profile)):
             sym = symbols.get(a)
-            if sym is not None:
+            if sym:
                 func = sym[0][0]
                 if func in skip or (skip_re is not None and skip_re.search(func)):
-                    continue
-            path.append(a)
-        add_entry(result, tuple(path), count)
+                    dropped.add(a)
+    if not dropped:
+        return dict(profile)
+    result = {}
+    for k, count in profile.items():
+        if not dropped.isdisjoint(k):
+            k = tuple(a for a in k if a not in dropped)
+        add_entry(result, k, count)
     return result
 
 

@@ -9,6 +9,8 @@ cannot name become the zero-padded hexadecimal address.  Each key counts once
 per stack (recursion), the leaf key gets the flat value, every key the
 cumulative value.
 """
+import itertools
+
 from pprof_py.model import UNKNOWN_FUNCTION, UNKNOWN_LINE
 
 
@@ -78,28 +80,33 @@ def reduce_profile(profile, symbols, granularity, width, show_addresses=False):
     # printed: memoize on the list's identity then.
     by_list = {}
     address_free = granularity != "addresses" and not show_addresses
-    result = {}
-    for stack, count in profile.items():
-        path = []
-        seen = {""}
-        for a in stack:
-            keys = memo.get(a)
+
+    def keys_of(a):
+        triples = symbols.get(a)
+        if address_free and triples is not None:
+            keys = by_list.get(id(triples))
             if keys is None:
-                triples = symbols.get(a)
-                if address_free and triples is not None:
-                    keys = by_list.get(id(triples))
-                    if keys is None:
-                        keys = _keys_for_address(a, symbols, granularity, width, show_addresses)
-                        if not any(_is_hex(k) for k in keys):
-                            by_list[id(triples)] = keys
-                else:
-                    keys = _keys_for_address(a, symbols, granularity, width, show_addresses)
-                memo[a] = keys
-            for key in keys:
-                if key not in seen:
-                    seen.add(key)
-                    path.append(key)
-        path = tuple(path)
+                keys = _keys_for_address(a, symbols, granularity, width, show_addresses)
+                if not any(_is_hex(k) for k in keys):
+                    by_list[id(triples)] = keys
+            return keys
+        return _keys_for_address(a, symbols, granularity, width, show_addresses)
+
+    result = {}
+    chain = itertools.chain.from_iterable
+    for stack, count in profile.items():
+        try:
+            parts = [memo[a] for a in stack]
+        except KeyError:
+            for a in stack:
+                if a not in memo:
+                    memo[a] = keys_of(a)
+            parts = [memo[a] for a in stack]
+        # Each key once per stack (recursion), first occurrence kept, and
+        # never the empty key: dict.fromkeys keeps insertion order.
+        unique = dict.fromkeys(chain(parts))
+        unique.pop("", None)
+        path = tuple(unique)
         result[path] = result.get(path, 0) + count
     return result
 

@@ -91,11 +91,16 @@ def value_column(kind, options):
 def _address_profile(profile, addresses, column):
     """{stack of addresses: value} of one profile; `addresses` are its
     locations' addresses in the combined space."""
-    result = {}
     values = profile.values[:, column].tolist()
-    for row, stack in enumerate(profile.stacks()):
-        key = tuple(addresses[i] for i in stack)
-        result[key] = result.get(key, 0) + values[row]
+    starts = profile.stack_starts.tolist()
+    flat = [addresses[i] for i in profile.stack_locations.tolist()]     # every stack's addresses, end to end
+    keys = [tuple(flat[starts[i]:starts[i + 1]]) for i in range(len(starts) - 1)]
+    result = dict(zip(keys, values))
+    if len(result) != len(keys):
+        # Two stacks became one (translated addresses met): add them up.
+        result = {}
+        for key, value in zip(keys, values):
+            result[key] = result.get(key, 0) + value
     return result
 
 
@@ -165,6 +170,10 @@ def load(program, profile_paths, options, notes=None, progress=None):
     _check_kinds(every, paths)
     for profile, path in zip(every, paths):
         _warn_truncated(profile, path, notes)
+        if profile.truncated is None and not profile.values.any():
+            # Header, trailer and map only (a run killed before its first
+            # flush, or too short to be sampled): say so, as the report is empty.
+            notes.append(f"warning: {path}: the profile has no samples")
     main = every[0]
     combined = CombinedMap(main.mappings)
     addresses = [[loc.address for loc in main.locations]]

@@ -17,7 +17,6 @@ from pprof_py import __version__
 from pprof_py.cli.console import DelayedProgress, error, note
 from pprof_py.errors import PprofError
 from pprof_py.render import REGISTRY
-from pprof_py.report import Options, prepare
 
 # Option groups, in the order gperftools' pprof prints them in --help.
 GROUPS = ["Options", "Reporting Granularity", "Output type", "Heap-Profile Options",
@@ -147,6 +146,11 @@ def _output_options(func):
      help="Write the report to <file> instead of stdout")
 @opt("--fail-over", "fail_over", metavar="<pct>%", group="Miscellaneous",
      help="With --base: exit 1 if a function's share of the total grew by more than <pct> points")
+@opt("--http", "http", metavar="<host>:<port>", group="Output type",
+     help="Serve an interactive web UI (Go pprof's views) on <host>:<port>; "
+          ":<port> listens on localhost only")
+@opt("--no_browser", is_flag=True, group="Output type",
+     help="With --http: do not open a web browser")
 @click.argument("args", nargs=-1, required=True, metavar="[<program>] <profiles>...")
 def command(args, granularity, sample_index, stacks, **kw):
     """Analyze gperftools CPU and heap profiles (a Python re-implementation of
@@ -158,15 +162,22 @@ def command(args, granularity, sample_index, stacks, **kw):
     if kw["add_lib"] is not None and not os.path.isfile(kw["add_lib"]):
         raise PprofError(f"--add_lib={kw['add_lib']}: no such file")
     if kw["symbols_mode"]:
-        _symbols_mode(args, kw)
+        _symbols_mode(args, kw, lines=granularity == "lines")
         return
+    if kw["http"] is not None and outputs:
+        raise click.UsageError("--http serves every view: give no other output mode")
+    if kw["no_browser"] and kw["http"] is None:
+        raise click.UsageError("--no_browser goes with --http")
     # No output mode: like gperftools' pprof, the interactive shell
     # (pprof_py/cli/interactive.py) when stdout is a terminal, else --text.
     renderer = outputs[0] if outputs else None
-    if renderer is None and not kw["interactive"] and not _stdout_is_terminal():
+    if renderer is None and kw["http"] is None and not kw["interactive"] and not _stdout_is_terminal():
         renderer = next(r for r in REGISTRY if r.name == "text")
     if stacks and (renderer is None or renderer.name not in ("text", "json")):
         raise click.UsageError("--stacks requires --text (or --json)")
+    # The pipeline (numpy, pyelftools: most of the start-up time) is imported
+    # only now, so --help, --version and usage errors answer at once.
+    from pprof_py.report import Options, prepare
     options = Options(
         granularity=(renderer.granularity if renderer else None) or granularity or "functions",
         cum=kw["cum"], focus=kw["focus"], ignore=kw["ignore"],
@@ -195,6 +206,10 @@ def command(args, granularity, sample_index, stacks, **kw):
         program, profiles = None, list(args)
     else:
         program, profiles = args[0], list(args[1:])
+    if kw["http"] is not None:
+        from pprof_py.web import serve
+        serve(kw["http"], program, profiles, options, open_browser=not kw["no_browser"], say=note)
+        return
     notes = []
     prepared = prepare(program, profiles, options, notes, progress=DelayedProgress)
     for line in notes:
@@ -339,8 +354,9 @@ def _lib_prefixes(kw):
     return [p for p in (kw["lib_prefix"] or "").split(",") if p]
 
 
-def _symbols_mode(args, kw):
-    """`pprof --symbols <program>`: addresses (and a memory map) on stdin."""
+def _symbols_mode(args, kw, lines=False):
+    """`pprof --symbols [--lines] <program>`: addresses (and a memory map) on
+    stdin (pprof_py/symbolize/addresses.py)."""
     if len(args) != 1:
         raise click.UsageError("--symbols takes just the program; the addresses come on stdin")
     program = args[0]
@@ -349,8 +365,8 @@ def _symbols_mode(args, kw):
     from pprof_py.symbolize.addresses import name_addresses
     text = sys.stdin.buffer.read().decode("utf-8", "surrogateescape")
     notes = []
-    out = name_addresses(program, text, _lib_prefixes(kw),
-                         not kw["no_strip_temp"], not kw["no_cache"], warn=notes.append)
+    out = name_addresses(program, text, _lib_prefixes(kw), not kw["no_strip_temp"], not kw["no_cache"],
+                         warn=notes.append, lines=lines)
     for line in notes:
         note(line)
     sys.stdout.buffer.write(out.encode("utf-8", "surrogateescape"))
@@ -358,6 +374,10 @@ def _symbols_mode(args, kw):
 
 
 def main(argv=None):
+    # numpy's OpenBLAS starts one spinning thread per core at import; we do
+    # no linear algebra, and on a small profile those threads cost 5% of
+    # the run's CPU time (seen with pprof-run --cpu on pprof itself).
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     try:

@@ -1,9 +1,8 @@
-"""Console helpers: all diagnostics go to stderr, data to stdout.  rich is
-used with markup and highlighting off, because symbol names contain
-brackets (``[abi:cxx11]``) that rich would otherwise interpret."""
+"""Console helpers: all diagnostics go to stderr, data to stdout.  rich (for
+progress bars) is used with markup and highlighting off, because symbol
+names contain brackets (``[abi:cxx11]``) that rich would otherwise
+interpret."""
 import sys
-
-from rich.console import Console
 
 _stderr = None
 
@@ -11,6 +10,9 @@ _stderr = None
 def stderr_console():
     global _stderr
     if _stderr is None:
+        # rich is imported only when a progress bar is really shown: it is a
+        # sixth of pprof's start-up, and most runs never draw one.
+        from rich.console import Console
         _stderr = Console(stderr=True, markup=False, highlight=False, emoji=False, soft_wrap=True)
     return _stderr
 

@@ -19,6 +19,8 @@ Instructions are decoded by capstone and printed in objdump's style; the
 text can differ from objdump's in details (see docs/disasm.md), the
 addresses and values do not.
 """
+from typing import NamedTuple
+
 from pprof_py.render.listing import clean_disassembly, each_routine, instruction_counts, unparse_address
 from pprof_py.symbolize import short_function_name
 from pprof_py.units import unparse, units
@@ -48,9 +50,21 @@ class _Sources:
         return lines[number]
 
 
-def render_disasm(prepared):
-    out = []
-    kind, opts = prepared.kind, prepared.options
+class DisasmRoutine(NamedTuple):
+    """One routine of --disasm as data (the web UI's disassembly view draws
+    the same rows): `groups` are the runs of instructions with one source
+    line, each (file header or None, line number, source text or None,
+    flat sum, cum sum, [(flat, cum, address text, instruction text)])."""
+    name: str
+    flat: float
+    cum: float
+    share: str
+    groups: list
+
+
+def disasm_routines(prepared):
+    """The routines --disasm=<re> selects, in pprof's order."""
+    opts = prepared.options
     tool = prepared.objtool()
     sources = _Sources(prepared.notes, tool)
     total = None
@@ -63,23 +77,17 @@ def render_disasm(prepared):
         flat_total = sum(c[0] for c in counts)
         cum_total = sum(c[1] for c in counts)
         share = "%.1f%%" % (cum_total * 100.0 / total) if total else "nan%"
-        out.append("ROUTINE ====================== %s\n%6s %6s %s (flat, cumulative) %s of total\n" % (
-            short_function_name(routine, opts.strip_templates), unparse(flat_total, kind, opts),
-            unparse(cum_total, kind, opts), units(kind, opts), share))
-
-        def alt(v):
-            return "." if v == 0 else unparse(v, kind, opts)
-
+        groups = []
         current_file = ""
         i = 0
         while i < len(insns):
             e = insns[i]
+            header = None
             if e[1] != current_file:
                 current_file = e[1]
-                fname = current_file[2:] if current_file.startswith("./") else current_file
-                if len(fname) >= 58:
-                    fname = "..." + fname[-55:]
-                out.append("-------------------- %s\n" % fname)
+                header = current_file[2:] if current_file.startswith("./") else current_file
+                if len(header) >= 58:
+                    header = "..." + header[-55:]
             line_no = e[2]
             flat_sum = cum_sum = 0
             first = i
@@ -90,9 +98,29 @@ def render_disasm(prepared):
             text = sources.line(current_file, line_no)
             if text is not None:
                 text = text.lstrip(b" \t\n\r\f\v").decode("utf-8", "surrogateescape")
+            rows = [(counts[x][0], counts[x][1], unparse_address(offset, insns[x][0]),
+                     clean_disassembly(insns[x][3])) for x in range(first, i)]
+            groups.append((header, line_no, text, flat_sum, cum_sum, rows))
+        yield DisasmRoutine(short_function_name(routine, opts.strip_templates),
+                            flat_total, cum_total, share, groups)
+
+
+def render_disasm(prepared):
+    out = []
+    kind, opts = prepared.kind, prepared.options
+
+    def alt(v):
+        return "." if v == 0 else unparse(v, kind, opts)
+
+    for r in disasm_routines(prepared):
+        out.append("ROUTINE ====================== %s\n%6s %6s %s (flat, cumulative) %s of total\n" % (
+            r.name, unparse(r.flat, kind, opts), unparse(r.cum, kind, opts), units(kind, opts), r.share))
+        for header, line_no, text, flat_sum, cum_sum, rows in r.groups:
+            if header is not None:
+                out.append("-------------------- %s\n" % header)
+            if text is not None:
+                # The source text keeps its own newline, as pprof prints it.
                 out.append("%6s %6s %5d: %s" % (alt(flat_sum), alt(cum_sum), line_no, text))
-            for x in range(first, i):
-                out.append("%6s %6s    %8s: %6s\n" % (alt(counts[x][0]), alt(counts[x][1]),
-                                                     unparse_address(offset, insns[x][0]),
-                                                     clean_disassembly(insns[x][3])))
+            for f, c, address, asm in rows:
+                out.append("%6s %6s    %8s: %6s\n" % (alt(f), alt(c), address, asm))
     return "".join(out)

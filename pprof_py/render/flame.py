@@ -20,8 +20,14 @@ embedded script (no network access, no external files) gives:
 * click on a frame to zoom into it, "Reset Zoom" (or a click on the root
   frame, or Escape) to zoom back out;
 * "Search" (or Ctrl-F or "/") asks for a regular expression, highlights the
-  matching frames and shows the share of the total they cover; a `?s=<re>`
-  URL parameter searches on load.
+  matching frames and shows the share of the total they cover; "Reset
+  Search" clears it; a `?s=<re>` URL parameter searches on load;
+* the drawing fits the browser window's width (it is laid out again on
+  load and on every resize), and the buttons stay at the top of the window
+  while a tall graph scrolls.
+
+Differential graphs name their base in the subtitle and draw a colour
+legend under it.  Amounts read "1 sample", "2 samples".
 """
 import colorsys
 import hashlib
@@ -38,6 +44,7 @@ FONT_SIZE = 12
 CHAR_WIDTH = FONT_SIZE * 0.59         # average glyph width of the font used
 PAD_TOP = 50
 PAD_BOTTOM = 34
+LEGEND_HEIGHT = 20                   # the differential graph's colour legend
 MIN_WIDTH_PX = 0.1
 ROOT_NAME = "all"
 
@@ -169,6 +176,14 @@ def fit_label(name, width_px):
     return name[:chars - 1] + "\u2026"
 
 
+def amount(value, kind, opts):
+    """A value with its unit: "1 sample", "30 samples", "-1 sample"."""
+    unit = units(kind, opts)
+    if abs(value) == 1 and unit in ("samples", "objects"):
+        unit = unit[:-1]
+    return "%s %s" % (unparse(value, kind, opts), unit)
+
+
 def _num(v):
     """Compact, exact-enough numbers for attributes."""
     if float(v).is_integer():
@@ -192,7 +207,7 @@ def render_flame(prepared, icicle=False):
     # Frames narrower than MIN_WIDTH_PX are not drawn (nor their children).
     frames = flame_frames(prepared, MIN_WIDTH_PX / scale if scale else float("inf"), merged)
     max_depth = max((f.depth for f in frames), default=0)
-    height = PAD_TOP + (max_depth + 1) * FRAME_HEIGHT + PAD_BOTTOM
+    height = PAD_TOP + (LEGEND_HEIGHT if diff else 0) + (max_depth + 1) * FRAME_HEIGHT + PAD_BOTTOM
     max_delta = max((abs(f.delta) for f in frames if f.delta is not None and f.depth > 0), default=0)
 
     def pct(v):
@@ -200,40 +215,49 @@ def render_flame(prepared, icicle=False):
 
     def y_of(depth):
         if icicle:
-            return PAD_TOP + depth * FRAME_HEIGHT
-        return PAD_TOP + (max_depth - depth) * FRAME_HEIGHT
+            return pad_top + depth * FRAME_HEIGHT
+        return pad_top + (max_depth - depth) * FRAME_HEIGHT
 
     title = "Icicle graph" if icicle else "Flame graph"
     if diff:
         title = "Differential " + title.lower()
     from pprof_py.render.dot import program_name
     program = program_name(prepared)
-    subtitle = "%s%s %s" % ((program + ": ") if program else "", unparse(total, kind, opts), unit)
+    subtitle = "%s%s" % ((program + ": ") if program else "", amount(total, kind, opts))
+    if diff:
+        subtitle += ", compared with the base " + opts.base
+    pad_top = PAD_TOP + (LEGEND_HEIGHT if diff else 0)
     out = []
     out.append('<?xml version="1.0" encoding="UTF-8" standalone="no"?>\n')
     out.append('<svg version="1.1" xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" '
                'viewBox="0 0 %d %d" data-total="%s" data-unit="%s" data-icicle="%d">\n'
                % (WIDTH_PX, height, WIDTH_PX, height, _num(total), escape(unit), int(icicle)))
     out.append("<style>\n%s</style>\n" % _CSS)
-    out.append('<rect x="0" y="0" width="%d" height="%d" fill="#f8f8f4"/>\n' % (WIDTH_PX, height))
+    out.append('<rect id="background" x="0" y="0" width="%d" height="%d" fill="#f8f8f4"/>\n' % (WIDTH_PX, height))
     out.append('<text id="title" x="%d" y="20" text-anchor="middle" class="title">%s</text>\n'
                % (WIDTH_PX // 2, escape(title)))
     out.append('<text id="subtitle" x="%d" y="36" text-anchor="middle">%s</text>\n'
                % (WIDTH_PX // 2, escape(subtitle)))
-    out.append('<text id="reset" x="%d" y="20" class="button hidden">Reset Zoom</text>\n' % PAD_X)
-    out.append('<text id="search" x="%d" y="20" text-anchor="end" class="button">Search</text>\n'
-               % (WIDTH_PX - PAD_X))
-    out.append('<text id="matched" x="%d" y="%d" text-anchor="end"></text>\n'
-               % (WIDTH_PX - PAD_X, height - 12))
+    if diff:
+        # The colour legend: what red, blue and white mean.
+        y = PAD_TOP + 4
+        out.append('<g id="legend">')
+        x = PAD_X
+        for label, color in (("grew", diff_color(1, 1)), ("shrank", diff_color(-1, 1)),
+                             ("unchanged", diff_color(0, 1))):
+            out.append('<rect x="%d" y="%d" width="14" height="12" fill="%s" stroke="#999"/>'
+                       '<text x="%d" y="%d">%s</text>' % (x, y, color, x + 18, y + 11, label))
+            x += 18 + int(len(label) * CHAR_WIDTH) + 16
+        out.append('<text x="%d" y="%d">than in the base (widths: this profile)</text></g>\n' % (x, y + 11))
     out.append('<text id="details" x="%d" y="%d"> </text>\n' % (PAD_X, height - 12))
     out.append('<g id="frames">\n')
     for f in frames:
         x_px = PAD_X + f.x * scale
         w_px = f.width * scale
-        tip = "%s\n%s %s (%s)" % (f.name, unparse(f.value, kind, opts), unit, pct(f.value))
+        tip = "%s\n%s (%s)" % (f.name, amount(f.value, kind, opts), pct(f.value))
         if diff:
             fill = diff_color(f.delta, max_delta)
-            tip += "\nchange: %s%s %s" % ("+" if f.delta > 0 else "", unparse(f.delta, kind, opts), unit)
+            tip += "\nchange: %s%s" % ("+" if f.delta > 0 else "", amount(f.delta, kind, opts))
         else:
             fill = frame_color(f.name)
         label = fit_label(f.name, w_px)
@@ -243,6 +267,18 @@ def render_flame(prepared, icicle=False):
                        _num(f.x), _num(f.width), f.depth, escape(tip),
                        _px(x_px), y_of(f.depth), _px(w_px), FRAME_HEIGHT - 1, fill,
                        _px(x_px + 3), y_of(f.depth) + FRAME_HEIGHT - 4, escape(label)))
+    out.append("</g>\n")
+    # The buttons and the search result sit in one group, drawn last (over
+    # the frames), that the script keeps at the top of the window while the
+    # page scrolls; its background shows only then.
+    out.append('<g id="controls"><rect id="controls-bg" class="hidden" x="0" y="0" width="%d" height="42" '
+               'fill="#f8f8f4" fill-opacity="0.92"/>\n' % WIDTH_PX)
+    out.append('<text id="reset" x="%d" y="20" class="button hidden">Reset Zoom</text>\n' % PAD_X)
+    out.append('<text id="search" x="%d" y="20" text-anchor="end" class="button">Search</text>\n'
+               % (WIDTH_PX - PAD_X))
+    out.append('<text id="search-reset" x="%d" y="20" text-anchor="end" class="button hidden">'
+               'Reset Search</text>\n' % (WIDTH_PX - PAD_X - 60))
+    out.append('<text id="matched" x="%d" y="36" text-anchor="end"></text>\n' % (WIDTH_PX - PAD_X))
     out.append("</g>\n")
     out.append('<script type="text/ecmascript"><![CDATA[\n%s]]></script>\n' % _SCRIPT)
     out.append("</svg>\n")
@@ -268,6 +304,7 @@ _SCRIPT = r"""(function () {
   "use strict";
   var svg = document.documentElement;
   var WIDTH = %(width)d, PAD = %(pad)d, CHAR = %(char)s;
+  var HEIGHT = parseFloat(svg.getAttribute("height"));
   var total = parseFloat(svg.getAttribute("data-total")) || 0;
   var unit = svg.getAttribute("data-unit");
   var nodes = document.querySelectorAll("#frames > g.f");
@@ -286,6 +323,9 @@ _SCRIPT = r"""(function () {
   var details = document.getElementById("details");
   var matched = document.getElementById("matched");
   var reset = document.getElementById("reset");
+  var searchReset = document.getElementById("search-reset");
+  var controls = document.getElementById("controls");
+  var controlsBg = document.getElementById("controls-bg");
   var zoomed = null, lastRegex = null;
 
   function label(name, px) {
@@ -324,6 +364,29 @@ _SCRIPT = r"""(function () {
     if (z) { reset.classList.remove("hidden"); } else { reset.classList.add("hidden"); }
     if (lastRegex) { search(lastRegex); }
   }
+  // Fit the window's width: the drawing is made for WIDTH pixels; in a
+  // browser window of another width everything is laid out again.
+  function fit() {
+    var avail = window.innerWidth || WIDTH;
+    if (HEIGHT > (window.innerHeight || HEIGHT)) { avail -= 16; }      // the scroll bar
+    WIDTH = Math.max(300, Math.floor(avail));
+    svg.setAttribute("width", WIDTH);
+    svg.setAttribute("viewBox", "0 0 " + WIDTH + " " + HEIGHT);
+    document.getElementById("background").setAttribute("width", WIDTH);
+    controlsBg.setAttribute("width", WIDTH);
+    document.getElementById("title").setAttribute("x", WIDTH / 2);
+    document.getElementById("subtitle").setAttribute("x", WIDTH / 2);
+    document.getElementById("search").setAttribute("x", WIDTH - PAD);
+    searchReset.setAttribute("x", WIDTH - PAD - 60);
+    matched.setAttribute("x", WIDTH - PAD);
+    zoom(zoomed);
+  }
+  // Keep the buttons and the search result in view while scrolling.
+  function follow() {
+    var y = window.scrollY || 0;
+    controls.setAttribute("transform", "translate(0," + y + ")");
+    if (y > 0) { controlsBg.classList.remove("hidden"); } else { controlsBg.classList.add("hidden"); }
+  }
   function pct(v) { return total ? (100 * v / total).toFixed(2) + "%%" : "nan"; }
   function search(re) {
     var hits = [];
@@ -333,6 +396,7 @@ _SCRIPT = r"""(function () {
       else { f.g.classList.remove("hl"); }
     }
     lastRegex = re;
+    if (re) { searchReset.classList.remove("hidden"); } else { searchReset.classList.add("hidden"); }
     if (!re) { matched.textContent = ""; return; }
     // The share of the total covered by matches: the union of their x ranges.
     hits.sort(function (a, b) { return a.x - b.x || b.w - a.w; });
@@ -359,6 +423,8 @@ _SCRIPT = r"""(function () {
       zoom(null);
     } else if (evt.target.id === "search") {
       askSearch();
+    } else if (evt.target.id === "search-reset") {
+      search(null);
     }
   });
   svg.addEventListener("mouseover", function (evt) {
@@ -373,10 +439,13 @@ _SCRIPT = r"""(function () {
     if ((evt.ctrlKey && evt.key === "f") || evt.key === "/") { evt.preventDefault(); askSearch(); }
     else if (evt.key === "Escape") { search(null); zoom(null); }
   });
+  window.addEventListener("resize", fit);
+  window.addEventListener("scroll", follow);
+  fit();
   var m = /[?&]s=([^&]*)/.exec(window.location.search);
   if (m) {
     try { search(new RegExp(decodeURIComponent(m[1]))); } catch (err) { /* ignore */ }
   }
-  window.flameGraph = { zoom: zoom, search: search, frames: frames };
+  window.flameGraph = { zoom: zoom, search: search, frames: frames, fit: fit };
 })();
 """ % {"width": WIDTH_PX, "pad": PAD_X, "char": repr(CHAR_WIDTH)}

@@ -8,10 +8,11 @@ graphviz writes a fixed-size picture:
     </g>
     </svg>
 
-We let the picture fill the window (width/height 100%, no viewBox), wrap
-the graph in a <g id="viewport"> whose transform the script changes, and add
-a small script: the mouse wheel zooms around the pointer, dragging pans,
-double-click (or the "0" key) resets the view.
+We let the picture fill the window (width/height 100%) and keep its
+viewBox, so it opens fitted to the window whatever its size; we wrap the
+graph in a <g id="viewport"> whose transform the script changes, and add a
+small script: the mouse wheel zooms around the pointer, dragging pans,
+double-click (or the "0" key) goes back to the fitted view.
 """
 import re
 
@@ -29,9 +30,12 @@ _SCRIPT = """<script type="text/ecmascript"><![CDATA[
         "translate(" + tx + "," + ty + ") scale(" + scale + ")");
     }
   }
+  // The pointer in the picture's own units (the viewBox scales them).
   function point(evt) {
-    var r = svg.getBoundingClientRect();
-    return { x: evt.clientX - r.left, y: evt.clientY - r.top };
+    var p = svg.createSVGPoint();
+    p.x = evt.clientX;
+    p.y = evt.clientY;
+    return p.matrixTransform(svg.getScreenCTM().inverse());
   }
   svg.addEventListener("wheel", function (evt) {
     evt.preventDefault();
@@ -74,8 +78,7 @@ _SCRIPT = """<script type="text/ecmascript"><![CDATA[
 
 def make_pannable(svg_bytes):
     svg = svg_bytes.decode("utf-8", "surrogateescape")
-    svg = re.sub(r'<svg width="[^"]+" height="[^"]+"(.*?)viewBox="[^"]+"',
-                 r'<svg width="100%" height="100%"\1', svg, count=1, flags=re.S)
+    svg = re.sub(r'<svg width="[^"]+" height="[^"]+"', '<svg width="100%" height="100%"', svg, count=1)
     m = re.search(r'<g id="graph\d+"', svg)
     if m is None:
         return svg_bytes        # not graphviz's layout; leave it alone

@@ -33,7 +33,7 @@ from elftools.common.exceptions import DWARFError, ELFError
 
 from pprof_py.errors import SymbolizationError
 from pprof_py.formats.procmaps import SHARED_LIBRARY
-from pprof_py.model import Frame
+from pprof_py.model import NO_LINE, Frame
 from pprof_py.symbolize import cache as symcache
 from pprof_py.symbolize.objfile import NOT_IN_TABLE, ObjectFile
 
@@ -116,6 +116,16 @@ class Symbolizer:
         With no program on the command line (``pprof --text cpu.prof``, an
         extension over gperftools' pprof) the main executable is taken from
         the profile's first mapping that is not a shared library."""
+        return [(path, start, limit, offset + (self._text_adjustment(path) if adjust else 0))
+                for path, start, limit, offset, adjust in self._library_ranges(mappings, max_pc)]
+
+    def _library_ranges(self, mappings, max_pc):
+        """libraries() without opening the libraries: (path, start, limit,
+        mapping offset, whether pprof adds .text's vma - file offset).  The
+        ranges alone decide which object an address belongs to, so
+        symbolize() opens only the objects that hold sampled addresses (a
+        profile maps dozens of libraries; reading each one's section headers
+        was half of a warm run on a small profile)."""
         if self.program is None:
             for m in mappings:
                 if (m.path.startswith("/") and not SHARED_LIBRARY.match(m.path)
@@ -130,12 +140,7 @@ class Symbolizer:
             if not (SHARED_LIBRARY.match(m.path) or (program and m.path == program)):
                 continue
             path = find_library(m.path, self.lib_prefixes)
-            offset = m.offset
-            if not debugging_library(path):
-                obj = self._open(path)
-                if obj is not None:
-                    offset += obj.text_vma_minus_offset()
-            result.append((path, m.start, m.limit, offset))
+            result.append((path, m.start, m.limit, m.offset, not debugging_library(path)))
         if self.add_lib:
             # --add_lib: one more library, not relocated: the addresses of
             # its .text section (as linked) name its code, before the main
@@ -144,10 +149,16 @@ class Symbolizer:
             text = obj.elf.get_section_by_name(".text") if obj is not None else None
             if text is not None:
                 start = text["sh_addr"]
-                result.append((self.add_lib, start, start + text["sh_size"], start))
+                result.append((self.add_lib, start, start + text["sh_size"], start, False))
         if self.program:
-            result.append((self.program, 0, max_pc, 0))
+            result.append((self.program, 0, max_pc, 0, False))
         return result
+
+    def _text_adjustment(self, path):
+        """pprof adds .text's (vma - file offset) of a library to its
+        mapping offset (from `objdump -h`)."""
+        obj = self._open(path)
+        return obj.text_vma_minus_offset() if obj is not None else 0
 
     def symbolize(self, addresses, mappings, max_pc):
         """Map each address (int) to a list of (short name, file:line, full
@@ -159,14 +170,16 @@ class Symbolizer:
         if not addresses:
             return symbols
         pending = sorted(set(addresses))
-        libs = self.libraries(mappings, max_pc)
+        libs = self._library_ranges(mappings, max_pc)
         # Highest start first; Python's sort is stable like Perl's mergesort.
-        for path, start, limit, offset in sorted(libs, key=lambda l: -l[1]):
+        for path, start, limit, offset, adjust in sorted(libs, key=lambda l: -l[1]):
             contained = [a for a in pending if start <= a <= limit]
             if not contained:
                 continue
             taken = set(contained)
             pending = [a for a in pending if a not in taken]
+            if adjust:
+                offset += self._text_adjustment(path)
             self._map_to_symbols(path, start - offset, contained, symbols)
         _disambiguate(symbols)
         return symbols
@@ -218,8 +231,9 @@ class Symbolizer:
             function = short_function_name(fullfunction, self.strip_templates)
             if nm_full is not None and (fullfunction == "??" or nm_full.startswith(function)):
                 function, fullfunction = nm_short, nm_full
-            triples.insert(0, (function, fileline, fullfunction))
-        return triples
+            triples.append(Frame(function, fileline, fullfunction))
+        triples.reverse()                          # outermost first
+        return tuple(triples)
 
     def _check_program(self, program, mappings):
         """Warn when the profile names another file as the program and that
@@ -290,7 +304,7 @@ def symbols_from_names(addresses, names, width, strip_templates=True):
         text = names.get(address)
         if text is None:
             text = "0x%0*x" % (width, address)
-        symbols[address] = [(short_function_name(full, strip_templates), "?", full)
-                            for full in text.split("--")]
+        symbols[address] = tuple(Frame(short_function_name(full, strip_templates), NO_LINE, full)
+                                 for full in text.split("--"))
     _disambiguate(symbols)
     return symbols

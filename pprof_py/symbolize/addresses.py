@@ -10,6 +10,11 @@ Without a map only the program itself is searched.
 The output: one line per address, in input order, with the short name of
 the function at that address (the outermost one where code was inlined), or
 the address itself (``0x`` and 16 digits) when no object holds it.
+
+With ``--lines`` (ours; gperftools' pprof has no such form) each line holds
+every function at the address with its source position, innermost first,
+separated by `` -- `` where code was inlined: ``leaf file.c:12 -- caller
+file.c:30``.  The leak checker uses it to make its report readable.
 """
 import re
 
@@ -19,8 +24,9 @@ from pprof_py.symbolize import Symbolizer
 _ADDRESS = re.compile(r"\b(0x[0-9a-f]+)\b", re.I)
 
 
-def name_addresses(program, text, lib_prefixes=(), strip_templates=True, use_cache=True, warn=None):
-    """The lines `pprof --symbols` prints for input `text`."""
+def name_addresses(program, text, lib_prefixes=(), strip_templates=True, use_cache=True, warn=None, lines=False):
+    """The lines `pprof --symbols` prints for input `text` (`lines`: with
+    --lines, every inlined frame and its file:line)."""
     addresses = []
     map_lines = []
     for line in text.replace("\r", "").split("\n"):
@@ -36,5 +42,10 @@ def name_addresses(program, text, lib_prefixes=(), strip_templates=True, use_cac
     out = []
     for a in addresses:
         triples = symbols.get(a)
-        out.append(triples[0][0] if triples else "0x%016x" % a)
+        if not triples:
+            out.append("0x%016x" % a)
+        elif lines:
+            out.append(" -- ".join(f"{name} {where}" if where else name for name, where, _ in reversed(triples)))
+        else:
+            out.append(triples[0][0])
     return "\n".join(out) + "\n"

@@ -45,6 +45,33 @@ SYM32 = np.dtype([("name", "u4"), ("value", "u4"), ("size", "u4"), ("info", "u1"
                   ("other", "u1"), ("shndx", "u2")])
 
 
+class _NmTable:
+    """ObjectFile.nm_table()'s (starts, ends, full names), built by `build`
+    the first time it is unpacked or indexed."""
+
+    def __init__(self, build):
+        self._build = build
+        self._value = None
+
+    @property
+    def built(self):
+        return self._value is not None
+
+    def _table(self):
+        if self._value is None:
+            self._value = self._build()
+        return self._value
+
+    def __iter__(self):
+        return iter(self._table())
+
+    def __getitem__(self, i):
+        return self._table()[i]
+
+    def __len__(self):
+        return 3
+
+
 class ObjectFile:
     def __init__(self, path):
         self.path = path
@@ -62,9 +89,7 @@ class ObjectFile:
         self.hex_width = 16 if self.is64 else 8
         self._nm = None
         self._funcsyms = None
-        # pprof runs `addr2line -i` (inlined frames) only for objects whose
-        # nm listing has a `_fini` symbol, which it uses as a separator.
-        self.has_fini = False
+        self._has_fini = None           # see has_fini
         self._symtab_cache = {}
 
     def close(self):
@@ -191,16 +216,94 @@ class ObjectFile:
 
     # ---- nm view --------------------------------------------------------
     def nm_table(self):
-        """(starts, ends, full names): pprof's ranges from nm output, sorted."""
-        if self._nm is not None:
-            return self._nm
+        """(starts, ends, full names): pprof's ranges from nm output, sorted.
+
+        Returned as an _NmTable that is built on first use (unpacking or
+        indexing it): a caller that only asks for it without reading it, as
+        the symbol cache's warm path does before reading has_fini, pays
+        nothing; building it costs a third of a warm run's CPU time on a
+        python3 profile (libpython: 20,000 symbols to name and demangle)."""
+        if self._nm is None:
+            self._nm = _NmTable(self._build_nm_table)
+        return self._nm
+
+    def _build_nm_table(self):
         table = self._nm_from("symtab")
         if table is None or not len(table[0]):
             table = self._nm_from("dynsym")
         if table is None:
             table = (np.zeros(0, np.uint64), np.zeros(0, np.uint64), [])
-        self._nm = table
+        if self._has_fini is None:
+            self._has_fini = False
         return table
+
+    @property
+    def has_fini(self):
+        """Whether the nm listing pprof reads has a `_fini` line: pprof runs
+        `addr2line -i` (inlined frames) only for such objects, using _fini's
+        address as a separator.  Known from the nm table once it is built,
+        and otherwise found without building it (_fini_in_nm_listing)."""
+        if self._has_fini is None:
+            if self._nm is not None and self._nm.built:
+                self._has_fini = False
+            else:
+                self._has_fini = self._fini_in_nm_listing()
+        return self._has_fini
+
+    def _nm_kept(self, syms):
+        """The symbols nm lists (and pprof reads): defined, named, not
+        section or file symbols."""
+        types = syms["info"] & 0xf
+        keep = ((syms["shndx"] != SHN_UNDEF) & (types != STT_SECTION) & (types != STT_FILE)
+                & (syms["name"] != 0))
+        keep[0] = False
+        return keep
+
+    def _version_suffix(self, i, name, shndx, versions):
+        """The version `nm -D` appends to dynamic symbol `i` ("" for none)."""
+        if versions is None:
+            return ""
+        raw_versions, vnames = versions
+        v = int(raw_versions[i])
+        ndx = v & 0x7fff
+        if ndx > 1 and ndx in vnames:
+            vname, needed = vnames[ndx]
+            if not (shndx == SHN_ABS and vname == name):
+                return ("@" if needed or v & 0x8000 else "@@") + vname
+        return ""
+
+    def _fini_in_nm_listing(self):
+        """has_fini without the nm table: some listed symbol is named
+        `_fini` and is the first at its address in nm -n's (address, name)
+        order (pprof only looks at the first line of an address)."""
+        for which in (".symtab", ".dynsym"):
+            raw = self._raw_symbols(which)
+            if raw is None:
+                continue
+            syms, strtab, _ = raw
+            keep = self._nm_kept(syms)
+            if not keep.any():
+                continue                  # nm_table falls back to .dynsym too
+            versions = self._versions(len(syms)) if which == ".dynsym" else None
+            # String tables share suffixes ("__libc_fini\0" holds "_fini\0"),
+            # so a name is "_fini" when its offset is any occurrence of it.
+            offsets = []
+            pos = strtab.find(b"_fini\0")
+            while pos >= 0:
+                offsets.append(pos)
+                pos = strtab.find(b"_fini\0", pos + 1)
+
+            def listed_name(j):
+                name = self._name(strtab, int(syms["name"][j]))
+                return name + self._version_suffix(j, name, int(syms["shndx"][j]), versions)
+            for i in np.nonzero(keep & np.isin(syms["name"], offsets))[0].tolist():
+                if listed_name(i) != "_fini":
+                    continue
+                same = np.nonzero(keep & (syms["value"] == syms["value"][i]))[0].tolist()
+                if all(listed_name(j).encode("utf-8", "surrogateescape") >= b"_fini" for j in same):
+                    return True
+            return False
+        return False
 
     def _nm_from(self, which):
         raw = self._raw_symbols(".symtab" if which == "symtab" else ".dynsym")
@@ -210,10 +313,7 @@ class ObjectFile:
         types = syms["info"] & 0xf
         binds = syms["info"] >> 4
         shndx = syms["shndx"].astype(np.int64)
-        keep = ((shndx != SHN_UNDEF) & (types != STT_SECTION) & (types != STT_FILE)
-                & (syms["name"] != 0))
-        keep[0] = False
-        idx = np.nonzero(keep)[0]
+        idx = np.nonzero(self._nm_kept(syms))[0]
         if not len(idx):
             return (np.zeros(0, np.uint64), np.zeros(0, np.uint64), [])
         exec_sections = np.zeros(max(len(self._sections), 1), dtype=bool)
@@ -225,15 +325,7 @@ class ObjectFile:
         suffixes = []       # version suffix ("@@V", "@V" or "")
         for i in idx.tolist():
             name = self._name(strtab, int(syms["name"][i]))
-            suffix = ""
-            if versions is not None:
-                raw_versions, vnames = versions
-                v = int(raw_versions[i])
-                ndx = v & 0x7fff
-                if ndx > 1 and ndx in vnames:
-                    vname, needed = vnames[ndx]
-                    if not (shndx[i] == SHN_ABS and vname == name):
-                        suffix = ("@" if needed or v & 0x8000 else "@@") + vname
+            suffix = self._version_suffix(i, name, int(shndx[i]), versions)
             names.append(name + suffix)
             suffixes.append(suffix)
         values = syms["value"][idx].astype(np.uint64)
@@ -267,7 +359,7 @@ class ObjectFile:
                     full[-1] = demangled(k)
                 continue
             if names[k] == "_fini":
-                self.has_fini = True
+                self._has_fini = True
             last = v
             starts.append(v)
             full.append(demangled(k) + "<" + (fmt % v) + ">")

@@ -8,9 +8,10 @@ Three sources of names, decided per location:
 * everything else: the ELF/DWARF symbolizer, run once over the combined
   memory map (pprof_py/combine.py) of all profiles.
 
-The result is one table {address: (Frame, ...)} (outermost first) in the
-combined address space, and every Location's ``frames`` is set from it, so
-the model and the renderers see the same names.
+The result is one table {address: (Frame, ...)} (outermost first; equal
+tuples shared, so later stages memoize on identity) in the combined address
+space, and every Location's ``frames`` is set from it, so the model and the
+renderers see the same names.
 """
 import re
 
@@ -18,20 +19,6 @@ from pprof_py.model import UNKNOWN_LINE, Frame
 from pprof_py.symbolize import Symbolizer, Symbols, symbols_from_names
 
 _PPROF_TAG = re.compile(r"<[0-9a-fA-F]+>$")
-
-
-def _as_frames(table):
-    """Triples -> tuples of Frame, sharing one tuple per distinct list (later
-    stages memoize on identity)."""
-    shared = {}
-    result = Symbols()
-    result.display = dict(getattr(table, "display", {}))
-    for address, triples in table.items():
-        frames = shared.get(id(triples))
-        if frames is None:
-            frames = shared[id(triples)] = tuple(Frame(*t) for t in triples)
-        result[address] = frames
-    return result
 
 
 def name_profiles(profiles, translated, program, options, width, combined_mappings, max_pc,
@@ -42,8 +29,10 @@ def name_profiles(profiles, translated, program, options, width, combined_mappin
     named = {}          # address -> "outer--inner" (raw, folded)
     addresses = set()
     for profile, addrs in zip(profiles, translated):
+        addresses.update(addrs)
+        if profile.named_by == "elf":
+            continue                    # nothing carried: all from the symbolizer
         for loc, address in zip(profile.locations, addrs):
-            addresses.add(address)
             if loc.frames is not None:
                 carried.setdefault(address, loc.frames)
             elif loc.names is not None:
@@ -61,20 +50,19 @@ def name_profiles(profiles, translated, program, options, width, combined_mappin
             # Other profilers' frame names are shown as written, except that
             # pprof's own "name<address>" tags are shortened (formats/folded.py).
             display = table.display
-            table = Symbols({a: [(short if _PPROF_TAG.search(full) else full, UNKNOWN_LINE, full)
-                                 for short, _fl, full in triples]
+            table = Symbols({a: tuple(Frame(short if _PPROF_TAG.search(full) else full, UNKNOWN_LINE, full)
+                                       for short, _fl, full in triples)
                              for a, triples in table.items()})
             table.display = display
-        named_frames = _as_frames(table)
-        symbols.update(named_frames)
-        symbols.display.update(named_frames.display)
+        symbols.update(table)
+        symbols.display.update(table.display)
     else:
         symbolizer = Symbolizer(program, options.lib_prefixes, options.strip_templates, warn=warn,
                                 use_cache=options.use_cache, width=width, progress=progress,
                                 add_lib=options.add_lib)
-        named_frames = _as_frames(symbolizer.symbolize(rest, combined_mappings, max_pc))
-        symbols.update(named_frames)
-        symbols.display.update(named_frames.display)
+        table = symbolizer.symbolize(rest, combined_mappings, max_pc)
+        symbols.update(table)
+        symbols.display.update(table.display)
     for profile, addrs in zip(profiles, translated):
         for loc, address in zip(profile.locations, addrs):
             loc.frames = symbols.get(address)

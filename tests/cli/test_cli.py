@@ -164,3 +164,16 @@ def test_no_auto_signal_frm_keeps_a_common_second_frame(tmp_path):
     kept = pprof("--text", "--no-auto-signal-frm", CHAIN, str(prof))
     assert "All second stack frames are same: `b_heavy'." in kept.stderr
     assert "       0   0.0% 100.0%        8 100.0% b_heavy\n" in kept.stdout
+
+
+def test_profile_without_samples_says_so(tmp_path):
+    """A profile with header, trailer and map only (a run killed before the
+    sampler's first flush) gives the empty report pprof prints, plus one
+    line saying why it is empty."""
+    import struct
+    path = tmp_path / "empty.prof"
+    path.write_bytes(struct.pack("<5Q", 0, 3, 0, 10000, 0) + struct.pack("<3Q", 0, 1, 0)
+                     + b"00400000-00401000 r-xp 00000000 00:00 1 /bin/true\n")
+    result = pprof("--text", CHAIN, str(path))
+    assert result.returncode == 0 and result.stdout == ""
+    assert result.stderr.strip().splitlines() == ["warning: %s: the profile has no samples" % path]

@@ -114,10 +114,11 @@ def test_unusable_values_are_one_line_errors():
 
 def test_debug_shows_the_traceback_of_an_internal_error(monkeypatch, capsys):
     import pprof_py.cli as cli
+    import pprof_py.report
 
     def broken(*args, **kwargs):
         raise RuntimeError("boom")
-    monkeypatch.setattr(cli, "prepare", broken)
+    monkeypatch.setattr(pprof_py.report, "prepare", broken)
     monkeypatch.delenv("PPROF_PY_DEBUG", raising=False)
     with pytest.raises(SystemExit) as exc:
         cli.main(["--text"] + CHAIN)

@@ -41,11 +41,16 @@ check() {
     fi
 }
 
+# (the .cc files are the gperftools C++ layer; gcc compiles them as C++ and,
+# like setup.py, links without libstdc++; -fno-sanitize=vptr because that
+# check needs the C++ runtime)
 step "UBSan: allocator + torture program in one static-linked executable"
 gcc -O1 -g -fsanitize=undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer \
     -fno-builtin -fno-optimize-sibling-calls -pthread -ftls-model=initial-exec -rdynamic \
     -Wno-alloc-size-larger-than -Wno-free-nonheap-object \
-    -I"$INC" -I"$SRC" -I"$SRC/../common" "$SRC"/*.c "$SRC"/../common/*.c "$PROG/malloc_stress.c" -o "$WORK/stress_ubsan" -ldl -lm
+    -fno-exceptions -fno-sanitize=vptr \
+    -I"$INC" -I"$SRC" -I"$SRC/../common" "$SRC"/*.c "$SRC"/*.cc "$SRC"/../common/*.c "$PROG/malloc_stress.c" \
+    -o "$WORK/stress_ubsan" -ldl -lm
 for mode in "stress 4 4000" "stress 1 20000" fork threadexit edge xthread stats; do
     # shellcheck disable=SC2086
     check "ubsan $mode" timeout 300 env UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
@@ -98,6 +103,16 @@ check "memcheck sampled heap profiler" timeout 600 env LD_PRELOAD="$LIB" HEAPPRO
     TCMALLOC_SAMPLE_PARAMETER=4096 "${VG[@]}" "$WORK/heapsites" 300
 check "memcheck leak checker (clean)" timeout 600 env LD_PRELOAD="$LIB" HEAPCHECK=normal \
     "${VG[@]}" "$WORK/leaky" clean
+# leaky runs end in exit status 1 (leaks found), not valgrind's 99: the
+# report path (live-stack boundary, symbolizer child, dump file) under memcheck
+gcc -O0 -g -fno-builtin -pthread "$PROG/heapcheck_deadframe.c" -o "$WORK/deadframe"
+leaks_found() { "$@"; [ $? -eq 1 ]; }
+check "memcheck leak checker (leaky, symbolized)" leaks_found timeout 600 env LD_PRELOAD="$LIB" \
+    HEAPCHECK=normal HEAP_CHECK_DUMP_DIRECTORY="$WORK" "${VG[@]}" "$WORK/leaky" leak
+check "memcheck leak checker (dead frames, other thread)" leaks_found timeout 600 env LD_PRELOAD="$LIB" \
+    HEAPCHECK=normal HEAP_CHECK_DUMP_DIRECTORY="$WORK" PPROF_PATH= "${VG[@]}" "$WORK/deadframe" thread 40x400
+check "memcheck leak checker (exit, register)" leaks_found timeout 600 env LD_PRELOAD="$LIB" \
+    HEAPCHECK=normal HEAP_CHECK_DUMP_DIRECTORY="$WORK" PPROF_PATH= "${VG[@]}" "$WORK/deadframe" exitreg 5x4096
 
 if [ "$fail" -ne 0 ]; then
     echo; echo "sanitize_malloc: FAILED"; exit 1

@@ -65,7 +65,34 @@ run() {  # description, profile, command..., with env already set by caller
     echo "ok   $what"
 }
 
-for p in sampler_weights sampler_threads sampler_fork sampler_region sampler_toggle sampler_ownhandler; do
+# Like run, for a program that must end by a signal: exit status 128+sig.
+run_killed() {  # description, profile, expected status, command...
+    local what="$1" prof="$2" want="$3"
+    shift 3
+    "$@" >"$work/out.txt" 2>"$work/err.txt"
+    local got=$?
+    if [ "$got" != "$want" ]; then
+        echo "FAIL ($what): exit status $got, expected $want"
+        cat "$work/err.txt"
+        fail=1
+        return
+    fi
+    if grep -q -E "runtime error|AddressSanitizer|LeakSanitizer" "$work/err.txt"; then
+        echo "FAIL ($what): sanitizer report"
+        cat "$work/err.txt"
+        fail=1
+        return
+    fi
+    if ! check_profile "$prof"; then
+        echo "FAIL ($what): invalid profile $prof"
+        fail=1
+        return
+    fi
+    echo "ok   $what"
+}
+
+for p in sampler_weights sampler_threads sampler_fork sampler_region sampler_toggle sampler_ownhandler \
+         sampler_closefds sampler_manythreads sampler_selfkill sampler_alarm; do
     build "$p"
 done
 
@@ -82,6 +109,16 @@ CPUPROFILE="$work/g.prof" CPUPROFILE_FREQUENCY=1000 CPUPROFILESIGNAL=12 \
 CPUPROFILE="$work/o.prof" CPUPROFILE_FREQUENCY=1000 run "program replaces SIGPROF handler" "$work/o.prof" "$work/sampler_ownhandler"
 CPUPROFILE="$work/rt.prof" CPUPROFILE_FREQUENCY=1000 CPUPROFILE_REALTIME=1 \
     run "realtime" "$work/rt.prof" "$work/sampler_weights" 0.3
+CPUPROFILE="$work/c.prof" CPUPROFILE_FREQUENCY=1000 \
+    run "program closes our descriptors" "$work/c.prof" "$work/sampler_closefds" "$work/data.txt" 0.3
+CPUPROFILE="$work/o2.prof" CPUPROFILE_FREQUENCY=1000 PPROF_PY_CPU_TIMER=posix \
+    run "program takes SIGPROF over, own timer" "$work/o2.prof" "$work/sampler_ownhandler" 100
+CPUPROFILE="$work/m.prof" CPUPROFILE_FREQUENCY=4000 \
+    run "200 threads at 4000 Hz" "$work/m.prof" bash -c "ulimit -n 256 && exec '$work/sampler_manythreads' 200"
+CPUPROFILE="$work/k.prof" CPUPROFILE_FREQUENCY=1000 \
+    run_killed "SIGTERM written then re-raised" "$work/k.prof" 143 "$work/sampler_selfkill" 15 0.3
+CPUPROFILE="$work/a.prof" CPUPROFILE_FREQUENCY=1000 CPUPROFILE_REALTIME=1 \
+    run_killed "realtime, program's alarm fires" "$work/a.prof" 142 "$work/sampler_alarm" 20
 
 if [ "$fail" != 0 ]; then
     echo "sampler sanitizer runs: FAILED"

@@ -2,12 +2,12 @@
 import glob
 import os
 import platform
-import re
 import subprocess
 import sys
 
 import pytest
 
+from heapcheck_helpers import clean_env, pprof_command, run
 from pprof_py.native import libpath
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -15,11 +15,8 @@ PROGRAMS = os.path.join(HERE, "programs")
 
 
 def env_with(**extra):
-    env = dict(os.environ)
-    for k in ("HEAPPROFILE", "HEAPCHECK", "TCMALLOC_SAMPLE_PARAMETER", "LD_PRELOAD"):
-        env.pop(k, None)
-    env.update(extra)
-    return env
+    # the report's symbolizer stays on here (PPROF_PATH unset): these runs cover it
+    return clean_env(**extra)
 
 
 @pytest.fixture(scope="module")
@@ -29,10 +26,6 @@ def leaky(tmp_path_factory):
                     os.path.join(PROGRAMS, "malloc_leaky.c"), "-o", out],
                    check=True, capture_output=True, timeout=120)
     return out
-
-
-def run(cmd, env, timeout=120):
-    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
 
 
 def google_pprof_rows(exe, profile):
@@ -48,9 +41,8 @@ def google_pprof_rows(exe, profile):
 
 
 def leak_file_from(stderr):
-    m = re.search(r'^pprof (\S+) "([^"]+)" --inuse_objects --lines --heapcheck', stderr, re.M)
-    assert m, stderr
-    return m.group(1), m.group(2)
+    """(program, leak profile) from the "try running THIS shell command" line."""
+    return tuple(pprof_command(stderr)[1:])
 
 
 def test_clean_program_reports_no_leaks(leaky):

@@ -508,8 +508,9 @@ def test_python_context_manager(bins, tmp_path):
 # ------------------------------------------------------------ pprof-run
 
 def _pprof_run():
-    exe = shutil.which("pprof-run")
-    return [exe] if exe else [sys.executable, "-m", "pprof_py.cli.run"]
+    # the module of the tree under test, not whichever pprof-run is on PATH
+    # (an installed copy may point at another checkout's libraries)
+    return [sys.executable, "-m", "pprof_py.cli.run"]
 
 
 def test_pprof_run_passes_exit_code(tmp_path):

@@ -129,7 +129,8 @@ def test_svg_is_pannable_and_zoomable():
     data, _ = render("svg", {}, CHAIN[0], CHAIN[1:])
     svg = data.decode()
     assert re.search(r'<svg width="100%" height="100%"', svg)
-    assert "viewBox" not in svg.split("<script", 1)[0]
+    # The viewBox stays: the picture opens fitted to the window.
+    assert re.search(r'viewBox="0\.00 0\.00 [\d.]+ [\d.]+"', svg.split("<script", 1)[0])
     assert '<g id="viewport" transform="translate(0,0)">' in svg
     assert svg.index("<script") < svg.index('<g id="viewport"') < svg.index('<g id="graph0"')
     assert "addEventListener(\"wheel\"" in svg and "mousemove" in svg

@@ -208,3 +208,22 @@ def test_flame_via_cli_is_deterministic():
     second = ours(["--flame"] + CHAIN)
     assert first.returncode == 0, first.stderr.decode()
     assert first.stdout.startswith(b"<?xml") and first.stdout == second.stdout
+
+
+def test_one_sample_is_singular_and_the_differential_graph_names_its_base(tmp_path):
+    before = tmp_path / "before.folded"
+    after = tmp_path / "after.folded"
+    before.write_text("main;parse 2\nmain;render 1\n")
+    after.write_text("main;parse 1\nmain;render 2\n")
+    svg, _ = render("flame", {}, None, [str(after)])
+    text = svg.decode()
+    assert "<title>parse\n1 sample (33.33%)</title>" in text
+    assert "1 samples" not in text
+    svg, _ = render("flame", {"base": str(before)}, None, [str(after)])
+    text = svg.decode()
+    assert "3 samples, compared with the base %s" % before in text
+    assert "change: -1 sample</title>" in text and "change: +1 sample</title>" in text
+    legend = re.search(r'<g id="legend">(.*?)</g>', text).group(1)
+    for word, fill in (("grew", "rgb(250,60,60)"), ("shrank", "rgb(60,60,250)"),
+                       ("unchanged", "rgb(250,250,250)")):
+        assert 'fill="%s"' % fill in legend and ">%s<" % word in legend

@@ -101,3 +101,54 @@ def test_call_graph_svg_pans_and_zooms(browser, tmp_path):
     browser.execute_script("""document.documentElement.dispatchEvent(
         new MouseEvent("dblclick", {bubbles: true}));""")
     assert viewport.get_attribute("transform") == "translate(0,0) scale(1)"
+
+
+def test_call_graph_svg_opens_fitted_to_the_window(browser, tmp_path):
+    from helpers import localize
+    localize()
+    svg, _ = render("svg", {}, "fixtures/bin/cxx", ["fixtures/local/profiles/cxx.cpu.prof"])
+    path = tmp_path / "callgraph.svg"
+    path.write_bytes(svg)
+    browser.get("file://" + str(path))
+    # The whole graph (taller than the window) is on screen at once.
+    box = browser.execute_script(
+        "var r = document.getElementById('graph0').getBoundingClientRect();"
+        "return [r.top, r.bottom, window.innerHeight, r.left, r.right, window.innerWidth];")
+    top, bottom, height, left, right, width = box
+    assert top >= -1 and bottom <= height + 1 and left >= -1 and right <= width + 1
+    assert bottom - top > height * 0.9 or right - left > width * 0.9
+
+
+def test_flame_svg_fits_the_window_and_keeps_its_buttons(browser, tmp_path):
+    from selenium.webdriver.common.by import By
+    svg, _ = render("flame", {}, None, [SAMPLE])
+    path = tmp_path / "flame.svg"
+    path.write_bytes(svg)
+    for width in (900, 1600):
+        browser.set_window_size(width, 300)
+        browser.get("file://" + str(path))
+        inner = browser.execute_script("return window.innerWidth")
+        root = _frame(browser, "all").find_element(By.TAG_NAME, "rect")
+        # The root frame spans the window, less the margins (and a scroll bar).
+        assert inner - 40 <= float(root.get_attribute("width")) <= inner
+    # Scrolled down, the search button and the reset button are in view.
+    browser.set_window_size(900, 120)
+    browser.get("file://" + str(path))
+    browser.execute_script("window.flameGraph.search(/render/)")
+    # (A resized headless window may not deliver the scroll event itself.)
+    browser.execute_script("window.scrollTo(0, 1000); window.dispatchEvent(new Event('scroll'));")
+    scroll = browser.execute_script("return window.scrollY")
+    assert scroll > 0
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    def in_view(button):
+        r = browser.execute_script(
+            "var r = document.getElementById(arguments[0]).getBoundingClientRect();"
+            "return [r.top, r.bottom, window.innerHeight];", button)
+        return 0 <= r[0] and r[1] <= r[2]
+
+    for button in ("search", "search-reset"):
+        WebDriverWait(browser, 10).until(lambda d: in_view(button))
+    browser.find_element(By.ID, "search-reset").click()
+    assert not browser.find_elements(By.CSS_SELECTOR, "#frames > g.f.hl")
+    browser.set_window_size(1280, 600)

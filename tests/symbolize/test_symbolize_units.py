@@ -1,4 +1,5 @@
 """Pieces of the symbolizer checked against the tools they emulate."""
+import glob
 import os
 import shutil
 import subprocess
@@ -114,3 +115,20 @@ def test_progress_bar_only_on_a_terminal_and_after_the_delay(monkeypatch):
     assert shown._progress.tasks[0].completed == 5 and shown._progress.tasks[0].total == 10
     shown.close()
     assert shown._progress is None
+
+
+@pytest.mark.parametrize("path", sorted(glob.glob(os.path.join(ROOT, "fixtures", "bin", "*")))
+                         + ["/lib/x86_64-linux-gnu/libc.so.6"])
+def test_has_fini_without_the_nm_table(path):
+    """has_fini found without building the nm table (the warm path) agrees
+    with the one the table records; the table is not built for it."""
+    from pprof_py.symbolize.objfile import ObjectFile
+    if not os.path.exists(path):
+        pytest.fail(f"{path} is missing")
+    fast = ObjectFile(path)
+    table = fast.nm_table()
+    answer = fast.has_fini
+    assert not table.built
+    built = ObjectFile(path)
+    list(built.nm_table())
+    assert answer == built.has_fini

@@ -177,6 +177,7 @@ struct row {
   int cfa_reg;       /* -1: not a register + offset rule */
   int64_t cfa_off;
   struct rule rbp, ra;
+  struct rule callee_saved[PP_CFI_SAVED_REGS]; /* rbx, r12-r15 (zero: same value) */
 };
 
 struct cie_info {
@@ -191,6 +192,8 @@ struct cie_info {
 static struct rule *rule_for(struct row *r, uint64_t reg, uint64_t ra_reg) {
   if (reg == REG_RBP_DW) return &r->rbp;
   if (reg == ra_reg) return &r->ra;
+  if (reg == 3) return &r->callee_saved[0];                  /* rbx */
+  if (reg >= 12 && reg <= 15) return &r->callee_saved[reg - 11]; /* r12-r15 */
   return NULL;
 }
 
@@ -445,6 +448,18 @@ int pp_cfi_row(const struct pp_cfi_source *src, uintptr_t pc, int exact, struct 
   out->cfa_off = (int32_t)r.cfa_off;
   out->ra_off = (int32_t)r.ra.off;
   out->rbp_off = (int32_t)r.rbp.off;
+  out->saved_mask = out->unknown_mask = 0;
+  for (int i = 0; i < PP_CFI_SAVED_REGS; i++) {
+    const struct rule *cs = &r.callee_saved[i];
+    out->saved_off[i] = 0;
+    if (cs->kind == RULE_SAME) continue;
+    if (cs->kind == RULE_OFFSET && cs->off == (int32_t)cs->off) {
+      out->saved_mask |= (uint8_t)(1u << i);
+      out->saved_off[i] = (int32_t)cs->off;
+    } else {
+      out->unknown_mask |= (uint8_t)(1u << i);
+    }
+  }
   return 1;
 }
 
@@ -456,7 +471,14 @@ CFI_NO_ASAN int pp_cfi_apply(const struct pp_cfi_row *r, uintptr_t *pc, uintptr_
   uintptr_t ra, rbp = *fp;
   if (!stack_word(cfa + (uintptr_t)(intptr_t)r->ra_off, lo, hi, &ra)) return 0;
   if (r->rbp_rule == PP_CFI_RBP_SAVED) {
-    if (!stack_word(cfa + (uintptr_t)(intptr_t)r->rbp_off, lo, hi, &rbp)) return 0;
+    /* In an epilogue, compilers describe each pop as a CFA change only:
+     * the row still says rbp is saved at CFA + off although the pop has
+     * already put it back in the register, and the slot now lies below
+     * the stack pointer (free for a signal frame to overwrite).  Then
+     * the register (from the signal context, for the interrupted frame)
+     * is the caller's value. */
+    uintptr_t slot = cfa + (uintptr_t)(intptr_t)r->rbp_off;
+    if (slot >= *sp && !stack_word(slot, lo, hi, &rbp)) return 0;
   } else if (r->rbp_rule == PP_CFI_RBP_VALUE) {
     rbp = cfa + (uintptr_t)(intptr_t)r->rbp_off;
   }

@@ -48,11 +48,19 @@ PP_CFI_HIDDEN int pp_cfi_parse_hdr(uintptr_t hdr, uintptr_t *table, uintptr_t *c
  * caller's rbp unchanged, saved at CFA + rbp_off, or equal to
  * CFA + rbp_off. */
 enum { PP_CFI_RBP_SAME = 0, PP_CFI_RBP_SAVED = 1, PP_CFI_RBP_VALUE = 2 };
+#define PP_CFI_SAVED_REGS 5
 struct pp_cfi_row {
   uint8_t cfa_from_rbp;
   uint8_t outermost;     /* return address undefined: the last frame */
   uint8_t rbp_rule;
   int32_t cfa_off, ra_off, rbp_off;
+  /* The other callee-saved registers, rbx and r12-r15 (bit i of the masks,
+   * saved_off[i]), which the walks above do not need but the leak checker
+   * does (a caller's pointer held in a register lives in the slot where a
+   * callee saved it): saved_mask, saved at CFA + saved_off[i];
+   * unknown_mask, a rule the row cannot express; neither, unchanged. */
+  uint8_t saved_mask, unknown_mask;
+  int32_t saved_off[PP_CFI_SAVED_REGS];
 };
 
 /* Computes the row for pc (exact: an interrupted instruction, not a return

@@ -101,7 +101,8 @@ static NOINLINE void *alloc_slow(size_t n, size_t align, void *frame) {
     } else if (tc && tc->sample_left < 0) {
         tc->sample_left = pp_next_sample_interval(tc);
     }
-    void *p = alloc_raw(n, align, NULL);
+    /* for the leak checker, a spare byte where the block would fill its slot (pp_leak_pad) */
+    void *p = alloc_raw(sample ? pp_leak_padded(n) : n, align, NULL);
     if (PP_UNLIKELY(!p)) {
         errno = ENOMEM;
         return NULL;
@@ -110,11 +111,31 @@ static NOINLINE void *alloc_slow(size_t n, size_t align, void *frame) {
     return p;
 }
 
-static inline void *do_malloc(size_t n, void *frame) {
-    void *p = small_fast(n);
-    if (PP_LIKELY(p != NULL)) return p;
-    return alloc_slow(n, 0, frame);
+static NOINLINE void *new_mode_retry(size_t n);
+
+/* Every allocation and free below passes the MallocHook test: one load of
+   pp_hooks_on (gperftools_hooks.c), nonzero only while a program installed
+   a new/delete hook or the heap checker follows objects.  It sits in the
+   fast path's condition, so that path still saves no registers and makes
+   no call; the rest is a tail call.  c_malloc: the caller is malloc, which
+   tc_set_new_mode(1) lets call the new handler on failure. */
+static NOINLINE void *malloc_tail(void *p, size_t n, void *frame, int c_malloc) {
+    if (p == NULL) {
+        p = alloc_slow(n, 0, frame);
+        /* the retry's own allocation runs the hooks */
+        if (PP_UNLIKELY(p == NULL) && c_malloc && pp_new_mode) return new_mode_retry(n);
+    }
+    if (PP_UNLIKELY(pp_hooks_on)) pp_run_new_hooks(p, n);
+    return p;
 }
+
+static inline __attribute__((always_inline)) void *malloc_ex(size_t n, void *frame, int c_malloc) {
+    void *p = small_fast(n);
+    if (PP_LIKELY(p != NULL) && PP_LIKELY(!pp_hooks_on)) return p;
+    return malloc_tail(p, n, frame, c_malloc);
+}
+
+static inline void *do_malloc(size_t n, void *frame) { return malloc_ex(n, frame, 0); }
 
 static NOINLINE __attribute__((noreturn)) void bad_free(void *p) {
     span_t *s = pp_span_containing(p);
@@ -125,6 +146,8 @@ static NOINLINE __attribute__((noreturn)) void bad_free(void *p) {
 }
 
 static NOINLINE void free_slow(void *p) {
+    if (PP_UNLIKELY(pp_hooks_on)) pp_run_delete_hooks(p);   /* before the block can be reused */
+    if (PP_UNLIKELY(p == NULL)) return;
     span_t *s = pp_span_of(p);
     if (PP_UNLIKELY(s == NULL || s->location != SPAN_IN_USE)) bad_free(p);
     if (s->sampled) pp_prof_forget(p, s);
@@ -154,12 +177,16 @@ static NOINLINE void free_slow(void *p) {
  * access, no lock, no atomic.  While the heap profiler holds sampled
  * objects (pp_any_sampled) one more load reads the span's sampled count. */
 static inline __attribute__((always_inline)) void do_free(void *p) {
-    if (PP_UNLIKELY(p == NULL)) return;
+    if (PP_UNLIKELY(p == NULL)) {
+        if (PP_UNLIKELY(pp_hooks_on)) pp_run_delete_hooks(p);   /* gperftools reports free(NULL) too */
+        return;
+    }
     /* fast path: class from the byte map, no span access; objects the
-       profiler may know about, large blocks and bad pointers go slow */
+       profiler may know about, large blocks, bad pointers and calls with
+       hooks installed go slow */
     int cl = pp_class_of_page((uintptr_t)p >> PAGE_SHIFT);
     tcache_t *tc = pp_tc;
-    if (PP_LIKELY(cl != 0 && tc != NULL) && PP_LIKELY(!pp_any_sampled || !pp_span_of(p)->sampled)) {
+    if (PP_LIKELY(cl != 0 && tc != NULL && !pp_hooks_on) && PP_LIKELY(!pp_any_sampled || !pp_span_of(p)->sampled)) {
         freelist_t *fl = &tc->lists[cl];
         *(void **)p = fl->head;
         fl->head = p;
@@ -184,10 +211,12 @@ static void *do_memalign(size_t align, size_t n, void *frame) {
         errno = ENOMEM;
         return NULL;
     }
-    return alloc_slow(n, align, frame);
+    void *p = alloc_slow(n, align, frame);
+    if (PP_UNLIKELY(pp_hooks_on)) pp_run_new_hooks(p, n);
+    return p;
 }
 
-static void *do_calloc(size_t a, size_t b, void *frame) {
+static void *calloc_unhooked(size_t a, size_t b, void *frame) {
     size_t n;
     if (__builtin_mul_overflow(a, b, &n)) {
         errno = ENOMEM;
@@ -210,6 +239,12 @@ static void *do_calloc(size_t a, size_t b, void *frame) {
     }
     p = alloc_slow(n, 0, frame);
     if (p) memset(p, 0, n);
+    return p;
+}
+
+static inline void *do_calloc(size_t a, size_t b, void *frame) {
+    void *p = calloc_unhooked(a, b, frame);
+    if (PP_UNLIKELY(pp_hooks_on)) pp_run_new_hooks(p, a * b);
     return p;
 }
 
@@ -243,7 +278,7 @@ static void *do_realloc(void *old, size_t n, void *frame) {
         return old;
     void *p = NULL;
     size_t want = n > have && n - have < have / 4 && have + have / 4 > have ? have + have / 4 : n;
-    if (want > MAX_SMALL_SIZE && n > have && pp_prof_mode == PROF_OFF && pp_inited)
+    if (want > MAX_SMALL_SIZE && n > have && pp_prof_mode == PROF_OFF && !pp_hooks_on && pp_inited)
         p = pp_large_alloc_growing(want);       /* with room to grow in place next time */
     if (!p && want != n) p = do_malloc(want, frame);
     if (!p) p = do_malloc(n, frame);
@@ -258,11 +293,35 @@ static void *do_realloc(void *old, size_t n, void *frame) {
 
 #define FRAME __builtin_frame_address(0)
 
-EXPORT void *malloc(size_t n) { return do_malloc(n, FRAME); }
+/* tc_set_new_mode(1) makes malloc, calloc and realloc call the C++ new
+   handler on failure, like operator new (nothrow); tc_malloc_skip_new_handler
+   is malloc without that. */
+EXPORT void *tc_malloc_skip_new_handler(size_t n) { return do_malloc(n, FRAME); }
+EXPORT void *malloc(size_t n) { return malloc_ex(n, FRAME, 1); }
 EXPORT void free(void *p) { do_free(p); }
 EXPORT void cfree(void *p) { do_free(p); }
-EXPORT void *calloc(size_t a, size_t b) { return do_calloc(a, b, FRAME); }
-EXPORT void *realloc(void *p, size_t n) { return do_realloc(p, n, FRAME); }
+EXPORT void *calloc(size_t a, size_t b) {
+    void *p = do_calloc(a, b, FRAME);
+    size_t n;
+    if (PP_UNLIKELY(p == NULL) && pp_new_mode && !__builtin_mul_overflow(a, b, &n)) {
+        p = new_mode_retry(n);
+        if (p) memset(p, 0, n);
+    }
+    return p;
+}
+EXPORT void *realloc(void *p, size_t n) {
+    void *r = do_realloc(p, n, FRAME);
+    if (PP_UNLIKELY(r == NULL) && n && pp_new_mode) {
+        /* allocate through the handler loop, then move as realloc would */
+        r = new_mode_retry(n);
+        if (r && p) {
+            size_t have = usable_size(p);
+            memcpy(r, p, n < have ? n : have);
+            do_free(p);
+        }
+    }
+    return r;
+}
 
 EXPORT void *reallocarray(void *p, size_t a, size_t b) {
     size_t n;
@@ -355,6 +414,19 @@ static NOINLINE void *new_failed(size_t n, size_t align, void *frame) {
     abort();
 }
 
+/* malloc under tc_set_new_mode(1): call the new handler until it fails to
+   free memory (returns NULL) instead of throwing. */
+static NOINLINE void *new_mode_retry(size_t n) {
+    for (;;) {
+        new_handler_t (*get_handler)(void) = (new_handler_t(*)(void))dlsym(RTLD_DEFAULT, "_ZSt15get_new_handlerv");
+        new_handler_t h = get_handler ? get_handler() : NULL;
+        if (!h) return NULL;
+        h();
+        void *p = do_malloc(n, FRAME);
+        if (p) return p;
+    }
+}
+
 static inline void *new_impl(size_t n, size_t align, void *frame) {
     void *p = align > 16 ? do_memalign(align, n, frame) : do_malloc(n, frame);
     if (PP_UNLIKELY(!p)) p = new_failed(n, align, frame);
@@ -393,6 +465,49 @@ EXPORT void _ZdaPvSt11align_val_tRKSt9nothrow_t(void *p, size_t al, const void *
     (void)al; (void)nt;
     do_free(p);
 }
+
+/* ------------------------------------------------------------------ */
+/* gperftools' tcmalloc.h names: the same functions under tc_* (aliases,
+   so stacks and costs are identical); the rest of tcmalloc.h is in
+   gperftools_tcmalloc.c                                                 */
+
+#define ALIAS(name, target) EXPORT __typeof__(target) name __attribute__((alias(#target), copy(target)))
+ALIAS(tc_malloc, malloc);
+ALIAS(tc_free, free);
+ALIAS(tc_cfree, cfree);
+ALIAS(tc_calloc, calloc);
+ALIAS(tc_realloc, realloc);
+ALIAS(tc_memalign, memalign);
+ALIAS(tc_posix_memalign, posix_memalign);
+ALIAS(tc_valloc, valloc);
+ALIAS(tc_pvalloc, pvalloc);
+ALIAS(tc_malloc_size, malloc_usable_size);
+ALIAS(malloc_size, malloc_usable_size);           /* BSD / macOS name */
+ALIAS(__posix_memalign, posix_memalign);
+ALIAS(__libc_valloc, valloc);
+ALIAS(__libc_pvalloc, pvalloc);
+ALIAS(__libc_cfree, cfree);
+ALIAS(tc_new, _Znwm);
+ALIAS(tc_newarray, _Znam);
+ALIAS(tc_new_nothrow, _ZnwmRKSt9nothrow_t);
+ALIAS(tc_newarray_nothrow, _ZnamRKSt9nothrow_t);
+ALIAS(tc_delete, _ZdlPv);
+ALIAS(tc_deletearray, _ZdaPv);
+ALIAS(tc_delete_sized, _ZdlPvm);
+ALIAS(tc_deletearray_sized, _ZdaPvm);
+ALIAS(tc_free_sized, _ZdlPvm);
+ALIAS(tc_delete_nothrow, _ZdlPvRKSt9nothrow_t);
+ALIAS(tc_deletearray_nothrow, _ZdaPvRKSt9nothrow_t);
+ALIAS(tc_new_aligned, _ZnwmSt11align_val_t);
+ALIAS(tc_newarray_aligned, _ZnamSt11align_val_t);
+ALIAS(tc_new_aligned_nothrow, _ZnwmSt11align_val_tRKSt9nothrow_t);
+ALIAS(tc_newarray_aligned_nothrow, _ZnamSt11align_val_tRKSt9nothrow_t);
+ALIAS(tc_delete_aligned, _ZdlPvSt11align_val_t);
+ALIAS(tc_deletearray_aligned, _ZdaPvSt11align_val_t);
+ALIAS(tc_delete_sized_aligned, _ZdlPvmSt11align_val_t);
+ALIAS(tc_deletearray_sized_aligned, _ZdaPvmSt11align_val_t);
+ALIAS(tc_delete_aligned_nothrow, _ZdlPvSt11align_val_tRKSt9nothrow_t);
+ALIAS(tc_deletearray_aligned_nothrow, _ZdaPvSt11align_val_tRKSt9nothrow_t);
 
 /* ------------------------------------------------------------------ */
 /* statistics API                                                       */
@@ -532,17 +647,25 @@ EXPORT int malloc_trim(size_t pad) {
 }
 
 /* M_TRIM_THRESHOLD sets the free resident bytes the page heap keeps
- * whatever their age (PPROFPY_MALLOC_RELEASE_THRESHOLD, page_heap.c); glibc's
- * other parameters (arenas, mmap threshold, top pad, fastbins, perturb,
- * check action) have no counterpart in this design, so mallopt returns 0,
- * glibc's "not applied", for them. */
+ * whatever their age (PPROFPY_MALLOC_RELEASE_THRESHOLD, page_heap.c).
+ * glibc's other parameters (fastbins, top pad, mmap threshold and count,
+ * check action, perturb, arenas) have no counterpart in this design; like
+ * tcmalloc, mallopt accepts them (returns 1) without effect, so programs
+ * tuned for glibc run unchanged.  An unknown parameter returns 0. */
 EXPORT int mallopt(int param, int value) {
-    if (param == M_TRIM_THRESHOLD && value >= 0) {
+    if (param == M_TRIM_THRESHOLD) {
+        if (value < 0) return 0;
         if (!pp_inited) pp_init();
         pp_ph_set_keep_bytes((size_t)value);
         return 1;
     }
-    return 0;
+    switch (param) {
+    case M_MXFAST: case M_TOP_PAD: case M_MMAP_THRESHOLD: case M_MMAP_MAX: case M_CHECK_ACTION:
+    case M_PERTURB: case M_ARENA_TEST: case M_ARENA_MAX:
+        return 1;
+    default:
+        return 0;
+    }
 }
 
 EXPORT int pprofpy_malloc_get_numeric_property(const char *name, size_t *value) {

@@ -47,12 +47,12 @@ static void central_release_to_spans(central_t *c, int cl, void *head, uint32_t 
         *(void **)p = s->freelist;
         s->freelist = p;
         if (!s->on_list) {
-            list_push(&c->nonempty, s);
+            spanlist_push(&c->nonempty, s);
             s->on_list = 1;
         }
         c->free_objs++;
         if (--s->refcount == 0) {
-            list_remove(s);
+            spanlist_remove(s);
             s->on_list = 0;
             c->free_objs -= pp_class_objs[cl];
             pp_ph_free(s);
@@ -62,10 +62,10 @@ static void central_release_to_spans(central_t *c, int cl, void *head, uint32_t 
 
 static void *central_take_from_spans(central_t *c, int cl) {
     span_t *s;
-    if (list_empty(&c->nonempty)) {
+    if (spanlist_empty(&c->nonempty)) {
         s = pp_ph_alloc_small(cl);
         if (!s) return NULL;
-        list_push(&c->nonempty, s);
+        spanlist_push(&c->nonempty, s);
         s->on_list = 1;
         c->free_objs += pp_class_objs[cl];
     } else {
@@ -82,7 +82,7 @@ static void *central_take_from_spans(central_t *c, int cl) {
     s->refcount++;
     c->free_objs--;
     if (!s->freelist && s->bump >= s->limit) {
-        list_remove(s);
+        spanlist_remove(s);
         s->on_list = 0;
     }
     return p;
@@ -149,7 +149,7 @@ void pp_central_free_one(void *p, int cl) {
 
 void pp_central_init(void) {
     for (int cl = 1; cl < pp_num_classes; cl++) {
-        list_init(&central[cl].nonempty);
+        spanlist_init(&central[cl].nonempty);
         size_t per_batch = pp_class_batch[cl] * pp_class_size[cl];
         size_t cap = TRANSFER_CACHE_BYTES / per_batch;
         central[cl].cap = (int)(cap < TRANSFER_MIN_BATCHES ? TRANSFER_MIN_BATCHES : cap > TC_SLOTS ? TC_SLOTS : cap);

@@ -13,7 +13,9 @@
  *   system_alloc.c     mmap, metadata arena, owned-region registry
  *   init.c             start-up, environment, fork, statistics snapshot
  *   util.c             lock slow path, non-allocating output, fatal errors
- *   heapprof.c         heap profiler and leak checker
+ *   heapprof.c         heap profiler; heapcheck.c leak checker; their
+ *                      stacks (stackwalk.c), output (heapfmt.c) and
+ *                      environment (env.c); shared declarations in heap.h
  * Nothing here calls libc malloc; metadata lives in mmap'ed arenas.
  *
  * The tuning constants written `#ifndef NAME` (release rate and delay,
@@ -68,15 +70,15 @@ typedef struct span {
 
 /* ---- span lists (doubly linked, circular, with a sentinel) ---- */
 typedef struct { span_t head; } span_list_t;
-static inline void list_init(span_list_t *l) { l->head.next = l->head.prev = &l->head; }
-static inline int list_empty(span_list_t *l) { return l->head.next == &l->head; }
-static inline void list_push(span_list_t *l, span_t *s) {
+static inline void spanlist_init(span_list_t *l) { l->head.next = l->head.prev = &l->head; }
+static inline int spanlist_empty(span_list_t *l) { return l->head.next == &l->head; }
+static inline void spanlist_push(span_list_t *l, span_t *s) {
     s->next = l->head.next;
     s->prev = &l->head;
     l->head.next->prev = s;
     l->head.next = s;
 }
-static inline void list_remove(span_t *s) {
+static inline void spanlist_remove(span_t *s) {
     s->prev->next = s->next;
     s->next->prev = s->prev;
     s->next = s->prev = NULL;
@@ -253,5 +255,42 @@ PP_HIDDEN void pp_prof_at_exit(void);
 PP_HIDDEN void pp_prof_lock_all(void);
 PP_HIDDEN void pp_prof_unlock_all(void);
 PP_HIDDEN const char *pp_getenv(const char *name);
+PP_HIDDEN void pp_prof_track_all(void);          /* record every allocation (leak checker) */
+
+/* ---- leak checker (heapcheck.c) ---- */
+PP_HIDDEN void pp_heapcheck_init_from_env(void); /* HEAPCHECK and HEAP_CHECK_* */
+PP_HIDDEN int pp_leak_check_on(void);        /* HEAPCHECK set: allocations are tracked */
+/* 1 while the leak checker tracks allocations: a recorded block whose size
+ * fills its slot exactly (a size class's size, a whole number of pages) is
+ * allocated one byte larger, so a pointer one past its end (a buffer's end
+ * pointer, std::vector's end) still points into its own slot and never at
+ * the start of the block that follows, which would keep a leak alive.
+ * Other sizes already leave slack after the block. */
+extern PP_HIDDEN volatile int pp_leak_pad;
+static inline size_t pp_leak_padded(size_t n) {
+    if (!pp_leak_pad || n == (size_t)-1) return n;
+    int exact = n <= MAX_SMALL_SIZE ? pp_class_size[pp_size_class(n)] == n : (n & (PAGE_SIZE - 1)) == 0;
+    return n + (size_t)exact;
+}
+PP_HIDDEN void pp_leak_check_at_exit(void);      /* the whole-program check; _exit(1) on leaks */
+/* One leak check now, from the caller's live stack (through_exit: the
+ * caller is inside exit(); else the boundary is the first frame outside
+ * this library).  Reports the objects no root reaches under `name` (stderr
+ * and the dump <name>-end.heap).  Objects pp_hc_is_ignored() accepts are
+ * roots (IgnoreObject, Disabler; gperftools_heapcheck.cc, when linked in);
+ * with may_report, only the objects it accepts count as leaks.  Returns the
+ * number of leaked objects (0: none), -1 when no check could run (HEAPCHECK
+ * off, out of memory); leaked_bytes and leaked_objects (may be NULL) get
+ * the leak's size.
+ * The C++ HeapLeakChecker calls it. */
+PP_HIDDEN long pp_leak_check(const char *name, int through_exit, int (*may_report)(uintptr_t addr, void *ctx),
+                             void *ctx, size_t *leaked_bytes, size_t *leaked_objects);
+/* Calls fn for every object the heap profiler knows (fn must not allocate). */
+PP_HIDDEN void pp_prof_each_object(void (*fn)(uintptr_t addr, size_t size, void *ctx), void *ctx);
+/* the return address into the function that allocated p, or NULL */
+PP_HIDDEN void *pp_prof_alloc_caller(const void *p);
+
+/* ---- gperftools compatibility layer (gperftools_*.c/.cc) ---- */
+#include "gperftools_glue.h"
 
 #endif

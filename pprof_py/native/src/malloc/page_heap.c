@@ -17,6 +17,7 @@
 #include <sys/prctl.h>
 #include <time.h>
 
+#include "gperftools_glue.h"
 #include "internal.h"
 #include "malloc_extension.h"
 
@@ -60,16 +61,16 @@ static span_list_t *free_list_for(span_t *s) {
 }
 
 static void ph_link_free(span_t *s) {
-    list_push(free_list_for(s), s);
+    spanlist_push(free_list_for(s), s);
     if (s->npages <= MAX_PAGES_LISTS) ph.nonempty[s->npages >> 6] |= (uint64_t)1 << (s->npages & 63);
     if (s->location == SPAN_RETURNED) ph.unmapped_bytes += s->npages << PAGE_SHIFT;
     else ph.free_bytes += s->npages << PAGE_SHIFT;
 }
 
 static void ph_unlink_free(span_t *s) {
-    list_remove(s);
+    spanlist_remove(s);
     size_t k = s->npages;
-    if (k <= MAX_PAGES_LISTS && list_empty(&ph.normal[k]) && list_empty(&ph.returned[k]))
+    if (k <= MAX_PAGES_LISTS && spanlist_empty(&ph.normal[k]) && spanlist_empty(&ph.returned[k]))
         ph.nonempty[k >> 6] &= ~((uint64_t)1 << (k & 63));
     if (s->location == SPAN_RETURNED) ph.unmapped_bytes -= s->npages << PAGE_SHIFT;
     else ph.free_bytes -= s->npages << PAGE_SHIFT;
@@ -136,9 +137,9 @@ static void ph_release_span(span_t *s) {
 
 /* Release every resident free span (pprofpy_release_free_memory, malloc_trim). */
 static void ph_release_all_locked(void) {
-    while (!list_empty(&ph.large_normal)) ph_release_span(ph.large_normal.head.next);
+    while (!spanlist_empty(&ph.large_normal)) ph_release_span(ph.large_normal.head.next);
     for (int n = 1; n <= MAX_PAGES_LISTS; n++)
-        while (!list_empty(&ph.normal[n])) ph_release_span(ph.normal[n].head.next);
+        while (!spanlist_empty(&ph.normal[n])) ph_release_span(ph.normal[n].head.next);
 }
 
 /* Release the spans free for at least decay_ms, oldest first in each list,
@@ -147,7 +148,7 @@ static void ph_decay_locked(uint64_t now) {
     ph.last_decay = now;
     for (int n = 0; n <= MAX_PAGES_LISTS && ph.free_bytes > ph.keep_bytes; n++) {
         span_list_t *l = n == 0 ? &ph.large_normal : &ph.normal[n];
-        while (!list_empty(l) && ph.free_bytes > ph.keep_bytes && now - l->head.prev->freed_at >= ph.decay_ms)
+        while (!spanlist_empty(l) && ph.free_bytes > ph.keep_bytes && now - l->head.prev->freed_at >= ph.decay_ms)
             ph_release_span(l->head.prev);
     }
 }
@@ -243,7 +244,7 @@ static size_t ph_release_one(void) {
         int k = ph.release_index;
         ph.release_index = k >= MAX_PAGES_LISTS ? 0 : k + 1;
         span_list_t *l = k == 0 ? &ph.large_normal : &ph.normal[k];
-        if (list_empty(l)) continue;
+        if (spanlist_empty(l)) continue;
         size_t n = l->head.prev->npages;
         ph_release_span(l->head.prev);       /* the list's oldest */
         return n;
@@ -317,6 +318,7 @@ static int ph_grow(size_t npages) {
     span_t *s = span_new(page, bytes >> PAGE_SHIFT);
     if (!s) return 0;
     ph.system_bytes += bytes;
+    pp_note_heap_growth(bytes);            /* MallocExtension::GetHeapGrowthStacks */
     pp_pagemap_set_ends(s);
     /* Fresh memory counts as resident-free (as in gperftools), so that it
        coalesces with the resident free span next to it: mmap places a new
@@ -340,7 +342,7 @@ static span_t *ph_find(size_t n) {
         for (;;) {
             if (bits) {
                 size_t k = (w << 6) + (size_t)__builtin_ctzll(bits);
-                if (!list_empty(&ph.normal[k])) return ph.normal[k].head.next;
+                if (!spanlist_empty(&ph.normal[k])) return ph.normal[k].head.next;
                 return ph.returned[k].head.next;
             }
             if (++w >= sizeof ph.nonempty / sizeof ph.nonempty[0]) break;
@@ -537,11 +539,11 @@ void pp_ph_free(span_t *s) {
 
 void pp_ph_init(size_t keep_bytes, uint64_t decay_ms, int background) {
     for (int i = 0; i <= MAX_PAGES_LISTS; i++) {
-        list_init(&ph.normal[i]);
-        list_init(&ph.returned[i]);
+        spanlist_init(&ph.normal[i]);
+        spanlist_init(&ph.returned[i]);
     }
-    list_init(&ph.large_normal);
-    list_init(&ph.large_returned);
+    spanlist_init(&ph.large_normal);
+    spanlist_init(&ph.large_returned);
     ph.keep_bytes = keep_bytes;
     ph.decay_ms = decay_ms;
     ph.last_decay = now_ms();

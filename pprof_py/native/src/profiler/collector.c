@@ -17,7 +17,8 @@
  * per second and a stalled disk).
  *
  * All table and buffer updates happen under one spinlock.  It is only taken
- * (a) inside the handler, where SIGPROF and SIGALRM are blocked by sa_mask,
+ * (a) inside the handler, where SIGPROF (and SIGINT, SIGTERM, SIGHUP,
+ * SIGALRM, whose stand-ins wait for the writer) are blocked by sa_mask,
  * and (b) by ProfilerFlush()/ProfilerStop() with those signals blocked in
  * the calling thread, so a thread can never interrupt itself while holding
  * it; other threads only spin for the few hundred nanoseconds of one update.
@@ -276,7 +277,24 @@ PP_NO_SANITIZE_ADDRESS static int walk_cfi(uintptr_t pc, uintptr_t fp, uintptr_t
     if (r < 0) break;
     if (r == 0) {
       note_unknown_pc(snap, exact ? pc : pc - 1);
+#if defined(__x86_64__)
+      if (exact) {
+        /* No rule for the interrupted PC: a PLT stub (its CFA is a DWARF
+         * expression) or code without tables.  If the word at the stack
+         * pointer is a return address whose call entered this code, the
+         * PC is in a frameless stub or prologue: that is the caller, and
+         * its own tables take the walk on. */
+        uintptr_t caller = leaf_caller(pc, sp, lo, hi);
+        if (!caller) return -1;
+        pc = caller;
+        sp += sizeof(uintptr_t);
+        out[n++] = (void *)pc;
+        exact = 0;
+        continue;
+      }
+#else
       if (exact) return -1;
+#endif
       /* frame-pointer step */
       uintptr_t next;
       if (!fp_frame(fp, sp, hi, &next, &pc)) break;
@@ -374,7 +392,7 @@ int pp_evict_locked(struct pp_entry *e) {
   return 1;
 }
 
-static void add_sample(void **pcs, int n) {
+static void add_sample(void **pcs, int n, uint64_t weight) {
   uint64_t h = hash_stack(pcs, n);
   struct pp_entry *set = pp_table + (h % PP_SETS) * PP_WAYS;
   pp_lock();
@@ -382,7 +400,7 @@ static void add_sample(void **pcs, int n) {
     struct pp_entry *e = &set[w];
     if (e->count && e->depth == (uint64_t)n &&
         memcmp(e->pcs, pcs, (size_t)n * sizeof(void *)) == 0) {
-      e->count++;
+      e->count += weight;
       pp_unlock();
       return;
     }
@@ -400,7 +418,7 @@ static void add_sample(void **pcs, int n) {
     pp_unlock();
     return;
   }
-  victim->count = 1;
+  victim->count = weight;
   victim->depth = (uint64_t)n;
   memcpy(victim->pcs, pcs, (size_t)n * sizeof(void *));
   pp_unlock();
@@ -418,29 +436,81 @@ static int perf_fd_is_ours(int fd) {
   return 0;
 }
 
+/* Where a profiling signal comes from. */
+enum { SIG_SAMPLE, SIG_STALE, SIG_FOREIGN };
+
+/* Ours: perf overflow signals (si_code POLL_IN: ring-buffer wakeup, the
+ * event keeps running; POLL_HUP: event limit reached, see threads.c;
+ * si_fd the event), our POSIX timers (SI_TIMER with PP_TIMER_MAGIC) and,
+ * for the itimer source, ITIMER_PROF expiries (SI_KERNEL).  Such a signal
+ * from a source no longer armed (still queued at stop) is stale and
+ * dropped.  Signals sent by a process (kill, sigqueue, tgkill), the
+ * program's own POSIX timers and its ITIMER_PROF (when we use another
+ * source) are the program's business. */
+static int classify(int sig, int source, const siginfo_t *info, long *weight) {
+  *weight = 1;
+  if (!info) return SIG_STALE;
+  int code = info->si_code;
+  if (code == SI_USER || code == SI_QUEUE || code == SI_TKILL) return SIG_FOREIGN;
+  if (code == SI_TIMER) {
+    if (info->si_value.sival_int != PP_TIMER_MAGIC) return SIG_FOREIGN;
+    if (source == PP_SRC_PERF) {
+      *weight = pp_posix_weight;
+      return SIG_SAMPLE;
+    }
+    return source == PP_SRC_POSIX || source == PP_SRC_REALTIME ? SIG_SAMPLE : SIG_STALE;
+  }
+  if (sig == SIGPROF && (code == POLL_IN || code == POLL_HUP)) {
+    if (source != PP_SRC_PERF || !perf_fd_is_ours(info->si_fd)) return SIG_STALE;
+    /* Event-limit mode: re-arm first, so the event counts again from here
+     * and the time spent in this handler is part of the next period. */
+    if (code == POLL_HUP) ioctl(info->si_fd, PERF_EVENT_IOC_REFRESH, 1);
+    return SIG_SAMPLE;
+  }
+  /* ITIMER_PROF expiry: ours only with the itimer source (which stays
+   * the source after a stop, so its late ticks are dropped); otherwise
+   * the program's own setitimer */
+  if (code == SI_KERNEL) return source == PP_SRC_ITIMER ? SIG_SAMPLE : SIG_FOREIGN;
+  return SIG_STALE;
+}
+
+/* Hides our pthread_create trampoline (threads.c) from users' stacks:
+ * libprofiler adds no frame there. */
+extern char __start_pp_trampoline[] __attribute__((visibility("hidden")));
+extern char __stop_pp_trampoline[] __attribute__((visibility("hidden")));
+
+static int drop_own_frames(void **pcs, int n) {
+  int out = 1; /* the leaf is never ours: we sample with signals blocked */
+  for (int i = 1; i < n; i++) {
+    uintptr_t pc = (uintptr_t)pcs[i] - 1;
+    if (pc >= (uintptr_t)__start_pp_trampoline && pc < (uintptr_t)__stop_pp_trampoline) continue;
+    pcs[out++] = pcs[i];
+  }
+  return out;
+}
+
 void pp_signal_handler(int sig, siginfo_t *info, void *ucontext) {
-  (void)sig;
   int saved_errno = errno;
   __atomic_add_fetch(&pp_in_handler, 1, __ATOMIC_SEQ_CST);
   int source = __atomic_load_n(&pp_source, __ATOMIC_ACQUIRE);
-  if (source == PP_SRC_PERF) {
-    /* Perf overflow signals carry the event's fd in si_fd and si_code
-     * POLL_IN (ring-buffer wakeup, the event keeps running) or POLL_HUP
-     * (event limit reached, see threads.c).  Anything else (kill -PROF, a
-     * stale itimer) is not a sample of ours. */
-    if (!info || (info->si_code != POLL_HUP && info->si_code != POLL_IN) ||
-        !perf_fd_is_ours(info->si_fd))
-      goto out;
-    /* Event-limit mode: re-arm first, so the event counts again from here
-     * and the time spent in this handler is part of the next period. */
-    if (info->si_code == POLL_HUP) ioctl(info->si_fd, PERF_EVENT_IOC_REFRESH, 1);
+  long weight;
+  int kind = classify(sig, source, info, &weight);
+  if (kind == SIG_FOREIGN) {
+    /* not counted as a running sample handler: forwarding may end in the
+     * final dump, which waits for running handlers */
+    __atomic_sub_fetch(&pp_in_handler, 1, __ATOMIC_SEQ_CST);
+    pp_forward_signal(sig, info, ucontext);
+    errno = saved_errno;
+    return;
   }
+  if (kind != SIG_SAMPLE) goto out;
   if (!__atomic_load_n(&pp_collecting, __ATOMIC_SEQ_CST)) goto out;
   if (pp_filter && !pp_filter(pp_filter_arg)) goto out;
   void *pcs[PP_MAX_DEPTH];
   int n = pp_walk_stack(ucontext, pcs, PP_MAX_DEPTH);
   if (n > 0) {
-    add_sample(pcs, n);
+    n = drop_own_frames(pcs, n);
+    add_sample(pcs, n, (uint64_t)weight);
     __atomic_add_fetch(&pp_samples, 1, __ATOMIC_RELAXED);
   }
 out:

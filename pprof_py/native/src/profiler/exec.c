@@ -1,17 +1,18 @@
 /*
  * exec*() wrappers.
  *
- * Interval timers (setitimer) survive execve(), unlike perf events (their
- * fds are close-on-exec) and POSIX timers (deleted by exec).  With the
- * ITIMER_PROF fallback or CPUPROFILE_REALTIME (ITIMER_REAL), the new
- * program image would get SIGPROF/SIGALRM before anything installed a
- * handler for it, and both signals terminate a process by default ("Alarm
- * clock" for `sh -c 'exec prog'` under a realtime profile).  So, when this
- * library is preloaded or linked, exec calls stop the interval timer first
- * and re-arm it if the exec fails.  The samples collected by the old image
- * since the last checkpoint are not written: exec runs no destructors, and
- * the new image (preloaded with the same CPUPROFILE and the same pid)
- * starts the same file afresh, as with libprofiler.
+ * A profiling signal that is pending, or a timer that is still armed, when
+ * execve() replaces the program would be delivered to the new image before
+ * anything installed a handler for it, and SIGPROF and SIGALRM terminate a
+ * process by default (`bash -c '...; exec /bin/true'` was killed that way).
+ * Interval timers even survive exec.  So, when this library is preloaded
+ * or linked, exec calls first pause every timer source, discard the
+ * pending signals and put the program's own action back
+ * (signals.c: pp_exec_prepare), and undo that if the exec fails.  The
+ * samples collected by the old image since the last checkpoint (at most
+ * a second) are not written: exec runs no destructors, and the new image
+ * (preloaded with the same CPUPROFILE and the same pid) starts the same
+ * file afresh, as with libprofiler.
  *
  * Only async-signal-safe calls are used, as exec may be called in a child
  * right after fork() or vfork().
@@ -21,30 +22,9 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <stdarg.h>
-#include <sys/time.h>
 #include <unistd.h>
 
 extern char **environ;
-
-/* Returns the timer that was stopped (ITIMER_PROF / ITIMER_REAL), or -1. */
-static int pause_interval_timer(struct itimerval *saved) {
-  int source = __atomic_load_n(&pp_source, __ATOMIC_ACQUIRE);
-  if (!__atomic_load_n(&pp_collecting, __ATOMIC_ACQUIRE)) return -1;
-  int which;
-  if (source == PP_SRC_ITIMER) which = ITIMER_PROF;
-  else if (source == PP_SRC_REALTIME) which = ITIMER_REAL;
-  else return -1;
-  struct itimerval zero = {{0, 0}, {0, 0}};
-  if (setitimer(which, &zero, saved) != 0) return -1;
-  return which;
-}
-
-static void resume_interval_timer(int which, const struct itimerval *saved) {
-  if (which < 0) return;
-  int saved_errno = errno;
-  setitimer(which, saved, NULL);
-  errno = saved_errno;
-}
 
 #define REAL(name, type)                                    \
   static type real_##name;                                  \
@@ -58,36 +38,33 @@ typedef int (*execve_fn)(const char *, char *const[], char *const[]);
 typedef int (*execvpe_fn)(const char *, char *const[], char *const[]);
 typedef int (*fexecve_fn)(int, char *const[], char *const[]);
 
-int execve(const char *path, char *const argv[], char *const envp[]) {
+PP_EXPORT int execve(const char *path, char *const argv[], char *const envp[]) {
   REAL(execve, execve_fn);
-  struct itimerval saved;
-  int which = pause_interval_timer(&saved);
+  int paused = pp_exec_prepare();
   int rc = real_execve(path, argv, envp);
-  resume_interval_timer(which, &saved);
+  if (paused) pp_exec_failed();
   return rc;
 }
 
-int execvpe(const char *file, char *const argv[], char *const envp[]) {
+PP_EXPORT int execvpe(const char *file, char *const argv[], char *const envp[]) {
   REAL(execvpe, execvpe_fn);
-  struct itimerval saved;
-  int which = pause_interval_timer(&saved);
+  int paused = pp_exec_prepare();
   int rc = real_execvpe(file, argv, envp);
-  resume_interval_timer(which, &saved);
+  if (paused) pp_exec_failed();
   return rc;
 }
 
-int fexecve(int fd, char *const argv[], char *const envp[]) {
+PP_EXPORT int fexecve(int fd, char *const argv[], char *const envp[]) {
   REAL(fexecve, fexecve_fn);
-  struct itimerval saved;
-  int which = pause_interval_timer(&saved);
+  int paused = pp_exec_prepare();
   int rc = real_fexecve(fd, argv, envp);
-  resume_interval_timer(which, &saved);
+  if (paused) pp_exec_failed();
   return rc;
 }
 
-int execv(const char *path, char *const argv[]) { return execve(path, argv, environ); }
+PP_EXPORT int execv(const char *path, char *const argv[]) { return execve(path, argv, environ); }
 
-int execvp(const char *file, char *const argv[]) { return execvpe(file, argv, environ); }
+PP_EXPORT int execvp(const char *file, char *const argv[]) { return execvpe(file, argv, environ); }
 
 /* The list forms: collect the arguments (on the stack, no malloc) and call
  * the vector forms above. */
@@ -100,7 +77,7 @@ int execvp(const char *file, char *const argv[]) { return execvpe(file, argv, en
     va_end(copy_);                                       \
   } while (0)
 
-int execl(const char *path, const char *arg, ...) {
+PP_EXPORT int execl(const char *path, const char *arg, ...) {
   va_list ap;
   size_t n;
   va_start(ap, arg);
@@ -112,7 +89,7 @@ int execl(const char *path, const char *arg, ...) {
   return execve(path, argv, environ);
 }
 
-int execlp(const char *file, const char *arg, ...) {
+PP_EXPORT int execlp(const char *file, const char *arg, ...) {
   va_list ap;
   size_t n;
   va_start(ap, arg);
@@ -124,7 +101,7 @@ int execlp(const char *file, const char *arg, ...) {
   return execvpe(file, argv, environ);
 }
 
-int execle(const char *path, const char *arg, ...) {
+PP_EXPORT int execle(const char *path, const char *arg, ...) {
   va_list ap;
   size_t n;
   va_start(ap, arg);

@@ -9,6 +9,9 @@
  *                DWARF decoding is ../common/cfi.c)
  *   profiler.c   public API, writer thread, file output, environment,
  *                fork handling, CPUPROFILESIGNAL toggling
+ *   fds.c        our file descriptors, kept away from the program's
+ *   signals.c    signal dispositions: forwarding, sigaction interposition,
+ *                stand-ins for fatal default actions, exec
  */
 #ifndef PPROF_PY_PROFILER_INTERNAL_H_
 #define PPROF_PY_PROFILER_INTERNAL_H_
@@ -18,8 +21,17 @@
 #include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <time.h>
 
+/* The library is built with -fvisibility=hidden: only what is marked
+ * PP_EXPORT is visible to programs, i.e. the API of profiler.h and the
+ * libc functions we interpose (pthread_create, exec*, sigaction, signal;
+ * docs/sampler.md says why each one). */
+#define PP_EXPORT __attribute__((visibility("default")))
+#ifndef PERFTOOLS_DLL_DECL
+#define PERFTOOLS_DLL_DECL PP_EXPORT
+#endif
 #include "profiler.h"
 
 /* Functions that read other frames' stack memory: exempt them from
@@ -53,7 +65,7 @@ enum pp_source {
   PP_SRC_PERF,     /* per-thread perf_event CPU clock (high resolution) */
   PP_SRC_ITIMER,   /* process-wide ITIMER_PROF / SIGPROF */
   PP_SRC_POSIX,    /* per-thread timer_create(thread CPU clock) / SIGPROF */
-  PP_SRC_REALTIME  /* process-wide ITIMER_REAL / SIGALRM */
+  PP_SRC_REALTIME  /* process-wide CLOCK_MONOTONIC POSIX timer / SIGPROF */
 };
 
 /* Buffer states (accessed with __atomic builtins). */
@@ -68,6 +80,7 @@ struct pp_entry {
 struct pp_thread {
   int tid;            /* 0: free slot */
   int fd;             /* perf event fd, -1 if none */
+  uint64_t perf_id;   /* its event id (PERF_EVENT_IOC_ID): is fd still ours? */
   void *ring;         /* perf ring buffer mapping, NULL if none */
   int has_timer;      /* POSIX timer created */
   int ours;           /* internal thread: never armed */
@@ -150,6 +163,47 @@ int pp_unwind_collect(struct pp_unwind_obj *out, int max);
 int pp_unwind_step(const struct pp_snapshot *snap, uintptr_t *pc, uintptr_t *sp, uintptr_t *fp, int exact,
                    uintptr_t lo, uintptr_t hi);
 
+/* ---- fds.c ---- */
+/* What a descriptor of ours refers to. */
+struct pp_fd_id {
+  dev_t dev;
+  ino_t ino;
+};
+long pp_fd_limit(void);
+long pp_fd_floor(void);
+/* Moves fd to a high, close-on-exec number (closing the original); returns
+ * the descriptor to use. */
+int pp_fd_park(int fd);
+int pp_fd_identify(int fd, struct pp_fd_id *id);
+/* 1 if fd still refers to the file identified by id. */
+int pp_fd_is(int fd, const struct pp_fd_id *id);
+
+/* ---- signals.c ---- */
+int pp_real_sigaction(int sig, const struct sigaction *act, struct sigaction *old);
+/* 1 when the program's sigaction calls come to us (preloaded or linked). */
+int pp_sigaction_interposed(void);
+void pp_install_sample_handler(int sig);
+/* SIGINT/SIGTERM/SIGHUP/SIGALRM stand-ins for SIG_DFL that write the
+ * profile first. */
+void pp_install_standins(void);
+/* A profiling signal our sources did not send: the program's action. */
+void pp_forward_signal(int sig, siginfo_t *info, void *uc);
+/* Around execve (exec.c): 1 if the sources were paused. */
+int pp_exec_prepare(void);
+void pp_exec_failed(void);
+
+/* ---- profiler.c (for signals.c) ---- */
+/* The program installed its own action for our signal: stop every
+ * source for the rest of the run and say so. */
+void pp_sources_taken_over(int sig);
+/* Pause/resume the sources around exec (async-signal-safe); pause returns
+ * the profiling signal, 0 if nothing runs in this process. */
+int pp_sources_pause(void);
+void pp_sources_resume(void);
+/* From a handler of a fatal signal: have the writer thread write every
+ * sample so far and the tail, waiting at most about 2 s. */
+void pp_final_dump(void);
+
 /* ---- threads.c ---- */
 extern struct pp_thread pp_threads[PP_MAX_THREADS];
 extern int pp_nthreads;                        /* high-water mark of slots */
@@ -159,8 +213,22 @@ int pp_gettid(void);
 /* Try to open a perf event for the calling thread; used to choose the
  * source.  Returns 1 if perf_event_open works here. */
 int pp_perf_available(void);
+/* sigev_value of our POSIX timers: tells their signals from the
+ * program's (si_code SI_TIMER, si_value.sival_int). */
+#define PP_TIMER_MAGIC 0x70707079
+/* Samples of threads on a POSIX timer (perf descriptors scarce) count this
+ * many header periods each: their timer fires once per scheduler tick at
+ * most.  Written by threads.c before arming, read by the handler. */
+extern long pp_posix_weight;
 /* Arm/disarm all threads with a per-thread source (PERF or POSIX). */
-void pp_threads_arm_all(int source, long period_ns);
+void pp_threads_arm_all(int source, long period_ns, long posix_period_ns);
+/* pp_threads_disarm_all if the lock is free; else (a signal handler of
+ * the program interrupted its holder) stops every source without it and
+ * returns 0: call pp_threads_disarm_all later. */
+int pp_threads_try_disarm_all(void);
+/* Stop/restart every thread's source without the lock (exec). */
+void pp_threads_pause_all(void);
+void pp_threads_resume_all(void);
 void pp_threads_disarm_all(void);
 /* Register the calling thread (stack bounds; arms it when a per-thread
  * source is active). */

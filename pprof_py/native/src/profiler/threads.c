@@ -63,6 +63,14 @@ pthread_mutex_t pp_threads_mu = PTHREAD_MUTEX_INITIALIZER;
  * its period; protected by pp_threads_mu. */
 static int arm_source;
 static long arm_period_ns;
+/* perf descriptors open now, and how many we allow ourselves: one per
+ * thread would take a program with 1,000 threads under `ulimit -n 1024`
+ * to its last descriptors.  Threads beyond the budget get a POSIX timer
+ * on their CPU clock (no descriptor; tick resolution, weighted). */
+static int perf_open_count;
+static int perf_budget;
+long pp_posix_weight = 1;
+static long posix_period_ns;
 /* perf: -1 unknown, 0 kernel time included, 1 user time only. */
 static int perf_exclude_kernel = -1;
 
@@ -98,6 +106,7 @@ static int perf_open(int tid, long period_ns) {
     fd = perf_open_once(tid, period_ns, perf_exclude_kernel);
   }
   if (fd < 0) return -1;
+  fd = pp_fd_park(fd);
   struct f_owner_ex owner = {F_OWNER_TID, tid};
   int flags = fcntl(fd, F_GETFL);
   if (fcntl(fd, F_SETOWN_EX, &owner) != 0 || fcntl(fd, F_SETSIG, SIGPROF) != 0 ||
@@ -122,29 +131,56 @@ static clockid_t thread_cpu_clock(int tid) {
   return (clockid_t)((((unsigned)~tid) << 3) | 6u);
 }
 
+/* 1 if fd is still the perf event we opened as `id`. */
+static int perf_fd_ours(int fd, uint64_t id) {
+  uint64_t now = 0;
+  return fd >= 0 && ioctl(fd, PERF_EVENT_IOC_ID, &now) == 0 && now == id;
+}
+
+/* Lock held.  perf for this thread if the descriptor budget allows. */
+static int arm_perf(struct pp_thread *t) {
+  if (perf_open_count >= perf_budget) return 0;
+  int fd = perf_open(t->tid, arm_period_ns);
+  if (fd < 0) return 0;
+  long lim = pp_fd_limit();
+  if (fd >= lim - lim / 32) {
+    /* parked among the program's last free numbers: leave them to it */
+    close(fd);
+    return 0;
+  }
+  uint64_t id = 0;
+  if (ioctl(fd, PERF_EVENT_IOC_ID, &id) != 0) {
+    close(fd);
+    return 0;
+  }
+  long page = sysconf(_SC_PAGESIZE);
+  void *ring = mmap(NULL, (size_t)(2 * page), PROT_READ, MAP_SHARED, fd, 0);
+  t->ring = ring == MAP_FAILED ? NULL : ring;
+  t->perf_id = id;
+  perf_open_count++;
+  __atomic_store_n(&t->fd, fd, __ATOMIC_RELEASE);
+  if (t->ring) ioctl(fd, PERF_EVENT_IOC_ENABLE, 0);
+  else ioctl(fd, PERF_EVENT_IOC_REFRESH, 1);
+  return 1;
+}
+
 /* Lock held. */
 static void arm_slot(struct pp_thread *t) {
   if (t->ours || arm_source == PP_SRC_NONE) return;
-  if (arm_source == PP_SRC_PERF && t->fd < 0) {
-    int fd = perf_open(t->tid, arm_period_ns);
-    if (fd < 0) return;
-    long page = sysconf(_SC_PAGESIZE);
-    void *ring = mmap(NULL, (size_t)(2 * page), PROT_READ, MAP_SHARED, fd, 0);
-    t->ring = ring == MAP_FAILED ? NULL : ring;
-    __atomic_store_n(&t->fd, fd, __ATOMIC_RELEASE);
-    if (t->ring) ioctl(fd, PERF_EVENT_IOC_ENABLE, 0);
-    else ioctl(fd, PERF_EVENT_IOC_REFRESH, 1);
-  } else if (arm_source == PP_SRC_POSIX && !t->has_timer) {
+  if (t->fd >= 0 || t->has_timer) return;
+  if (arm_source == PP_SRC_PERF && arm_perf(t)) return;
+  {
     struct sigevent ev;
     memset(&ev, 0, sizeof ev);
     ev.sigev_notify = SIGEV_THREAD_ID;
     ev.sigev_signo = SIGPROF;
+    ev.sigev_value.sival_int = PP_TIMER_MAGIC;
     ev._sigev_un._tid = t->tid;
     timer_t timer;
     if (timer_create(thread_cpu_clock(t->tid), &ev, &timer) != 0) return;
     struct itimerspec spec;
-    spec.it_interval.tv_sec = arm_period_ns / 1000000000L;
-    spec.it_interval.tv_nsec = arm_period_ns % 1000000000L;
+    spec.it_interval.tv_sec = posix_period_ns / 1000000000L;
+    spec.it_interval.tv_nsec = posix_period_ns % 1000000000L;
     spec.it_value = spec.it_interval;
     if (timer_settime(timer, 0, &spec, NULL) != 0) {
       timer_delete(timer);
@@ -160,10 +196,15 @@ static void disarm_slot(struct pp_thread *t) {
   int fd = t->fd;
   if (fd >= 0) {
     __atomic_store_n(&t->fd, -1, __ATOMIC_RELEASE);
-    ioctl(fd, PERF_EVENT_IOC_DISABLE, 0);
+    perf_open_count--;
+    /* The program may have closed our descriptor and reused its number:
+     * touch it only while it is still our event. */
+    if (perf_fd_ours(fd, t->perf_id)) {
+      ioctl(fd, PERF_EVENT_IOC_DISABLE, 0);
+      close(fd);
+    }
     if (t->ring) munmap(t->ring, (size_t)(2 * sysconf(_SC_PAGESIZE)));
     t->ring = NULL;
-    close(fd);
   }
   if (t->has_timer) {
     timer_delete(t->timer);
@@ -208,7 +249,11 @@ void pp_register_self(int ours) {
   int tid = pp_gettid();
   uintptr_t lo = 0, hi = 0;
   pthread_attr_t attr;
-  if (pthread_getattr_np(pthread_self(), &attr) == 0) {
+  /* Our own threads run with every signal blocked and are never sampled:
+   * they need no stack bounds, and pthread_getattr_np allocates under the
+   * thread's lock (an allocator that asks for the same bounds in its slow
+   * path deadlocked the writer's start, issue 13 item 1). */
+  if (!ours && pthread_getattr_np(pthread_self(), &attr) == 0) {
     void *addr;
     size_t size;
     if (pthread_attr_getstack(&attr, &addr, &size) == 0) {
@@ -254,6 +299,14 @@ int pp_rescan_tasks(void) {
       continue;
     }
     t->seen = 1;
+    if (t->fd >= 0 && !perf_fd_ours(t->fd, t->perf_id)) {
+      /* The program closed our event (closing every inherited descriptor,
+       * say): its number is the program's now; open a new event. */
+      __atomic_store_n(&t->fd, -1, __ATOMIC_RELEASE);
+      perf_open_count--;
+      if (t->ring) munmap(t->ring, (size_t)(2 * sysconf(_SC_PAGESIZE)));
+      t->ring = NULL;
+    }
     arm_slot(t);
   }
   /* Threads that have exited: free their slots and events.  Only when the
@@ -269,10 +322,17 @@ int pp_rescan_tasks(void) {
   return added;
 }
 
-void pp_threads_arm_all(int source, long period_ns) {
+void pp_threads_arm_all(int source, long period_ns, long posix_period) {
   pthread_mutex_lock(&pp_threads_mu);
   arm_source = source;
   arm_period_ns = period_ns;
+  posix_period_ns = posix_period;
+  pp_posix_weight = source == PP_SRC_PERF && posix_period > period_ns ? (posix_period + period_ns / 2) / period_ns : 1;
+  /* A sixteenth of the descriptors the program may have (64 under
+   * `ulimit -n 1024`), at most 256: each perf event also pins a
+   * ring-buffer mapping, and perf_event_mlock_kb is per user. */
+  long budget = pp_fd_limit() / 16;
+  perf_budget = budget > 256 ? 256 : (int)budget;
   for (int i = 0; i < pp_nthreads; i++) {
     if (pp_threads[i].tid != 0) arm_slot(&pp_threads[i]);
   }
@@ -289,6 +349,23 @@ void pp_threads_disarm_all(void) {
   pthread_mutex_unlock(&pp_threads_mu);
 }
 
+int pp_threads_try_disarm_all(void) {
+  if (pthread_mutex_trylock(&pp_threads_mu) != 0) {
+    /* Held, maybe by the very thread whose signal handler is calling us:
+     * no re-arming from now on, every source disabled without the lock;
+     * the writer closes them later (pp_threads_disarm_all). */
+    __atomic_store_n(&arm_source, PP_SRC_NONE, __ATOMIC_RELEASE);
+    pp_threads_pause_all();
+    return 0;
+  }
+  arm_source = PP_SRC_NONE;
+  for (int i = 0; i < pp_nthreads; i++) {
+    if (pp_threads[i].tid != 0) disarm_slot(&pp_threads[i]);
+  }
+  pthread_mutex_unlock(&pp_threads_mu);
+  return 1;
+}
+
 /* In the child of fork(): only the forking thread exists, no timer or
  * perf event is inherited as active for it (the fds we inherited refer to
  * the parent's threads, so they are closed here without disabling). */
@@ -297,7 +374,7 @@ void pp_threads_after_fork_child(void) {
   arm_source = PP_SRC_NONE;
   for (int i = 0; i < pp_nthreads; i++) {
     struct pp_thread *t = &pp_threads[i];
-    if (t->fd >= 0) close(t->fd);
+    if (perf_fd_ours(t->fd, t->perf_id)) close(t->fd);
     t->fd = -1;
     t->ring = NULL; /* perf mappings are not copied into the child */
     t->has_timer = 0; /* POSIX timers are not inherited */
@@ -305,6 +382,7 @@ void pp_threads_after_fork_child(void) {
     t->stack_lo = t->stack_hi = 0;
   }
   pp_nthreads = 0;
+  perf_open_count = 0;
 }
 
 /* ------------------------------------------------ pthread_create wrapper */
@@ -342,7 +420,9 @@ static void thread_cleanup(void *unused) {
   pp_unregister_tid(pp_gettid());
 }
 
-static void *trampoline(void *p) {
+/* In its own section, whose bounds the linker provides: the signal
+ * handler drops this frame from the stacks it records (collector.c). */
+__attribute__((section("pp_trampoline"), noinline)) static void *trampoline(void *p) {
   struct trampoline_arg a = *(struct trampoline_arg *)p;
   free(p);
   pp_register_self(0);
@@ -356,7 +436,7 @@ static void *trampoline(void *p) {
 /* Interposes libc's pthread_create when this library is preloaded or
  * linked, so that every new thread registers its stack bounds and gets its
  * own timer before running user code. */
-int pthread_create(pthread_t *thread, const pthread_attr_t *attr, void *(*fn)(void *), void *arg) {
+PP_EXPORT int pthread_create(pthread_t *thread, const pthread_attr_t *attr, void *(*fn)(void *), void *arg) {
   pthread_create_fn f = resolve_real_create();
   if (!f) return EAGAIN;
   struct trampoline_arg *a = malloc(sizeof *a);
@@ -366,4 +446,37 @@ int pthread_create(pthread_t *thread, const pthread_attr_t *attr, void *(*fn)(vo
   int rc = f(thread, attr, trampoline, a);
   if (rc != 0) free(a);
   return rc;
+}
+
+/* exec (signals.c): no lock, async-signal-safe calls only.  A slot being
+ * changed concurrently is at worst left running or paused. */
+void pp_threads_pause_all(void) {
+  int n = __atomic_load_n(&pp_nthreads, __ATOMIC_ACQUIRE);
+  struct itimerspec zero;
+  memset(&zero, 0, sizeof zero);
+  for (int i = 0; i < n; i++) {
+    struct pp_thread *t = &pp_threads[i];
+    if (__atomic_load_n(&t->tid, __ATOMIC_ACQUIRE) == 0) continue;
+    int fd = __atomic_load_n(&t->fd, __ATOMIC_ACQUIRE);
+    if (fd >= 0) ioctl(fd, PERF_EVENT_IOC_DISABLE, 0);
+    if (t->has_timer) timer_settime(t->timer, 0, &zero, NULL);
+  }
+}
+
+void pp_threads_resume_all(void) {
+  int n = __atomic_load_n(&pp_nthreads, __ATOMIC_ACQUIRE);
+  struct itimerspec spec;
+  spec.it_interval.tv_sec = posix_period_ns / 1000000000L;
+  spec.it_interval.tv_nsec = posix_period_ns % 1000000000L;
+  spec.it_value = spec.it_interval;
+  for (int i = 0; i < n; i++) {
+    struct pp_thread *t = &pp_threads[i];
+    if (__atomic_load_n(&t->tid, __ATOMIC_ACQUIRE) == 0) continue;
+    int fd = __atomic_load_n(&t->fd, __ATOMIC_ACQUIRE);
+    if (fd >= 0) {
+      if (t->ring) ioctl(fd, PERF_EVENT_IOC_ENABLE, 0);
+      else ioctl(fd, PERF_EVENT_IOC_REFRESH, 1);
+    }
+    if (t->has_timer) timer_settime(t->timer, 0, &spec, NULL);
+  }
 }

@@ -1,0 +1,2 @@
+/* pprof_py: <gperftools/profiler.h> is pprof_py's sampler interface. */
+#include "../profiler.h"

@@ -1,0 +1,113 @@
+// The flame graph: one row per stack depth, the root ("all") on top, each
+// frame as wide as its share of the window (so the graph always fits the
+// window's width).  Click a frame to zoom into it (its callers stay above,
+// dimmed, at full width); "Reset zoom", a click on the root or Escape zooms
+// out.  The menu bar's search box highlights matching frames and shows the
+// share of the total they cover.
+//
+// Frame data (views.py, from render/flame.py's flame_frames):
+//   [name, depth, x, width, delta, label, colour], x and width in value units.
+(function () {
+  "use strict";
+  var data = JSON.parse(document.getElementById("flame-data").textContent);
+  var box = document.getElementById("flame");
+  var details = document.getElementById("flame-details");
+  var matched = document.getElementById("flame-matched");
+  var resetButton = document.getElementById("flame-reset");
+  var ROW = 18;
+  var total = data.total;
+  var frames = [];
+  var maxDepth = 0;
+  var zoomed = null, lastRegex = null;
+
+  for (var i = 0; i < data.frames.length; i++) {
+    var d = data.frames[i];
+    var div = document.createElement("div");
+    div.className = "frame";
+    div.textContent = d[0];
+    div.title = d[0] + "\n" + d[5] + (total ? " (" + (100 * d[3] / total).toFixed(2) + "% of the total)" : "");
+    div.style.top = (d[1] * ROW) + "px";
+    div.style.background = d[6];
+    div.setAttribute("data-i", i);
+    frames.push({ div: div, name: d[0], d: d[1], x: d[2], w: d[3], label: d[5] });
+    maxDepth = Math.max(maxDepth, d[1]);
+    box.appendChild(div);
+  }
+  box.style.height = ((maxDepth + 1) * ROW) + "px";
+
+  function pct(v) { return total ? (100 * v / total).toFixed(2) + "%" : "nan"; }
+
+  function layout() {
+    var z = zoomed;
+    var x0 = z ? z.x : 0, w0 = z ? z.w : total;
+    var eps = total * 1e-9;
+    var px = box.clientWidth;
+    for (var i = 0; i < frames.length; i++) {
+      var f = frames[i], s = f.div.style, cls = f.div.classList;
+      cls.remove("dim");
+      var left, width;
+      if (z && f.d < z.d && f.x <= x0 + eps && f.x + f.w >= x0 + w0 - eps) {
+        left = 0; width = 1; cls.add("dim");                  // an ancestor
+      } else if (!z || (f.d >= z.d && f.x >= x0 - eps && f.x + f.w <= x0 + w0 + eps)) {
+        left = w0 > 0 ? (f.x - x0) / w0 : 0;                  // inside the zoomed frame
+        width = w0 > 0 ? f.w / w0 : 0;
+      } else {
+        s.display = "none";
+        continue;
+      }
+      // Frames under half a pixel wide are not drawn.
+      s.display = width * px < 0.5 ? "none" : "block";
+      s.left = (100 * left) + "%";
+      s.width = (100 * width) + "%";
+    }
+    resetButton.disabled = !z;
+  }
+
+  function zoom(f) {
+    zoomed = f && f.d > 0 ? f : null;
+    layout();
+  }
+
+  function search(re) {
+    lastRegex = re;
+    var hits = [];
+    for (var i = 0; i < frames.length; i++) {
+      var on = !!(re && re.test(frames[i].name));
+      frames[i].div.classList.toggle("hl", on);
+      if (on) { hits.push(frames[i]); }
+    }
+    if (!re) { matched.textContent = ""; return; }
+    // The share covered by the matches: the union of their x ranges.
+    hits.sort(function (a, b) { return a.x - b.x || b.w - a.w; });
+    var covered = 0, end = -Infinity;
+    for (var j = 0; j < hits.length; j++) {
+      var s = Math.max(hits[j].x, end), e = hits[j].x + hits[j].w;
+      if (e > s) { covered += e - s; }
+      end = Math.max(end, e);
+    }
+    matched.textContent = "Matched: " + pct(covered);
+  }
+
+  box.addEventListener("click", function (evt) {
+    var div = evt.target.closest(".frame");
+    if (div) { zoom(frames[parseInt(div.getAttribute("data-i"), 10)]); }
+  });
+  box.addEventListener("mouseover", function (evt) {
+    var div = evt.target.closest(".frame");
+    if (div) {
+      var f = frames[parseInt(div.getAttribute("data-i"), 10)];
+      details.textContent = f.name + " — " + f.label + " (" + pct(f.w) + ")";
+    }
+  });
+  box.addEventListener("mouseout", function () { details.textContent = " "; });
+  resetButton.addEventListener("click", function () { zoom(null); });
+  document.addEventListener("keydown", function (evt) {
+    if (evt.key === "Escape") { zoom(null); }
+  });
+  window.addEventListener("resize", layout);
+  window.pprofUI.onSearch(function (re) { search(re); });
+
+  layout();
+  search(window.pprofUI.regex());
+  window.flameGraph = { zoom: zoom, search: search, frames: frames };
+})();
