@@ -60,7 +60,8 @@ done
 for prog in malloc_realloc malloc_limits malloc_release; do
     gcc -O1 -g -fsanitize=undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer \
         -fno-builtin -fno-optimize-sibling-calls -pthread -ftls-model=initial-exec -rdynamic \
-        -I"$INC" -I"$SRC" -I"$SRC/../common" "$SRC"/*.c "$SRC"/../common/*.c "$PROG/$prog.c" \
+        -fno-exceptions -fno-sanitize=vptr \
+        -I"$INC" -I"$SRC" -I"$SRC/../common" "$SRC"/*.c "$SRC"/*.cc "$SRC"/../common/*.c "$PROG/$prog.c" \
         -o "$WORK/${prog}_ubsan" -ldl -lm
 done
 for run in "malloc_realloc grow 4096 16777216" "malloc_realloc grow 100 4194304" "malloc_realloc inplace" \
