@@ -2,7 +2,7 @@
 # set-up commands.
 PYTHON ?= python3
 
-.PHONY: deps install demo test test-native test-gperftools fixtures images web-screenshot bench bench-text bench-sampler bench-malloc bench-heapcheck bench-graphs bench-web clean
+.PHONY: deps install demo test fuzz test-native test-gperftools fixtures images web-screenshot bench bench-text bench-cache bench-sampler bench-malloc bench-heapcheck bench-graphs bench-web clean
 
 # Debian packages the tests compare against or drive: gperftools' pprof and
 # libprofiler/tcmalloc, graphviz's dot, binutils (nm/addr2line for the unit
@@ -31,6 +31,13 @@ demo: install
 
 test: deps install
 	$(PYTHON) -m pytest -q tests
+
+# The input fuzzer for longer than `make test` runs it (tests/hardening/test_fuzz.py):
+# ten minutes, failing cases kept under out/fuzz/ for reproduction.
+FUZZ_SECONDS ?= 600
+FUZZ_SEED ?= 1
+fuzz:
+	$(PYTHON) tests/hardening/fuzz.py --seconds $(FUZZ_SECONDS) --seed $(FUZZ_SEED) --save out/fuzz
 
 # Native parts under AddressSanitizer / valgrind (not part of `make test`).
 test-native:
@@ -61,10 +68,15 @@ images:
 web-screenshot:
 	PPROF_WEB_SCREENSHOTS=docs/images $(PYTHON) -m pytest -q tests/web/test_browser.py -k flame_click
 
-bench: bench-text bench-sampler bench-malloc bench-heapcheck bench-graphs bench-web
+bench: bench-text bench-cache bench-sampler bench-malloc bench-heapcheck bench-graphs bench-web
 
 bench-text:
 	$(PYTHON) bench/bench_text.py
+
+# Load time of the symbol cache alone, ours vs the pickle it replaced
+# (uses bench-text's synthetic profile).
+bench-cache:
+	$(PYTHON) bench/bench_cache.py
 
 bench-sampler:
 	$(PYTHON) bench/bench_sampler.py

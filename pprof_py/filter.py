@@ -60,14 +60,16 @@ def total(profile):
     return sum(profile.values())
 
 
-def _second_pc_always_same(profile):
+def _second_frame_always_same(stacks):
+    """The second frame of every (key, position of its second frame) stack
+    when it is the same for all, else None."""
     second = None
-    for k in profile:
-        if len(k) < 2:
+    for k, pos in stacks:
+        if len(k) - pos + 1 < 2:
             return None
         if second is None:
-            second = k[1]
-        elif second != k[1]:
+            second = k[pos]
+        elif second != k[pos]:
             return None
     return second
 
@@ -85,8 +87,14 @@ def remove_uninteresting_frames(profile, symbols, kind, notes, keep_signal_frame
     elif kind == "cpu" and not keep_signal_frames:
         skip = CPU_SKIP
     if kind == "cpu":
+        # pprof removes the second frame of every stack again and again while
+        # it is the same everywhere.  Each stack is kept as its key and the
+        # position of its current second frame (removing a frame moves the
+        # position) rather than copied per removal: linear in the stack
+        # depth, not quadratic (a 65,536-frame stack took minutes).
+        stacks = [(k, 1) for k in profile]
         while True:
-            second = _second_pc_always_same(profile)
+            second = _second_frame_always_same(stacks)
             if not second:     # pprof treats address 0 as "not the same" too
                 break
             name = symbols[second][0][0] if second in symbols else "%016x" % second
@@ -95,14 +103,17 @@ def remove_uninteresting_frames(profile, symbols, kind, notes, keep_signal_frame
                 notes.append("Might be stack trace capturing bug.")
                 break
             notes.append(f"Removing {name} from all stack traces.")
+            moved = []
+            for k, pos in stacks:
+                pos += 1
+                if len(k) - pos + 1 > 2 and k[pos] + 1 == k[0]:
+                    pos += 1
+                moved.append((k, pos))
+            stacks = moved
+        if any(pos > 1 for _k, pos in stacks):
             result = {}
-            for k, count in profile.items():
-                addrs = list(k)
-                top = addrs[0]
-                del addrs[1]
-                if len(addrs) > 2 and addrs[1] + 1 == top:
-                    del addrs[1]
-                add_entry(result, tuple(addrs), count)
+            for (k, pos), count in zip(stacks, profile.values()):
+                add_entry(result, k[:1] + k[pos:], count)
             profile = result
     # Which addresses name a skipped function is decided once per address;
     # most CPU profiles have none, and then every stack stays as it is.

@@ -14,7 +14,7 @@ import sys
 import click
 
 from pprof_py import __version__
-from pprof_py.cli.console import DelayedProgress, error, note
+from pprof_py.cli.console import DelayedProgress, error, note, write_stdout
 from pprof_py.errors import PprofError
 from pprof_py.render import REGISTRY
 
@@ -233,9 +233,7 @@ def command(args, granularity, sample_index, stacks, **kw):
         except OSError as exc:
             raise PprofError(f"{options.output_path}: cannot write: {exc.strerror}") from None
     else:
-        stream = sys.stdout.buffer
-        stream.write(data)
-        stream.flush()
+        write_stdout(data)      # cat -v escaped on a terminal (cli/console.py)
     if options.fail_over is not None:
         from pprof_py.render.gate import GateFailed, check_gate
         failures = check_gate(prepared)
@@ -369,8 +367,7 @@ def _symbols_mode(args, kw, lines=False):
                          warn=notes.append, lines=lines)
     for line in notes:
         note(line)
-    sys.stdout.buffer.write(out.encode("utf-8", "surrogateescape"))
-    sys.stdout.buffer.flush()
+    write_stdout(out.encode("utf-8", "surrogateescape"))
 
 
 def main(argv=None):
@@ -407,6 +404,11 @@ def main(argv=None):
     except KeyboardInterrupt:
         error("interrupted")
         sys.exit(130)
+    except MemoryError:
+        # Still one line; the inputs' sizes are checked before allocating,
+        # so this is a bug of ours or a limit set very low (ulimit -v).
+        error("out of memory (set PPROF_PY_DEBUG=1 for a traceback)")
+        sys.exit(3)
     except Exception as exc:        # a bug of ours: still one line, unless debugging
         if os.environ.get("PPROF_PY_DEBUG") or debug:
             raise

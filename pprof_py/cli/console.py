@@ -4,6 +4,8 @@ names contain brackets (``[abi:cxx11]``) that rich would otherwise
 interpret."""
 import sys
 
+from pprof_py.render.escaping import visible, visible_bytes
+
 _stderr = None
 
 
@@ -17,15 +19,36 @@ def stderr_console():
     return _stderr
 
 
+def for_terminal(stream, text):
+    """`text` as it may be written to `stream`: on a terminal, control
+    characters (escape sequences in a hostile symbol name) are shown as
+    `cat -v` does; files and pipes get it unchanged."""
+    try:
+        tty = stream.isatty()
+    except (AttributeError, ValueError):
+        tty = False
+    return visible(text) if tty else text
+
+
+def write_stdout(data):
+    """Write a report (bytes) to stdout: exact bytes to a file or pipe,
+    `cat -v`-escaped to a terminal."""
+    stream = sys.stdout.buffer
+    if stream.isatty():
+        data = visible_bytes(data)
+    stream.write(data)
+    stream.flush()
+
+
 def error(message):
     """One line on stderr, prefixed with the program name."""
     line = " ".join(str(message).split("\n")).strip()
-    sys.stderr.write(f"pprof: {line}\n")
+    sys.stderr.write(for_terminal(sys.stderr, f"pprof: {line}\n"))
     sys.stderr.flush()
 
 
 def note(message):
-    sys.stderr.write(f"{message}\n")
+    sys.stderr.write(for_terminal(sys.stderr, f"{message}\n"))
 
 
 class DelayedProgress:

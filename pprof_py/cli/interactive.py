@@ -30,6 +30,7 @@ import sys
 import tempfile
 
 from pprof_py import filter as filters
+from pprof_py.cli.console import for_terminal
 from pprof_py.errors import PprofError
 from pprof_py.render import REGISTRY
 from pprof_py.report import compile_regex
@@ -100,11 +101,11 @@ class Shell:
 
     # ---- helpers ------------------------------------------------------------
     def write(self, text):
-        self.out.write(text)
+        self.out.write(for_terminal(self.out, text))
         self.out.flush()
 
     def say(self, text):
-        self.err.write(text + "\n")
+        self.err.write(for_terminal(self.err, text + "\n"))
         self.err.flush()
 
     def parse_args(self, words):
@@ -159,8 +160,13 @@ class Shell:
                 self.say(line)
 
     def temp_name(self, suffix):
+        """A new private file in $TMPDIR for a report: created here with
+        O_EXCL (mkstemp), mode 0600, so a name planted in advance (a
+        symlink to someone's file) is never followed or overwritten."""
         self.tmp_index += 1
-        return os.path.join(tempfile.gettempdir(), "pprof%d.%d.%s" % (os.getpid(), self.tmp_index, suffix))
+        fd, path = tempfile.mkstemp(prefix="pprof%d.%d." % (os.getpid(), self.tmp_index), suffix="." + suffix)
+        os.close(fd)
+        return path
 
     # ---- commands -----------------------------------------------------------
     def run(self, line):

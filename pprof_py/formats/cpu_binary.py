@@ -26,6 +26,8 @@ from pprof_py.formats.procmaps import parse_maps
 from pprof_py.model import Profile, Location, ValueType
 
 MAX_DEPTH = 1 << 16
+# Sample counts must fit profile.proto's int64 (a real one is far smaller).
+MAX_COUNT = (1 << 63) - 1
 
 
 def looks_like_cpu_profile(data):
@@ -113,6 +115,10 @@ def parse_cpu_profile(data, path, base_offset=0, adjust=True):
 
     starts = np.array(record_starts, dtype=np.int64)
     counts = words[starts] if len(starts) else np.zeros(0, np.uint64)
+    if len(counts) and counts.max() > MAX_COUNT:
+        r = int(np.argmax(counts > MAX_COUNT))
+        raise ProfileFormatError(path, f"corrupted CPU profile: sample count {int(counts[r])} too large",
+                                 word_offset(record_starts[r]))
     depths = (words[starts + 1] if len(starts) else np.zeros(0, np.uint64)).astype(np.int64)
     if partial_depth is not None:
         depths[-1] = partial_depth

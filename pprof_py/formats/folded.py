@@ -24,8 +24,11 @@ from pprof_py.model import ProfileBuilder, ValueType
 
 _LINE = re.compile(r"^(.*\S)\s+(-?\d+(?:\.\d+)?)\s*$")
 FIRST_ADDRESS = 0x100000000000
+# Counts and their sum must fit profile.proto's int64 (and stay finite).
+MAX_VALUE = float(1 << 63)
 ADDRESS_STEP = 0x10
 SNIFF_LINES = 50
+SNIFF_BYTES = 64 << 20
 
 
 def _content_lines(text):
@@ -38,12 +41,21 @@ def _content_lines(text):
 def looks_like_folded(data):
     """True when every one of the first (up to SNIFF_LINES) content lines
     of `data` is a "stack value" line."""
-    try:
-        text = data[:65536].decode("utf-8")
-    except UnicodeDecodeError:
-        text = data[:65536].decode("utf-8", "replace")
+    # The first SNIFF_LINES lines, however long (a deep stack makes a line
+    # of megabytes), at most SNIFF_BYTES.
+    head = data[:SNIFF_BYTES]
+    cut = len(data) > SNIFF_BYTES
+    newlines = 0
+    pos = head.find(b"\n")
+    while pos >= 0:
+        newlines += 1
+        if newlines > SNIFF_LINES:
+            head, cut = head[:pos], False
+            break
+        pos = head.find(b"\n", pos + 1)
+    text = head.decode("utf-8", "replace")
     lines = list(_content_lines(text))
-    if len(data) > 65536 and lines:
+    if cut and len(lines) > 1:
         lines = lines[:-1]        # may be cut in the middle
     lines = lines[:SNIFF_LINES]
     if not lines:
@@ -67,6 +79,7 @@ def parse_folded(data, path):
     builder = ProfileBuilder("folded", [ValueType("samples", "count")])
     address_of = {}
     names = {}
+    total = 0.0
     for number, line in _content_lines(text):
         m = _LINE.match(line)
         if m is None:
@@ -74,6 +87,10 @@ def parse_folded(data, path):
                                            f"('frame;frame;... <count>'): {line.strip()[:80]!r}")
         stack, value = m.group(1), m.group(2)
         value = float(value)
+        if not abs(value) <= MAX_VALUE:
+            raise ProfileFormatError(path, f"line {number}: count {value:g} is too large "
+                                           f"(more than 2^63)")
+        total += abs(value)
         frames = [f for f in stack.split(";") if f != ""]
         if not frames:
             continue
@@ -87,6 +104,8 @@ def parse_folded(data, path):
         builder.add(addresses, [value])
     if not address_of:
         raise ProfileFormatError(path, "folded stacks file has no stacks")
+    if total > MAX_VALUE:
+        raise ProfileFormatError(path, f"counts too large: they add up to {total:g}, more than 2^63")
     profile = builder.build(named_by="folded")
     for loc in profile.locations:
         loc.names = (names[loc.address],)

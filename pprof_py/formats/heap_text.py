@@ -27,6 +27,7 @@ import math
 import re
 
 from pprof_py.errors import ProfileFormatError
+from pprof_py.formats import limits
 from pprof_py.formats.procmaps import parse_maps
 from pprof_py.model import ProfileBuilder, ValueType
 
@@ -78,6 +79,9 @@ def parse_heap_profile(text, path, header, header_offset, warnings, adjust=True)
     m = HEADER.match(header)
     if not m:
         raise ProfileFormatError(path, "malformed heap profile header line", header_offset)
+    for group in (1, 2, 3, 4, 8):
+        if m.group(group) is not None:
+            limits.count(m.group(group), path, "header")
     kind = "growth" if "growth" in header else "heap"
     algorithm, adjustment = sampling_of(header)
     if algorithm:
@@ -105,17 +109,18 @@ def parse_heap_profile(text, path, header, header_offset, warnings, adjust=True)
         m = ENTRY.match(stripped)
         if not m:
             continue
-        n1, s1, n2, s2 = (int(m.group(i)) for i in range(1, 5))
+        where = f"line {lineno + 2}"
+        n1, s1, n2, s2 = (limits.count(m.group(i), path, where) for i in range(1, 5))
         if algorithm and adjustment:
             n1, s1 = _unsample(n1, s1, algorithm, adjustment)
             n2, s2 = _unsample(n2, s2, algorithm, adjustment)
         words = m.group(5).split()
         try:
-            addresses = [int(a, 16) for a in words]
+            addresses = [limits.address(a, path, where) for a in words]
         except ValueError:
             raise ProfileFormatError(path, f"line {lineno + 2}: bad address in stack") from None
         if adjust:
-            addresses = [a if i == 0 else a - 1 for i, a in enumerate(addresses)]
+            addresses = [a if i == 0 else limits.caller(a) for i, a in enumerate(addresses)]
         row = builder.add(addresses, (n1, s1, n2, s2))
         leaf_text = words[0][2:] if words[0].startswith("0x") else words[0]
         records.append((n1, s1, n2, s2, leaf_text, tuple(addresses)))

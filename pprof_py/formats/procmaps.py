@@ -22,6 +22,7 @@ import re
 from pprof_py.model import Mapping
 
 _HEX = r"[a-f0-9]+"
+MAX_ADDRESS = (1 << 64) - 1
 _FULL = re.compile(rf"^({_HEX})-({_HEX})\s+..x.\s+({_HEX})\s+\S+:\S+\s+\d+\s+(\S.*)$", re.I)
 _COOKED = re.compile(rf"^\s*({_HEX})-({_HEX}):\s*(\S+\.so(\.\d+)*)")
 _BUILD = re.compile(r"^\s*build=(.*)$")
@@ -45,6 +46,8 @@ def parse_maps(text):
             if not m:
                 continue
             start, limit, offset, path = int(m.group(1), 16), int(m.group(2), 16), 0, m.group(3)
+        if max(start, limit, offset) > MAX_ADDRESS or "\0" in path:
+            continue        # not a line the kernel writes (65-bit address, NUL in a path)
         path = path.replace("\\", "/")
         path = re.sub(r"\$build\b", build, path)
         mappings.append(Mapping(start=start, limit=limit, offset=offset, path=path))

@@ -96,11 +96,48 @@ def is_gzip(data):
     return data[:2] == b"\x1f\x8b"
 
 
-def gunzip(data, path):
+# A gzipped profile may expand to at most this many times its size, and
+# never past MAX_GUNZIP_BYTES.  Real profiles compress 3-20x; a gzip bomb
+# (10 MB expanding to 10 GiB) compresses 1000x.
+GUNZIP_RATIO = 200
+MIN_GUNZIP_BYTES = 256 << 20
+MAX_GUNZIP_BYTES = 4 << 30
+
+
+def gunzip_limit(compressed_size):
+    return min(MAX_GUNZIP_BYTES, max(MIN_GUNZIP_BYTES, GUNZIP_RATIO * compressed_size))
+
+
+def gunzip(data, path, limit=None):
+    """Decompress gzip `data` (all members, as gzip.decompress does),
+    streaming, and stop with one clear error past `limit` bytes (default
+    gunzip_limit(len(data))), before allocating them."""
+    limit = gunzip_limit(len(data)) if limit is None else limit
+    out = []
+    size = 0
+    rest = data
     try:
-        return gzip.decompress(data)
-    except (OSError, EOFError, zlib.error) as exc:
+        while rest:
+            stream = zlib.decompressobj(16 + zlib.MAX_WBITS)        # one gzip member
+            chunk_in = rest
+            while True:
+                piece = stream.decompress(chunk_in, min(limit - size + 1, 1 << 24))
+                size += len(piece)
+                if size > limit:
+                    raise ProfileFormatError(path, f"decompressed size exceeds {limit} bytes "
+                                                   f"(a gzip bomb, or not a profile)")
+                out.append(piece)
+                if stream.eof:
+                    break
+                chunk_in = stream.unconsumed_tail
+                if not chunk_in and not piece:
+                    raise ProfileFormatError(path, "corrupt gzip data (truncated)")
+            rest = stream.unused_data.lstrip(b"\0")      # members may be padded with NULs
+            if rest and not is_gzip(rest):
+                break                                 # trailing garbage after a member: ignored
+    except zlib.error as exc:
         raise ProfileFormatError(path, f"corrupt gzip data ({exc})") from None
+    return b"".join(out)
 
 
 # ---- reading ---------------------------------------------------------------

@@ -30,6 +30,7 @@ import subprocess
 import tempfile
 
 from pprof_py.errors import PprofError
+from pprof_py.render.escaping import visible
 from pprof_py.graph import translate_stack
 from pprof_py.units import percent, unparse, units
 
@@ -116,11 +117,19 @@ def graph_model(prepared, svg_widths=False):
     return nodes, edges, legend, number
 
 
+def dot_string(text):
+    """`text` inside a double-quoted DOT string, shown as written: in DOT a
+    backslash starts an escape (\\n, \\l, \\N...) and a quote ends the
+    string, so both are escaped (a name could otherwise close the label and
+    add attributes, e.g. a javascript: URL to the SVG); control characters
+    and undecodable bytes are shown as `cat -v` does (dot rejects some, and
+    would copy others into SVG, where XML forbids them)."""
+    return visible(text, keep_layout=False).replace("\\", "\\\\").replace('"', '\\"')
+
+
 def _dot_label(key):
     # Each run of whitespace, and each "::", starts a new line.
-    label = re.sub(r"\s+", r"\\n", key)
-    label = label.replace("::", "\\n")
-    return label.replace('"', '\\"')
+    return "\\n".join(dot_string(part) for part in re.split(r"\s+|::", key))
 
 
 def program_name(prepared):
@@ -142,7 +151,7 @@ def dot_text(prepared, fmt="dot"):
     if legend["nodelimit"] > 0 or legend["edgelimit"] > 0:
         prepared.notes.append("Dropping nodes with <= %s %s; edges with <= %s abs(%s)"
                               % (un(legend["nodelimit"]), u, un(legend["edgelimit"]), u))
-    prog = program_name(prepared).replace('"', '\\"')
+    prog = dot_string(program_name(prepared))
     local_total = legend["local_total"]
     out = ['digraph "%s; %s %s" {' % (prog, un(prepared.total), u)]
     if fmt == "pdf":

@@ -32,9 +32,11 @@ legend under it.  Amounts read "1 sample", "2 samples".
 import colorsys
 import hashlib
 from typing import NamedTuple, Optional
-from xml.sax.saxutils import escape
 
 from pprof_py.graph import translate_stack
+# Well-formed XML for any name: control characters and undecodable bytes
+# shown as `cat -v` does, quotes too (render/escaping.py).
+from pprof_py.render.escaping import xml_text as escape
 from pprof_py.units import unparse, units
 
 WIDTH_PX = 1200

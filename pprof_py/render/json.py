@@ -5,11 +5,14 @@ away (new optional fields do not change it).
 
 Values are in the profile's own unit ("samples", "bytes", "objects",
 "nanoseconds"), not in the rounded form --text prints; percentages are
-numbers (null where --text prints "nan"/"inf").
+numbers (null where --text prints "nan"/"inf").  The document is always
+strict JSON in valid UTF-8: undecodable bytes in names are replaced by
+U+FFFD and non-finite numbers by null.
 """
 import json
 import math
 
+from pprof_py.render.escaping import json_text
 from pprof_py.render.text import text_rows
 from pprof_py.units import units
 
@@ -76,5 +79,20 @@ def report_dict(prepared):
     return doc
 
 
+def _valid(value):
+    """`value` as strict JSON can hold it, for any input: names with
+    undecodable bytes get U+FFFD for them (render/escaping.py), numbers that
+    are not finite (an overflowed sum) become null."""
+    if isinstance(value, str):
+        return json_text(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {_valid(k): _valid(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_valid(v) for v in value]
+    return value
+
+
 def render_json(prepared):
-    return json.dumps(report_dict(prepared), indent=2, ensure_ascii=False) + "\n"
+    return json.dumps(_valid(report_dict(prepared)), indent=2, ensure_ascii=False, allow_nan=False) + "\n"

@@ -9,8 +9,17 @@ formats/proto.py, which reads the format.
 """
 import gzip
 
+from pprof_py.errors import PprofError
 from pprof_py.formats.proto import HEAP_TYPES, HEAP_UNITS, messages
+from pprof_py.render.escaping import json_text
 from pprof_py.report import HEAP_COLUMNS
+
+
+def _int64(value):
+    """A sample value as profile.proto's int64 holds it."""
+    if not abs(value) < 2.0 ** 63:
+        raise PprofError(f"--proto: value {value:g} does not fit profile.proto's 64-bit integers")
+    return int(round(value))
 
 
 class _Strings:
@@ -19,6 +28,8 @@ class _Strings:
         self.index = {"": 0}
 
     def __call__(self, text):
+        # profile.proto strings are UTF-8: undecodable bytes become U+FFFD.
+        text = json_text(text)
         i = self.index.get(text)
         if i is None:
             i = self.index[text] = len(self.table)
@@ -110,7 +121,7 @@ def build_proto(prepared):
             continue
         sample = msg.sample.add()
         sample.location_id.extend(location_id(a) for a in stack)
-        sample.value.extend(int(round(v)) for v in values)
+        sample.value.extend(_int64(v) for v in values)
     for comment in main.comments:
         msg.comment.append(strings(comment))
     msg.string_table.extend(strings.table)

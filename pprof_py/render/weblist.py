@@ -11,8 +11,7 @@ values on to the next line inside them, as in pprof, and are shown under
 that line.  No network and no external scripts; the output is
 deterministic byte for byte.
 """
-import html
-
+from pprof_py.render.escaping import xml_text
 from pprof_py.render.listing import clean_disassembly, clean_file_name, unparse_address
 from pprof_py.render.source import each_listing
 from pprof_py.symbolize import short_function_name
@@ -54,7 +53,7 @@ def _value(v, prepared):
 
 def render_weblist(prepared):
     kind, opts = prepared.kind, prepared.options
-    esc = html.escape
+    esc = xml_text         # well-formed for any name or source line
     out = ["<!DOCTYPE html>\n<html>\n<head>\n<meta charset=\"utf-8\">\n",
            "<title>%s</title>\n" % esc("pprof weblist " + (opts.output_regex or "")),
            "<style>%s</style>\n</head>\n<body>\n" % _STYLE,

@@ -139,6 +139,8 @@ class Symbolizer:
         for m in mappings:
             if not (SHARED_LIBRARY.match(m.path) or (program and m.path == program)):
                 continue
+            if "\0" in m.path:       # no file has that name (a damaged proto mapping)
+                continue
             path = find_library(m.path, self.lib_prefixes)
             result.append((path, m.start, m.limit, m.offset, not debugging_library(path)))
         if self.add_lib:
@@ -194,7 +196,8 @@ class Symbolizer:
         bar = self.progress(f"symbolizing {os.path.basename(image)}") if self.progress else None
         try:
             rels, answers, nm_names = symcache.object_symbols(
-                obj, [pc - bias for pc in pcs], self.use_cache, bar.update if bar else None)
+                obj, [pc - bias for pc in pcs], self.use_cache, bar.update if bar else None,
+                warn=self.warn)
         except (ELFError, DWARFError, ValueError, IndexError, KeyError, struct.error, OSError) as exc:
             # A damaged object file: report it and leave its frames unnamed
             # rather than stop the whole report.

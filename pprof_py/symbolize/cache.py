@@ -8,15 +8,17 @@ Results are stored under the user cache directory
 (``$XDG_CACHE_HOME/pprof_py``, default ``~/.cache/pprof_py``) in one file per
 object, keyed by its build-id (or path + size + mtime when it has none), so
 a second run on the same binary reads answers instead of decoding DWARF.
-The file is a pickle of {address: (frames, nm_name)} plus a format version;
-a damaged or foreign cache file is ignored and rewritten.
+The file is plain arrays behind a JSON header (the format is described
+above _load): reading one cannot run code, and a damaged, truncated or
+foreign cache file is a miss (one warning, then rebuilt and rewritten).
 """
+import gc
 import hashlib
+import json
 import os
-import pickle
-import tempfile
-
+import stat
 import struct
+import tempfile
 
 import numpy as np
 from elftools.common.exceptions import DWARFError, ELFError
@@ -24,7 +26,7 @@ from elftools.common.exceptions import DWARFError, ELFError
 from pprof_py.symbolize.demangle import demangle
 from pprof_py.symbolize.dwarf import DwarfIndex
 
-CACHE_VERSION = 10
+CACHE_VERSION = 12
 
 
 def cache_dir():
@@ -43,7 +45,7 @@ def _cache_path(obj):
         dst = os.stat(debug)
         ident += f"|{debug}:{dst.st_size}:{dst.st_mtime_ns}"
     key = hashlib.sha1(f"{ident}|{st.st_size}".encode()).hexdigest()
-    return os.path.join(cache_dir(), key + ".pickle")
+    return os.path.join(cache_dir(), key + SUFFIX)
 
 
 class _Store:
@@ -84,27 +86,317 @@ class _Store:
         self.ids = np.concatenate([self.ids, ids])[order]
 
 
-def _load(path):
+# ---- the cache file -------------------------------------------------------
+#
+# A cache file must not be able to run code when read (a pickle can), so it is
+# plain data:
+#
+#     MAGIC                         b"PPROFPY-SYMCACHE\n"
+#     header                        one line of JSON, at most MAX_HEADER bytes:
+#                                   {"version": CACHE_VERSION,
+#                                    "arrays": [[name, dtype, count], ...]}
+#     the arrays                    raw little-endian data, in header order,
+#                                   each padded to a multiple of 8 bytes
+#
+# The arrays hold the _Store column by column (ARRAYS below): the addresses
+# and their fact ids, the facts (a range of frames, the ELF symbol, the nm
+# name), the frames, and the strings (one UTF-8 text, "surrogatepass" so that
+# names holding undecodable bytes round-trip, cut at character offsets).
+# Every index is checked against the length of what it points into before
+# use; a file that fails any check is a miss: rebuilt, with one warning.
+
+MAGIC = b"PPROFPY-SYMCACHE\n"
+MAX_HEADER = 4096
+SUFFIX = ".symcache"
+
+# name -> dtype.  -1 in a string-index column means None.
+ARRAYS = {
+    "addresses": "<u8",       # sorted, file-relative
+    "ids": "<i8",             # fact of each address
+    "fact_frame_start": "<i8",
+    "fact_frame_count": "<i8",  # -1: no DWARF frames (frames is None)
+    "fact_sym_name": "<i8",     # -1: no ELF symbol (sym is None)
+    "fact_sym_value": "<u8",
+    "fact_sym_file": "<i8",
+    "fact_nm": "<i8",
+    # The functions frames are in: (DIE key, name, is_linkage, low), each once.
+    "func_key_cu": "<i8",       # -1: no DIE key (None)
+    "func_key_offset": "<i8",
+    "func_name": "<i8",
+    "func_linkage": "<u1",
+    "func_low": "<u8",
+    "func_has_low": "<u1",
+    # Frames: a function and the file:line printed on its line.
+    "frame_func": "<i8",
+    "frame_file": "<i8",
+    "frame_line": "<i8",        # -1: None
+    "string_offsets": "<i8",    # len(strings) + 1 character offsets into text
+    "text": "<u1",              # all strings, UTF-8 (surrogatepass)
+}
+_FACT_COLUMNS = [n for n in ARRAYS if n.startswith("fact_")]
+_FUNC_COLUMNS = [n for n in ARRAYS if n.startswith("func_")]
+_FRAME_COLUMNS = [n for n in ARRAYS if n.startswith("frame_")]
+_INT64_MAX = (1 << 63) - 1
+_UINT64_MAX = (1 << 64) - 1
+
+_warned = False
+
+
+class CacheDamaged(Exception):
+    """A cache file that is not one of ours, truncated, or inconsistent."""
+
+
+def _warn_once(warn, path, reason):
+    global _warned
+    if warn is not None and not _warned:
+        _warned = True
+        warn(f"warning: ignoring symbol cache {path} ({reason}); rebuilding it")
+
+
+def _read_private_file(path):
+    """The bytes of the regular file `path`, or None if there is none.
+    Raises CacheDamaged for a file that is not ours to trust: not a regular
+    file, owned by someone else, or writable by others."""
     try:
-        with open(path, "rb") as f:
-            data = pickle.load(f)
-        if data.get("version") == CACHE_VERSION:
-            return _Store(data["addresses"], data["ids"], data["facts"])
-    except Exception:       # missing, truncated or foreign: start over
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise CacheDamaged(f"cannot open: {exc.strerror}") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise CacheDamaged("not a regular file")
+        if st.st_uid != os.geteuid() or st.st_mode & 0o022:
+            raise CacheDamaged("not a private file of this user")
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            return f.read(st.st_size + 1)
+    except OSError as exc:
+        raise CacheDamaged(f"cannot read: {exc.strerror}") from None
+    finally:
+        os.close(fd)
+
+
+def _decode(data):
+    """The arrays of a cache file, {name: numpy array}; raises CacheDamaged."""
+    if not data.startswith(MAGIC):
+        raise CacheDamaged("not a pprof_py symbol cache")
+    nl = data.find(b"\n", len(MAGIC), len(MAGIC) + MAX_HEADER)
+    if nl < 0:
+        raise CacheDamaged("truncated header")
+    try:
+        header = json.loads(data[len(MAGIC):nl].decode("ascii"))
+        if header["version"] != CACHE_VERSION:
+            raise CacheDamaged(f"format version {header['version']!r}, not {CACHE_VERSION}")
+        layout = [(str(n), str(t), int(c)) for n, t, c in header["arrays"]]
+    except CacheDamaged:
+        raise
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+        raise CacheDamaged("damaged header") from None
+    if [(n, t) for n, t, _ in layout] != list(ARRAYS.items()):
+        raise CacheDamaged("unexpected arrays")
+    arrays = {}
+    pos = nl + 1
+    for name, dtype, count in layout:
+        size = np.dtype(dtype).itemsize * count
+        if count < 0 or pos + size > len(data):
+            raise CacheDamaged("truncated")
+        arrays[name] = np.frombuffer(data, dtype=dtype, count=count, offset=pos)
+        pos += (size + 7) & ~7
+    if pos != len(data):
+        raise CacheDamaged("trailing bytes")
+    _check(arrays)
+    return arrays
+
+
+def _check(a):
+    """Every length and index of the arrays is consistent (raises CacheDamaged)."""
+    def fail(what):
+        raise CacheDamaged(what)
+
+    n_facts = len(a["fact_frame_start"])
+    n_funcs = len(a["func_key_cu"])
+    n_frames = len(a["frame_func"])
+    n_strings = len(a["string_offsets"]) - 1
+    if len(a["ids"]) != len(a["addresses"]) or any(len(a[c]) != n_facts for c in _FACT_COLUMNS) \
+            or any(len(a[c]) != n_funcs for c in _FUNC_COLUMNS) \
+            or any(len(a[c]) != n_frames for c in _FRAME_COLUMNS) or n_strings < 0:
+        fail("inconsistent lengths")
+    if n_frames and (a["frame_func"].min() < 0 or a["frame_func"].max() >= n_funcs):
+        fail("function index out of range")
+    if len(a["addresses"]) > 1 and not np.all(a["addresses"][1:] > a["addresses"][:-1]):
+        fail("addresses out of order")
+    if len(a["ids"]) and (a["ids"].min() < 0 or a["ids"].max() >= n_facts):
+        fail("fact index out of range")
+    start, count = a["fact_frame_start"], a["fact_frame_count"]
+    real = count >= 0
+    if np.any(count < -1) or np.any(real & ((start < 0) | (start > n_frames - count))):
+        fail("frame range out of range")
+    for column in ("fact_sym_name", "fact_sym_file", "fact_nm", "func_name", "frame_file"):
+        if len(a[column]) and (a[column].min() < -1 or a[column].max() >= n_strings):
+            fail("string index out of range")
+    offsets = a["string_offsets"]
+    if offsets[0] != 0 or np.any(offsets[1:] < offsets[:-1]):
+        fail("string offsets out of order")
+
+
+def _facts_from_arrays(a):
+    """store.facts from the arrays: one list comprehension per column (the
+    tuples are made by zip, in C).  (Called with the garbage collector
+    paused, see object_symbols.)"""
+    try:
+        text = a["text"].tobytes().decode("utf-8", "surrogatepass")
+    except UnicodeDecodeError:
+        raise CacheDamaged("strings are not UTF-8") from None
+    offsets = a["string_offsets"].tolist()
+    if offsets[-1] != len(text):
+        raise CacheDamaged("string offsets do not match the text")
+    strings = [text[i:j] for i, j in zip(offsets, offsets[1:])]
+    strings.append(None)        # string index -1 is None
+    col = {n: a[n].tolist() for n in _FACT_COLUMNS + _FUNC_COLUMNS + _FRAME_COLUMNS}
+    funcs = list(zip(
+        [k if k[0] >= 0 else None for k in zip(col["func_key_cu"], col["func_key_offset"])],
+        [strings[i] for i in col["func_name"]],
+        list(map(bool, col["func_linkage"])),
+        [low if has else None for low, has in zip(col["func_low"], col["func_has_low"])]))
+    frames = [funcs[f] + (strings[file_index], line if line >= 0 else None)
+              for f, file_index, line in zip(col["frame_func"], col["frame_file"], col["frame_line"])]
+    return list(zip(
+        [tuple(frames[s:s + c]) if c >= 0 else None
+         for s, c in zip(col["fact_frame_start"], col["fact_frame_count"])],
+        [(strings[n], v, strings[f]) if n >= 0 else None
+         for n, v, f in zip(col["fact_sym_name"], col["fact_sym_value"], col["fact_sym_file"])],
+        [strings[i] for i in col["fact_nm"]]))
+
+
+def _load(path, warn=None):
+    """The cached store at `path`; an empty one when there is none or it is
+    damaged (then warn once)."""
+    try:
+        data = _read_private_file(path)
+        if data is None:
+            return _Store()
+        arrays = _decode(data)
+        return _Store(arrays["addresses"], arrays["ids"], _facts_from_arrays(arrays))
+    except CacheDamaged as exc:
+        _warn_once(warn, path, str(exc))
+        return _Store()
+
+
+class _Unrepresentable(Exception):
+    """A fact with a value the file format has no room for (not cached)."""
+
+
+def _encode(store):
+    """The bytes of a cache file for `store` (raises _Unrepresentable)."""
+    strings = {}
+    pieces = []
+    length = [0]
+    offsets = [0]
+
+    def string(v):
+        if v is None:
+            return -1
+        i = strings.get(v)
+        if i is None:
+            i = strings[v] = len(pieces)
+            pieces.append(v)
+            length[0] += len(v)
+            offsets.append(length[0])
+        return i
+
+    def int64(v, none=-1):
+        if v is None:
+            return none
+        if not 0 <= v <= _INT64_MAX:
+            raise _Unrepresentable()
+        return v
+
+    def uint64(v):
+        if not 0 <= v <= _UINT64_MAX:
+            raise _Unrepresentable()
+        return v
+
+    cols = {n: [] for n in _FACT_COLUMNS + _FUNC_COLUMNS + _FRAME_COLUMNS}
+    func_ids = {}
+    for frames, sym, nm_name in store.facts:
+        cols["fact_frame_start"].append(len(cols["frame_func"]))
+        cols["fact_frame_count"].append(-1 if frames is None else len(frames))
+        for key, name, is_linkage, low, file_name, line in frames or ():
+            func = (key, name, is_linkage, low)
+            f = func_ids.get(func)
+            if f is None:
+                f = func_ids[func] = len(func_ids)
+                cols["func_key_cu"].append(-1 if key is None else int64(key[0]))
+                cols["func_key_offset"].append(0 if key is None else int64(key[1]))
+                cols["func_name"].append(string(name))
+                cols["func_linkage"].append(1 if is_linkage else 0)
+                cols["func_low"].append(0 if low is None else uint64(low))
+                cols["func_has_low"].append(0 if low is None else 1)
+            cols["frame_func"].append(f)
+            cols["frame_file"].append(string(file_name))
+            cols["frame_line"].append(int64(line))
+        cols["fact_sym_name"].append(-1 if sym is None else string(sym[0]))
+        cols["fact_sym_value"].append(0 if sym is None else uint64(sym[1]))
+        cols["fact_sym_file"].append(-1 if sym is None else string(sym[2]))
+        cols["fact_nm"].append(string(nm_name))
+    arrays = {"addresses": store.addresses, "ids": store.ids}
+    for name, values in cols.items():
+        arrays[name] = np.array(values, dtype=ARRAYS[name])
+    arrays["string_offsets"] = np.array(offsets, dtype=ARRAYS["string_offsets"])
+    try:
+        arrays["text"] = np.frombuffer("".join(pieces).encode("utf-8", "surrogatepass"), dtype=np.uint8)
+    except UnicodeEncodeError:
+        raise _Unrepresentable() from None
+    layout = [[name, dtype, len(arrays[name])] for name, dtype in ARRAYS.items()]
+    out = [MAGIC, json.dumps({"version": CACHE_VERSION, "arrays": layout}).encode("ascii") + b"\n"]
+    for name, dtype in ARRAYS.items():
+        raw = np.ascontiguousarray(arrays[name], dtype=dtype).tobytes()
+        out.append(raw + b"\0" * (-len(raw) % 8))
+    return b"".join(out)
+
+
+def _private_dir(path):
+    """Create the cache directory 0700 (or tighten ours); False when it is
+    not a directory of this user that only they can write."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
         pass
-    return _Store()
+    st = os.lstat(path)
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid():
+        return False
+    if stat.S_IMODE(st.st_mode) != 0o700:
+        os.chmod(path, 0o700)
+    return True
 
 
 def _store(path, store):
+    """Write the cache file atomically (a temporary file renamed over it),
+    0600 in a 0700 directory.  Failing to write is not an error."""
     try:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".tmp")
+        data = _encode(store)
+    except (_Unrepresentable, TypeError, ValueError):
+        return
+    directory = os.path.dirname(path)
+    tmp = None
+    try:
+        if not _private_dir(directory):
+            return
+        fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp")     # O_EXCL, 0600
         with os.fdopen(fd, "wb") as f:
-            pickle.dump({"version": CACHE_VERSION, "addresses": store.addresses, "ids": store.ids,
-                         "facts": store.facts}, f, protocol=pickle.HIGHEST_PROTOCOL)
+            f.write(data)
         os.replace(tmp, path)
+        tmp = None
     except OSError:
         pass        # a read-only home is not an error
+    finally:
+        if tmp is not None:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
 
 
 def _facts(obj, dwarf_obj, dwarf, address):
@@ -187,14 +479,31 @@ def replay_addr2line(fact_ids, facts, inline=True):
 
 
 # What a damaged .debug_* section makes our readers raise.
-DWARF_DAMAGE = (ValueError, IndexError, KeyError, TypeError, struct.error, ELFError, DWARFError)
+# (pyelftools checks some fields with assert: a zeroed .debug_info fails one.)
+DWARF_DAMAGE = (ValueError, IndexError, KeyError, TypeError, AssertionError, struct.error, ELFError,
+                DWARFError)
 
 
-def object_symbols(obj, addresses, use_cache=True, progress=None):
+def object_symbols(obj, addresses, use_cache=True, progress=None, warn=None):
     """Symbolize file-relative `addresses` of `obj`: returns (sorted unique
-    addresses, [addr2line answer per address], [nm full name per address])."""
+    addresses, [addr2line answer per address], [nm full name per address]).
+    `warn` receives the one warning about a damaged cache file.
+
+    The cyclic garbage collector is paused meanwhile: this makes hundreds
+    of thousands of tuples (facts, answers) and no garbage cycles, and the
+    collections they would trigger cost a third of a warm run's time here."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _object_symbols(obj, addresses, use_cache, progress, warn)
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _object_symbols(obj, addresses, use_cache, progress, warn):
     path = _cache_path(obj) if use_cache else None
-    store = _load(path) if path else _Store()
+    store = _load(path, warn) if path else _Store()
     addrs = np.unique(np.asarray(addresses, dtype=np.uint64))
     ids = store.lookup(addrs)
     missing = addrs[ids < 0]
@@ -228,5 +537,6 @@ def object_symbols(obj, addresses, use_cache=True, progress=None):
     obj.nm_table()
     id_list = ids.tolist()
     answers = replay_addr2line(id_list, store.facts, inline=obj.has_fini)
-    nm_names = [store.facts[i][2] for i in id_list]
+    nm_of_fact = [fact[2] for fact in store.facts]
+    nm_names = [nm_of_fact[i] for i in id_list]
     return addrs.tolist(), answers, nm_names

@@ -25,6 +25,7 @@ from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
 
 from pprof_py.errors import SymbolizationError
+from pprof_py.files import open_regular
 from pprof_py.symbolize.demangle import demangle
 
 SHN_UNDEF = 0
@@ -76,12 +77,17 @@ class ObjectFile:
     def __init__(self, path):
         self.path = path
         try:
-            self._file = open(path, "rb")
+            # Never blocks (a map may name a FIFO) and refuses devices.
+            self._file = open_regular(path)
         except OSError as exc:
-            raise SymbolizationError(f"{path}: cannot open: {exc.strerror}") from None
+            raise SymbolizationError(f"{path}: cannot open: {exc.strerror or exc}") from None
         try:
             self.elf = ELFFile(self._file)
             self._sections = list(self.elf.iter_sections())
+            self._check_sections(path)
+        except OSError as exc:          # e.g. /proc/self/mem: EIO
+            self._file.close()
+            raise SymbolizationError(f"{path}: cannot read: {exc.strerror or exc}") from None
         except (ELFError, struct.error, ValueError) as exc:
             self._file.close()
             raise SymbolizationError(f"{path}: not an ELF file or damaged ({exc})") from None
@@ -94,6 +100,24 @@ class ObjectFile:
 
     def close(self):
         self._file.close()
+
+    def _check_sections(self, path):
+        """Every section with contents lies inside the file, so that no
+        reader allocates or seeks by a damaged size (sh_size 2^40) or offset
+        (2^50).  pyelftools reads what the section table says."""
+        size = os.fstat(self._file.fileno()).st_size
+        for sec in self._sections:
+            if sec["sh_type"] == "SHT_NOBITS" or sec["sh_size"] == 0:
+                continue
+            if sec["sh_offset"] > size or sec["sh_size"] > size - sec["sh_offset"]:
+                self._file.close()
+                raise SymbolizationError(
+                    f"{path}: damaged ELF file: section {sec.name or '#?'} (offset {sec['sh_offset']}, "
+                    f"size {sec['sh_size']}) extends past the end of the file ({size} bytes)")
+        entsize = self.elf["e_shentsize"]
+        if self.elf["e_shnum"] and self.elf["e_shoff"] + self.elf["e_shnum"] * entsize > size:
+            self._file.close()
+            raise SymbolizationError(f"{path}: damaged ELF file: section table past the end of the file")
 
     # ---- identity -------------------------------------------------------
     @property

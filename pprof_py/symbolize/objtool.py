@@ -11,7 +11,8 @@ makes one: report.Report.objtool) and never open a file themselves.
 import bisect
 import re
 
-from pprof_py.errors import SymbolizationError
+from pprof_py.errors import PprofError, SymbolizationError
+from pprof_py.files import MAX_SOURCE_BYTES, read_regular
 from pprof_py.symbolize.demangle import demangle
 from pprof_py.symbolize import debugging_library, short_function_name
 from pprof_py.symbolize import cache as symcache
@@ -206,11 +207,19 @@ def _objdump_style(insn, describe_target):
     return "%-6s %s" % (mnemonic, ops)
 
 
+# capstone is imported when this module is, not in the middle of a listing:
+# its package initialisation iterates its own globals, and imported late in
+# some runs it failed with "dictionary changed size during iteration"
+# (found by tests/hardening/fuzz.py; reproducible, cause inside capstone).
+try:
+    import capstone
+except ImportError:         # reported when --list/--disasm need it
+    capstone = None
+
+
 def _capstone_for(obj):
-    try:
-        import capstone
-    except ImportError:
-        raise PprofError("--list and --disasm need the capstone package (pip install capstone)") from None
+    if capstone is None:
+        raise PprofError("--list and --disasm need the capstone package (pip install capstone)")
     machine = obj.elf["e_machine"]
     if machine == "EM_X86_64":
         md = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)
@@ -456,12 +465,15 @@ class LineInfo:
     def discriminator(self, address):
         if self._dwarf is None:
             return 0
-        for cu in self._units_for(address):
-            for start, end, addresses, discs in self._sequences_of(cu):
-                if start <= address < end:
-                    i = bisect.bisect_right(addresses, address) - 1
-                    if i >= 0:
-                        return discs[i]
+        try:
+            for cu in self._units_for(address):
+                for start, end, addresses, discs in self._sequences_of(cu):
+                    if start <= address < end:
+                        i = bisect.bisect_right(addresses, address) - 1
+                        if i >= 0:
+                            return discs[i]
+        except symcache.DWARF_DAMAGE:
+            self._dwarf = None      # damaged debug info: no discriminators, as objdump
         return 0
 
 
@@ -512,9 +524,9 @@ def perl_lines(path):
     """The lines of a text file as Perl's `while (<FILE>)` reads them
     (bytes, each with its newline), or None if it cannot be opened."""
     try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except OSError:
+        # DWARF may name a FIFO or /dev/zero: regular files only, bounded.
+        data = read_regular(path, MAX_SOURCE_BYTES)
+    except (OSError, ValueError):
         return None
     lines = data.split(b"\n")
     result = [line + b"\n" for line in lines[:-1]]
