@@ -1,29 +1,37 @@
 """Allocator benchmark: pprof_py's allocator vs glibc, tcmalloc, jemalloc, mimalloc.
 
-    python3 bench/bench_malloc.py [--quick] [--repeat N]      (make bench-malloc)
+    python3 bench/bench_malloc.py [--quick] [--repeat N] [--only NAME,...]   (make bench-malloc)
 
-A small C program (compiled here with gcc) runs each workload; every
-allocator is swapped in with LD_PRELOAD, in the same run.  Reported: ns per
-malloc+free pair (best of --repeat runs) and peak RSS of the process
-(ru_maxrss).  Workloads:
+Every program runs under each allocator (swapped in with LD_PRELOAD) in the
+same run, interleaved run by run so that load changes on the machine hit
+all of them alike.  Reported per program: CPU time (user + system, from
+wait4, best of --repeat runs) and peak RSS (worst of the runs), then the
+ratio ours / other, and at the end the geometric means of the CPU-time
+ratios: against each allocator and against the best of tcmalloc, jemalloc
+and mimalloc on each program.
 
-  single      1 thread, mixed small sizes (8..512 B), 4096 live blocks
-  threads2    2 threads, mixed sizes 8 B..32 KiB (log-uniform), 4096 live each
-  prodcons    producer thread mallocs (16..1024 B), consumer thread frees,
-              through a lock-free single-producer/single-consumer ring
-  largemix    1 thread, sizes 8 B..1 MiB (log-uniform), 256 live blocks
+Programs (both C sources are compiled here with gcc -O2):
+  single, threads2, prodcons, largemix   micro workloads (BENCH_C below):
+      1 thread 8-512 B with 4096 live; 2 threads 8 B-32 KiB; a producer
+      thread mallocs and a consumer frees; 1 thread 8 B-1 MiB, 256 live
+  larson, cache-scratch, malloc-large, xmalloc, realloc-4k, realloc-100,
+  alloc-tree, idle-release               bench/malloc_programs.c, written
+      in the style of mimalloc-bench's programs (see its header);
+      idle-release also prints the RSS left after 3 s idle
 
 Then the heap-profiler overhead on `single` with our allocator: off, sampled
 (TCMALLOC_SAMPLE_PARAMETER=524288) and full recording (HEAPPROFILE alone).
 """
 import argparse
+import math
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
 
 from pprof_py.native import libpath  # noqa: E402
@@ -149,103 +157,175 @@ int main(int argc, char **argv) {
 }
 """
 
-WORKLOADS = [
-    ("single", "1 thread, mixed small sizes 8-512 B", 20_000_000),
-    ("threads2", "2 threads, mixed sizes 8 B-32 KiB", 8_000_000),
-    ("prodcons", "producer/consumer (cross-thread free)", 3_000_000),
-    ("largemix", "1 thread, sizes 8 B-1 MiB", 2_000_000),
+# (name, label, argv after the binary); "bench" = BENCH_C, "progs" = malloc_programs.c
+PROGRAMS = [
+    ("single", "1 thread, 8-512 B", ("bench", "single", "40000000")),
+    ("threads2", "2 threads, 8 B-32 KiB", ("bench", "threads2", "8000000")),
+    ("prodcons", "producer/consumer (cross-thread free)", ("bench", "prodcons", "3000000")),
+    ("largemix", "1 thread, 8 B-1 MiB", ("bench", "largemix", "10000000")),
+    ("larson", "larson-like server, 4 threads", ("progs", "larson")),
+    ("cache-scratch", "cache-scratch (false sharing)", ("progs", "cache-scratch")),
+    ("malloc-large", "malloc-large, 20 x 5-25 MiB live", ("progs", "malloc-large")),
+    ("xmalloc", "xmalloc-like, 2 producer/consumer pairs", ("progs", "xmalloc")),
+    ("realloc-4k", "realloc +4 KiB to 64 MiB, x10", ("progs", "realloc-4k")),
+    ("realloc-100", "realloc +100 B to 8 MiB, x20", ("progs", "realloc-100")),
+    ("alloc-tree", "binary trees of 32 B nodes", ("progs", "alloc-tree")),
+    ("idle-release", "free 1 GiB, then idle 3 s", ("progs", "idle-release")),
 ]
+PEERS = ("tcmalloc", "jemalloc", "mimalloc")
 
 
-def run_once(binary, workload, iters, preload, extra_env=None):
+def clean_env(preload, extra_env=None):
     env = dict(os.environ)
-    for k in ("LD_PRELOAD", "HEAPPROFILE", "HEAPCHECK", "TCMALLOC_SAMPLE_PARAMETER", "MALLOCSTATS"):
-        env.pop(k, None)
+    for k in list(env):
+        if k in ("LD_PRELOAD", "HEAPPROFILE", "HEAPCHECK", "TCMALLOC_SAMPLE_PARAMETER", "MALLOCSTATS") or \
+                k.startswith("PPROFPY_MALLOC_"):
+            env.pop(k)
     if preload:
         env["LD_PRELOAD"] = preload
     env.update(extra_env or {})
-    proc = subprocess.Popen([binary, workload, str(iters)], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    _, status, usage = os.wait4(proc.pid, 0)
-    out = proc.stdout.read()
-    err = proc.stderr.read()
-    proc.stdout.close()
-    proc.stderr.close()
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{workload} under {preload or 'glibc'} failed ({proc.returncode}): {err}")
-    return float(out.strip()), usage.ru_maxrss
+    return env
 
 
-def best_of(binary, workload, iters, preload, repeat, extra_env=None):
-    results = [run_once(binary, workload, iters, preload, extra_env) for _ in range(repeat)]
-    return min(r[0] for r in results), max(r[1] for r in results)
+def raise_if_failed(rc, argv, preload, err):
+    if rc != 0:
+        raise RuntimeError(f"{' '.join(argv)} under {preload or 'glibc'} failed ({rc}): {err.strip()}")
+
+
+def measure(argv, preload, extra_env=None):
+    """(cpu seconds, peak RSS KiB, stdout) of one run, from wait4."""
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen(argv, env=clean_env(preload, extra_env), stdout=out, stderr=err)
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        raise_if_failed(proc.returncode, argv, preload, err.read())
+        return usage.ru_utime + usage.ru_stime, usage.ru_maxrss, out.read()
+
+
+def best_of(argv, preload, repeat, extra_env=None):
+    results = [measure(argv, preload, extra_env) for _ in range(repeat)]
+    return min(r[0] for r in results), max(r[1] for r in results), results[-1][2]
+
+
+def geomean(values):
+    values = [v for v in values if v > 0]
+    return math.exp(sum(math.log(v) for v in values) / len(values)) if values else float("nan")
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--repeat", type=int, default=5, help="runs per cell; the best time is reported")
-    ap.add_argument("--quick", action="store_true", help="10x fewer iterations")
+    ap.add_argument("--repeat", type=int, default=3, help="runs per cell; the best CPU time is reported")
+    ap.add_argument("--quick", action="store_true", help="one run per cell, 10x fewer micro-workload iterations")
+    ap.add_argument("--only", default="", help="comma-separated program names to run")
     args = ap.parse_args(argv)
+    repeat = 1 if args.quick else args.repeat
 
     ours = libpath("malloc")
     allocators = [(name, ours if path is None else path) for name, path in ALLOCATORS]
     allocators = [(n, p) for n, p in allocators if p == "" or os.path.exists(p)]
     missing = [n for n, p in ALLOCATORS if p and not os.path.exists(p)]
+    names = [n for n, _ in allocators]
+    only = {s for s in args.only.split(",") if s}
+    unknown = only - {p[0] for p in PROGRAMS}
+    if unknown:
+        print(f"bench_malloc: unknown program(s): {', '.join(sorted(unknown))}", file=sys.stderr)
+        return 2
 
     tmp = tempfile.mkdtemp(prefix="bench_malloc_")
     try:
         src = os.path.join(tmp, "bench.c")
-        exe = os.path.join(tmp, "bench")
+        binaries = {"bench": os.path.join(tmp, "bench"), "progs": os.path.join(tmp, "progs")}
         with open(src, "w") as f:
             f.write(BENCH_C)
-        subprocess.run(["gcc", "-O2", "-fno-builtin", "-pthread", src, "-o", exe], check=True)
+        subprocess.run(["gcc", "-O2", "-fno-builtin", "-pthread", src, "-o", binaries["bench"]], check=True)
+        subprocess.run(["gcc", "-O2", "-fno-builtin", "-pthread", os.path.join(HERE, "malloc_programs.c"),
+                        "-o", binaries["progs"]], check=True)
 
-        scale = 10 if args.quick else 1
-        print(f"ns per malloc+free (best of {args.repeat}), peak RSS in MiB; "
-              f"ratio = ours / other (< 1.00 means ours is faster)")
+        print(f"CPU seconds (user + system, best of {repeat}) and peak RSS in MiB (worst); "
+              f"ratio = ours / other (< 1.00: ours uses less)")
         if missing:
-            print("not installed, skipped in this table:", ", ".join(missing))
-        names = [n for n, _ in allocators]
-        header = f"{'workload':<42}" + "".join(f"{n:>18}" for n in names)
+            print("not installed, skipped:", ", ".join(missing))
+        header = f"{'program':<42}" + "".join(f"{n:>16}" for n in names)
         print(header)
         print("-" * len(header))
-        ratios = {}
-        for workload, label, iters in WORKLOADS:
-            iters //= scale
-            # interleave the allocators run by run so load changes on the
-            # machine hit all of them alike; keep the best time and worst RSS
-            runs = {name: [] for name, _ in allocators}
-            for _ in range(args.repeat):
-                for name, path in allocators:
-                    runs[name].append(run_once(exe, workload, iters, path))
-            cells = {name: (min(r[0] for r in rs), max(r[1] for r in rs)) for name, rs in runs.items()}
-            ours_ns, ours_rss = cells["ours"]
+        ratios = {}                       # program -> {allocator: (cpu ratio, rss ratio)}
+        idle_rss = {}
+        for name, label, (binary, *rest) in PROGRAMS:
+            if only and name not in only:
+                continue
+            cmd = [binaries[binary], *rest]
+            if binary == "bench" and args.quick:
+                cmd[-1] = str(int(cmd[-1]) // 10)
+            runs = {n: [] for n in names}
+            for _ in range(repeat):
+                for n, path in allocators:
+                    runs[n].append(measure(cmd, path))
+            cells = {n: (min(r[0] for r in rs), max(r[1] for r in rs), rs[-1][2]) for n, rs in runs.items()}
             row = f"{label:<42}"
-            for name in names:
-                ns, rss = cells[name]
-                row += f"{ns:>9.1f} ns {rss / 1024:>5.0f}M"
+            for n in names:
+                cpu, rss, _ = cells[n]
+                row += f"{cpu:>8.2f}s {rss / 1024:>5.0f}M"
             print(row)
-            ratio_row = f"{'  ratio ours/other (time, RSS)':<42}"
-            for name in names:
-                ns, rss = cells[name]
-                ratio_row += f"{ours_ns / ns:>10.2f}x {ours_rss / rss:>5.2f}"
-                ratios[(workload, name)] = (ours_ns / ns, ours_rss / rss)
+            ours_cpu, ours_rss, _ = cells["ours"]
+            ratio_row = f"{'  ratio ours/other (CPU, RSS)':<42}"
+            ratios[name] = {}
+            for n in names:
+                cpu, rss, _ = cells[n]
+                rc = ours_cpu / cpu if cpu > 0 else float("nan")
+                ratios[name][n] = (rc, ours_rss / rss)
+                ratio_row += f"{rc:>9.2f}x {ours_rss / rss:>4.2f}"
             print(ratio_row)
+            if name == "idle-release":
+                for n in names:
+                    line = cells[n][2].strip()
+                    idle_rss[n] = int(line.split("=")[1]) if line.startswith("rss_after_idle_kib=") else 0
 
+        if idle_rss:
+            print()
+            print("RSS left after freeing 1 GiB and 3 s idle (MiB): " +
+                  ", ".join(f"{n} {idle_rss[n] / 1024:.1f}" for n in names))
+        if ratios:
+            print()
+            print(f"geometric mean of CPU-time ratios ours/other over {len(ratios)} programs:")
+            for n in names:
+                if n == "ours":
+                    continue
+                print(f"  vs {n:<10} {geomean([r[n][0] for r in ratios.values()]):.2f}x")
+            peers = [p for p in PEERS if p in names]
+            if peers:
+                best = []
+                for r in ratios.values():
+                    # ratio against the fastest peer on this program = the largest ratio
+                    best.append(max(r[p][0] for p in peers))
+                print(f"  vs the best of {'/'.join(peers)} on each program: {geomean(best):.2f}x")
+                checks = [p for p in ("tcmalloc", "glibc") if p in names]
+                slower = [f"{prog} ({max(r[p][0] for p in checks):.3f}x)" for prog, r in ratios.items()
+                          if checks and max(r[p][0] for p in checks) >= 1.005]
+                print("  programs where ours used more CPU than tcmalloc or glibc: " +
+                      (", ".join(slower) if slower else "none"))
+                if "tcmalloc" in names:
+                    above = [f"{prog} ({r['tcmalloc'][1]:.2f}x)" for prog, r in ratios.items()
+                             if r["tcmalloc"][1] > 1.0]
+                    print("  programs where ours had a higher peak RSS than tcmalloc: " +
+                          (", ".join(above) if above else "none"))
+
+        if only and "single" not in only:
+            return 0
         print()
-        print("heap profiler overhead, workload 'single' with our allocator:")
-        iters = WORKLOADS[0][2] // scale
-        base, base_rss = best_of(exe, "single", iters, ours, args.repeat)
+        print("heap profiler overhead, workload 'single' with our allocator (CPU seconds):")
+        cmd = [binaries["bench"], "single", str(20_000_000 // (10 if args.quick else 1))]
+        base, base_rss, _ = best_of(cmd, ours, repeat)
         prefix = os.path.join(tmp, "hp")
         quiet = {"HEAP_PROFILE_ALLOCATION_INTERVAL": "0", "HEAP_PROFILE_INUSE_INTERVAL": "0"}
-        sampled, s_rss = best_of(exe, "single", iters, ours, args.repeat,
-                                 dict(quiet, HEAPPROFILE=prefix, TCMALLOC_SAMPLE_PARAMETER="524288"))
-        full, f_rss = best_of(exe, "single", iters, ours, args.repeat, dict(quiet, HEAPPROFILE=prefix))
-        print(f"  {'off':<40}{base:>9.1f} ns  {base_rss / 1024:>5.0f}M")
-        print(f"  {'sampled (TCMALLOC_SAMPLE_PARAMETER=524288)':<40}{sampled:>9.1f} ns  {s_rss / 1024:>5.0f}M"
+        sampled, s_rss, _ = best_of(cmd, ours, repeat,
+                                    dict(quiet, HEAPPROFILE=prefix, TCMALLOC_SAMPLE_PARAMETER="524288"))
+        full, f_rss, _ = best_of(cmd, ours, repeat, dict(quiet, HEAPPROFILE=prefix))
+        print(f"  {'off':<44}{base:>7.2f}s  {base_rss / 1024:>5.0f}M")
+        print(f"  {'sampled (TCMALLOC_SAMPLE_PARAMETER=524288)':<44}{sampled:>7.2f}s  {s_rss / 1024:>5.0f}M"
               f"  ({sampled / base:.2f}x)")
-        print(f"  {'full recording (HEAPPROFILE)':<40}{full:>9.1f} ns  {f_rss / 1024:>5.0f}M"
+        print(f"  {'full recording (HEAPPROFILE)':<44}{full:>7.2f}s  {f_rss / 1024:>5.0f}M"
               f"  ({full / base:.2f}x)")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -56,6 +56,21 @@ for mode in "stress 4 4000" "stress 1 20000" fork threadexit edge xthread stats;
     check "ubsan $mode" timeout 300 env UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
         "$WORK/stress_ubsan" $mode
 done
+# the realloc, limits and release programs, each linked with the allocator
+for prog in malloc_realloc malloc_limits malloc_release; do
+    gcc -O1 -g -fsanitize=undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer \
+        -fno-builtin -fno-optimize-sibling-calls -pthread -ftls-model=initial-exec -rdynamic \
+        -fno-exceptions -fno-sanitize=vptr \
+        -I"$INC" -I"$SRC" -I"$SRC/../common" "$SRC"/*.c "$SRC"/*.cc "$SRC"/../common/*.c "$PROG/$prog.c" \
+        -o "$WORK/${prog}_ubsan" -ldl -lm
+done
+for run in "malloc_realloc grow 4096 16777216" "malloc_realloc grow 100 4194304" "malloc_realloc inplace" \
+           "malloc_limits huge" "malloc_limits mallinfo" "malloc_release reuse" "malloc_release idle"; do
+    set -- $run
+    prog="$1"; shift
+    check "ubsan $run" timeout 300 env UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+        PPROFPY_MALLOC_DECAY_MS=100 "$WORK/${prog}_ubsan" "$@"
+done
 check "ubsan bad free aborts" bash -c \
     "! timeout 60 '$WORK/stress_ubsan' badfree 2>&1 | grep -q 'runtime error' && \
      timeout 60 '$WORK/stress_ubsan' badfree 2>&1 | grep -q 'pprof_py malloc: free(): invalid pointer'"
@@ -74,6 +89,14 @@ VG=(valgrind -q --error-exitcode=99 --soname-synonyms=somalloc=nouserintercepts)
 for mode in "stress 2 3000" edge threadexit stats; do
     # shellcheck disable=SC2086
     check "memcheck $mode" timeout 600 env LD_PRELOAD="$LIB" "${VG[@]}" "$WORK/stress" $mode
+done
+for prog in malloc_realloc malloc_limits malloc_release; do
+    gcc -O1 -g -fno-builtin -fno-omit-frame-pointer -pthread "$PROG/$prog.c" -o "$WORK/$prog"
+done
+for run in "malloc_realloc grow 4096 8388608" "malloc_realloc inplace" "malloc_limits huge" \
+           "malloc_limits mallinfo" "malloc_release reuse"; do
+    # shellcheck disable=SC2086
+    check "memcheck $run" timeout 600 env LD_PRELOAD="$LIB" PPROFPY_MALLOC_DECAY_MS=100 "${VG[@]}" "$WORK"/$run
 done
 check "memcheck heap profiler" timeout 600 env LD_PRELOAD="$LIB" HEAPPROFILE="$WORK/hp" \
     "${VG[@]}" "$WORK/heapsites" 300

@@ -22,7 +22,7 @@ struct pprofpy_malloc_stats {
     size_t metadata_bytes;            /* allocator's own bookkeeping (spans, caches, page map) */
     size_t thread_caches;             /* live thread caches */
     size_t size_classes;              /* number of small-object size classes */
-    size_t release_threshold;         /* page heap keeps at most this many free resident bytes */
+    size_t release_threshold;         /* free resident bytes kept whatever their age (M_TRIM_THRESHOLD) */
     double fragmentation;             /* 1 - allocated / resident heap */
 };
 

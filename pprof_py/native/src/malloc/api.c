@@ -12,6 +12,7 @@
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +29,14 @@
 
 static NOINLINE void *alloc_slow(size_t n, size_t align, void *frame);
 
+/* malloc's fast path, inlined into every entry point.  Cost when the
+ * thread's list for the class is non-empty: one TLS load (pp_tc,
+ * initial-exec: %fs-relative), the size-map byte and class-size loads (L1),
+ * the list head and the object's first word (the object is written by the
+ * caller next anyway), and three stores to this thread's own cache: no
+ * lock, no atomic, about 20 instructions.  Any miss (no cache yet, empty
+ * list, a profiler sample due, a large or aligned request) goes to
+ * alloc_slow. */
 static inline void *small_fast(size_t n) {
     tcache_t *tc = pp_tc;
     if (PP_LIKELY(tc != NULL && n <= MAX_SMALL_SIZE)) {
@@ -162,6 +171,11 @@ static NOINLINE void free_slow(void *p) {
     else if (tc->size > tc->max_size) pp_tc_scavenge(tc);
 }
 
+/* free's fast path.  Cost for a small object: the class byte from the
+ * class map (pp_class_of_page), one TLS load, and a push on this thread's
+ * list (the object's first word, the list head, length and size): no span
+ * access, no lock, no atomic.  While the heap profiler holds sampled
+ * objects (pp_any_sampled) one more load reads the span's sampled count. */
 static inline __attribute__((always_inline)) void do_free(void *p) {
     if (PP_UNLIKELY(p == NULL)) {
         if (PP_UNLIKELY(pp_hooks_on)) pp_run_delete_hooks(p);   /* gperftools reports free(NULL) too */
@@ -234,6 +248,22 @@ static inline void *do_calloc(size_t a, size_t b, void *frame) {
     return p;
 }
 
+/* realloc.  Growing a buffer step by step must cost amortised O(1) per
+ * byte (issue 13.5: allocating exactly the new size and copying every
+ * time made 4 KiB steps to 64 MiB quadratic):
+ *   - a request that still fits, and uses at least half of the block,
+ *     keeps it;
+ *   - a large block (whole pages) is resized in place when possible:
+ *     shrinking returns the tail pages, growing takes the free pages right
+ *     after it (pp_large_resize);
+ *   - otherwise the block moves, and a growing one gets 25% headroom (as
+ *     tcmalloc does), so a buffer grown in small steps moves O(log n)
+ *     times and copies at most about 5x its final size in total; a large
+ *     one is placed where the pages after it are free
+ *     (pp_large_alloc_growing), so its next steps are in place again.
+ * A block the heap profiler sampled keeps its recorded size while the
+ * request fits (as in gperftools), but is never resized in place beyond
+ * that: it moves, so that the profiler records the new size and site. */
 static void *do_realloc(void *old, size_t n, void *frame) {
     if (!old) return do_malloc(n, frame);
     if (n == 0) {
@@ -242,8 +272,16 @@ static void *do_realloc(void *old, size_t n, void *frame) {
     }
     size_t have = usable_size(old);
     span_t *s = pp_span_of(old);
-    if (n <= have && n >= have / 2 && !s->sampled) return old;
-    void *p = do_malloc(n, frame);
+    if (n <= have && n >= have / 2) return old;
+    if (!s->sampled && s->sizeclass == 0 && n > MAX_SMALL_SIZE && n <= ((size_t)1 << 46) &&
+        pp_large_resize(s, (n + PAGE_SIZE - 1) >> PAGE_SHIFT))
+        return old;
+    void *p = NULL;
+    size_t want = n > have && n - have < have / 4 && have + have / 4 > have ? have + have / 4 : n;
+    if (want > MAX_SMALL_SIZE && n > have && pp_prof_mode == PROF_OFF && !pp_hooks_on && pp_inited)
+        p = pp_large_alloc_growing(want);       /* with room to grow in place next time */
+    if (!p && want != n) p = do_malloc(want, frame);
+    if (!p) p = do_malloc(n, frame);
     if (!p) return NULL;
     memcpy(p, old, n < have ? n : have);
     do_free(old);
@@ -546,6 +584,90 @@ EXPORT size_t pprofpy_malloc_stats_text(char *buf, size_t len) {
 
 EXPORT void pprofpy_release_free_memory(void) { pp_release_free_memory(); }
 
+/* ------------------------------------------------------------------ */
+/* glibc's statistics and tuning calls, answered from our statistics    */
+
+/* glibc's fields, as they map onto this allocator (the same mapping as
+ * gperftools' tcmalloc):
+ *   arena     bytes the page heap got from the OS (heap_size)
+ *   ordblks   1 (the page heap), smblks 0: we keep no chunk counts
+ *   hblks, hblkhd  0: large blocks come from the page heap, not from
+ *             separate mmaps
+ *   usmblks   0 (glibc too, since 2.24), fsmblks: free bytes in thread,
+ *             transfer and central caches
+ *   uordblks  bytes in use by the application (rounded to size classes)
+ *   fordblks  free bytes in the page heap, resident or returned to the OS
+ *   keepcost  free resident bytes in the page heap (what malloc_trim
+ *             would give back)
+ * so that uordblks + fsmblks + fordblks = arena. */
+EXPORT struct mallinfo2 mallinfo2(void) {
+    struct pprofpy_malloc_stats st;
+    pp_get_stats(&st);
+    struct mallinfo2 mi;
+    memset(&mi, 0, sizeof mi);
+    mi.arena = st.heap_size;
+    mi.ordblks = 1;
+    mi.fsmblks = st.thread_cache_free_bytes + st.transfer_cache_free_bytes + st.central_cache_free_bytes;
+    mi.uordblks = st.allocated_bytes;
+    mi.fordblks = st.pageheap_free_bytes + st.pageheap_unmapped_bytes;
+    mi.keepcost = st.pageheap_free_bytes;
+    return mi;
+}
+
+/* The old interface: the same numbers truncated to int, as glibc does. */
+EXPORT struct mallinfo mallinfo(void) {
+    struct mallinfo2 m2 = mallinfo2();
+    struct mallinfo mi;
+    mi.arena = (int)m2.arena;
+    mi.ordblks = (int)m2.ordblks;
+    mi.smblks = (int)m2.smblks;
+    mi.hblks = (int)m2.hblks;
+    mi.hblkhd = (int)m2.hblkhd;
+    mi.usmblks = (int)m2.usmblks;
+    mi.fsmblks = (int)m2.fsmblks;
+    mi.uordblks = (int)m2.uordblks;
+    mi.fordblks = (int)m2.fordblks;
+    mi.keepcost = (int)m2.keepcost;
+    return mi;
+}
+
+/* The MALLOCSTATS report, on stderr like glibc's malloc_stats. */
+EXPORT void malloc_stats(void) {
+    char buf[2048];
+    pprofpy_malloc_stats_text(buf, sizeof buf);
+    pp_write_str(2, buf);
+}
+
+/* Returns 1 when memory was given back to the OS, like glibc.  pad (bytes
+ * glibc keeps at the top of its heap) has no meaning here: every free
+ * page is released. */
+EXPORT int malloc_trim(size_t pad) {
+    (void)pad;
+    return pp_release_free_memory() > 0;
+}
+
+/* M_TRIM_THRESHOLD sets the free resident bytes the page heap keeps
+ * whatever their age (PPROFPY_MALLOC_RELEASE_THRESHOLD, page_heap.c).
+ * glibc's other parameters (fastbins, top pad, mmap threshold and count,
+ * check action, perturb, arenas) have no counterpart in this design; like
+ * tcmalloc, mallopt accepts them (returns 1) without effect, so programs
+ * tuned for glibc run unchanged.  An unknown parameter returns 0. */
+EXPORT int mallopt(int param, int value) {
+    if (param == M_TRIM_THRESHOLD) {
+        if (value < 0) return 0;
+        if (!pp_inited) pp_init();
+        pp_ph_set_keep_bytes((size_t)value);
+        return 1;
+    }
+    switch (param) {
+    case M_MXFAST: case M_TOP_PAD: case M_MMAP_THRESHOLD: case M_MMAP_MAX: case M_CHECK_ACTION:
+    case M_PERTURB: case M_ARENA_TEST: case M_ARENA_MAX:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
 EXPORT int pprofpy_malloc_get_numeric_property(const char *name, size_t *value) {
     struct pprofpy_malloc_stats st;
     pp_get_stats(&st);
@@ -583,7 +705,7 @@ EXPORT int pprofpy_malloc_is_active(void) {
 
 static void fork_prepare(void) { pp_lock_all(); }
 static void fork_parent(void) { pp_unlock_all(); }
-static void fork_child(void) { pp_unlock_all(); }
+static void fork_child(void) { pp_after_fork_child(); }
 
 __attribute__((constructor)) static void malloc_ctor(void) {
     if (!pp_inited) pp_init();

@@ -55,7 +55,7 @@ PP_GLUE int pp_ext_get_property(const char *name, size_t *value);
 /* calls fn for every span: type 0 in use, 1 free, 2 released to the OS */
 PP_GLUE void pp_ext_ranges(void (*fn)(void *arg, uintptr_t start, size_t len, int type, double fraction),
                            void *arg);
-/* gperftools_growth.c: core.c calls this each time the page heap grows
+/* gperftools_growth.c: page_heap.c calls this each time the page heap grows
    (page-heap lock held: it does not allocate or take allocator locks) */
 PP_GLUE void pp_note_heap_growth(size_t bytes);
 /* the growth stacks as a heap profile ("@ growth"); free() it */
@@ -63,8 +63,8 @@ PP_GLUE char *pp_growth_profile(void);
 /* return addresses of the code that called into this library (frames of
    the library itself dropped), innermost first */
 PP_GLUE int pp_stack_above_library(void **result, int max_depth, int skip_count);
-/* api.c / core.c pieces the C++ layer calls */
-PP_GLUE void pp_release_free_memory(void);
+/* api.c / init.c pieces the C++ layer calls */
+PP_GLUE size_t pp_release_free_memory(void);         /* init.c: bytes given back */
 char *GetHeapProfile(void);                           /* heapprof.c (exported) */
 size_t pprofpy_malloc_stats_text(char *buf, size_t len);
 

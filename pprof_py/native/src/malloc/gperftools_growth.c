@@ -1,5 +1,5 @@
 /* MallocExtension::GetHeapGrowthStacks: the stacks that made the page heap
- * grow.  core.c calls pp_note_heap_growth() each time it maps more memory
+ * grow.  page_heap.c calls pp_note_heap_growth() each time it maps more memory
  * for the page heap (with the page-heap lock held), so this file takes no
  * allocator lock and maps its table with the raw system call.  Like
  * tcmalloc, every growth is one entry (count 1, size = bytes mapped), in

@@ -46,42 +46,15 @@ EXPORT size_t nallocx(size_t size, int flags) {
 }
 EXPORT size_t tc_nallocx(size_t size, int flags) __attribute__((alias("nallocx")));
 
-static int clamp_int(size_t v) { return v > 0x7fffffff ? 0x7fffffff : (int)v; }
-
-/* mallinfo in tcmalloc's terms: arena = heap reserved from the OS, the
-   free bytes in the caches and page heap, hblkhd = released pages; the
-   int fields saturate. */
-EXPORT struct mallinfo tc_mallinfo(void) {
-    struct pprofpy_malloc_stats st;
-    struct mallinfo mi;
-    memset(&mi, 0, sizeof mi);
-    pp_get_stats(&st);
-    size_t cached = st.central_cache_free_bytes + st.transfer_cache_free_bytes + st.thread_cache_free_bytes;
-    mi.arena = clamp_int(st.heap_size);
-    mi.hblkhd = clamp_int(st.pageheap_unmapped_bytes);
-    mi.uordblks = clamp_int(st.allocated_bytes);
-    mi.fsmblks = clamp_int(cached);
-    mi.fordblks = clamp_int(st.pageheap_free_bytes);
-    return mi;
-}
-EXPORT struct mallinfo mallinfo(void) __attribute__((alias("tc_mallinfo")));
-
-/* The MALLOCSTATS report on stderr. */
-EXPORT void tc_malloc_stats(void) {
-    char buf[2048];
-    pprofpy_malloc_stats_text(buf, sizeof buf);
-    pp_write_str(2, buf);
-}
-EXPORT void malloc_stats(void) __attribute__((alias("tc_malloc_stats")));
-
-/* glibc tuning knobs mean nothing to this allocator; like tcmalloc's,
-   mallopt accepts them and changes nothing (returns 1 = success). */
-EXPORT int tc_mallopt(int cmd, int value) {
-    (void)cmd;
-    (void)value;
-    return 1;
-}
-EXPORT int mallopt(int cmd, int value) __attribute__((alias("tc_mallopt")));
+/* tcmalloc's names for glibc's statistics and tuning calls: the same
+   answers as mallinfo, malloc_stats and mallopt (api.c, which documents
+   the field mapping and the parameters mallopt applies). */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+EXPORT struct mallinfo tc_mallinfo(void) { return mallinfo(); }
+#pragma GCC diagnostic pop
+EXPORT void tc_malloc_stats(void) { malloc_stats(); }
+EXPORT int tc_mallopt(int cmd, int value) { return mallopt(cmd, value); }
 
 /* ------------------------------------------------------------------ */
 /* MallocExtension's C side                                             */

@@ -1,17 +1,27 @@
 /* Internal declarations shared by the allocator's translation units.
  *
- * Layout (tcmalloc's design, written from its public description):
- *   size map      - request size -> size class (core.c)
- *   thread cache  - per-thread free lists, no lock on the fast path (core.c)
- *   central lists - per size class, spans with free objects + a transfer
- *                   cache of whole batches (core.c)
- *   page heap     - spans of 8 KiB pages, radix page map, coalescing,
- *                   release to the OS (core.c)
- *   entry points  - malloc & co, operator new/delete, fork (api.c)
- *   heap profiler (heapprof.c), leak checker (heapcheck.c), their stacks
- *                  (stackwalk.c), output (heapfmt.c), environment (env.c);
- *                  their shared declarations are in heap.h
+ * Layout (tcmalloc's design, written from its public description), one
+ * file per component, each opening with a comment on its role:
+ *   api.c              entry points (malloc & co, operator new/delete,
+ *                      statistics API) and the inlined fast paths
+ *   thread_cache.c     per-thread free lists, no lock on the fast path
+ *   central_freelist.c per size class: spans with free objects and a
+ *                      transfer cache of whole batches
+ *   page_heap.c        spans of 8 KiB pages, coalescing, release to the OS
+ *   pagemap.c          page id -> span / size class (radix trees)
+ *   size_map.c         request size -> size class
+ *   system_alloc.c     mmap, metadata arena, owned-region registry
+ *   init.c             start-up, environment, fork, statistics snapshot
+ *   util.c             lock slow path, non-allocating output, fatal errors
+ *   heapprof.c         heap profiler; heapcheck.c leak checker; their
+ *                      stacks (stackwalk.c), output (heapfmt.c) and
+ *                      environment (env.c); shared declarations in heap.h
  * Nothing here calls libc malloc; metadata lives in mmap'ed arenas.
+ *
+ * The tuning constants written `#ifndef NAME` (release rate and delay,
+ * transfer-cache size, thread-cache sizing) can be overridden with -DNAME=...
+ * to measure alternatives with bench/bench_malloc.py's workload; the values
+ * in the sources are the measured choices, each explained where defined.
  */
 #ifndef PPROFPY_MALLOC_INTERNAL_H
 #define PPROFPY_MALLOC_INTERNAL_H
@@ -53,14 +63,35 @@ typedef struct span {
     uint16_t sizeclass;          /* 0 = large allocation or free span */
     uint8_t location;            /* SPAN_* */
     uint8_t on_list;
+    uint8_t fresh;               /* free spans: never used since mapped (all zero) */
     uint32_t sampled;            /* objects of this span in the profiler's table */
-    size_t freed_at;             /* free spans: page-heap clock when last freed */
+    uint64_t freed_at;           /* free spans: when last freed (ms, monotonic) */
 } span_t;
+
+/* ---- span lists (doubly linked, circular, with a sentinel) ---- */
+typedef struct { span_t head; } span_list_t;
+static inline void spanlist_init(span_list_t *l) { l->head.next = l->head.prev = &l->head; }
+static inline int spanlist_empty(span_list_t *l) { return l->head.next == &l->head; }
+static inline void spanlist_push(span_list_t *l, span_t *s) {
+    s->next = l->head.next;
+    s->prev = &l->head;
+    l->head.next->prev = s;
+    l->head.next = s;
+}
+static inline void spanlist_remove(span_t *s) {
+    s->prev->next = s->next;
+    s->next->prev = s->prev;
+    s->next = s->prev = NULL;
+}
 
 /* ---- size map ---- */
 extern PP_HIDDEN unsigned char pp_class_array[];
 extern PP_HIDDEN size_t pp_class_size[MAX_CLASSES];
+extern PP_HIDDEN size_t pp_class_pages[MAX_CLASSES];
+extern PP_HIDDEN uint32_t pp_class_batch[MAX_CLASSES];
+extern PP_HIDDEN uint32_t pp_class_objs[MAX_CLASSES];
 extern PP_HIDDEN int pp_num_classes;
+PP_HIDDEN void pp_size_map_init(void);
 
 static inline size_t pp_class_index(size_t s) {
     return s <= 1024 ? (s + 7) >> 3 : (s + 127 + (120 << 7)) >> 7;
@@ -79,7 +110,7 @@ static inline span_t *pp_pagemap_get(uintptr_t page) {
     return leaf[page & ((1 << PM_LEAF_BITS) - 1)];
 }
 /* Every page of a small-object span maps to its span; large and free spans
-   map only their first and last pages (see core.c), so other entries may
+   map only their first and last pages (see pagemap.c), so other entries may
    be stale.  pp_span_of() checks that the span found really covers the
    page (span structs are never unmapped, so reading a stale one is safe)
    and returns NULL otherwise. */
@@ -103,17 +134,12 @@ static inline int pp_classmap_get(uintptr_t page) {
     if (PP_UNLIKELY(!leaf)) return 0;
     return leaf[page & ((1 << PM_LEAF_BITS) - 1)];
 }
-/* the same class bytes in one flat array indexed by page id (address
-   space reserved with MAP_NORESERVE at start-up; only the bytes of pages the
-   heap uses ever become resident): free() finds the class with one load.
-   NULL when the reservation failed; then the radix classmap is used. */
-#define CLASSFLAT_PAGES ((uintptr_t)1 << (PM_ROOT_BITS + PM_LEAF_BITS))
-extern PP_HIDDEN unsigned char *pp_classflat;
-static inline int pp_class_of_page(uintptr_t page) {
-    unsigned char *flat = pp_classflat;
-    if (PP_LIKELY(flat != NULL)) return PP_LIKELY(page < CLASSFLAT_PAGES) ? flat[page] : 0;
-    return pp_classmap_get(page);
-}
+/* free()'s class lookup: two dependent loads (the root entry for the
+   heap's 2 GiB range stays in L1).  An earlier version kept one flat byte
+   array for all 2^35 pages, reserved at load with MAP_NORESERVE: one load
+   less, but 32 GiB of address space, which made every later mmap fail in
+   a program that lowers RLIMIT_AS (issue 13.8). */
+static inline int pp_class_of_page(uintptr_t page) { return pp_classmap_get(page); }
 extern PP_HIDDEN volatile int pp_any_sampled;     /* some object is in the profiler's table */
 
 /* ---- thread cache ---- */
@@ -128,43 +154,94 @@ typedef struct tcache {
     size_t max_size;
     ssize_t sample_left;         /* bytes until the next profiler sample */
     uint64_t rng;
-    uintptr_t stack_lo, stack_hi;  /* thread stack, bounds frame-pointer walks */
+    uintptr_t stack_lo, stack_hi;  /* thread stack, bounds frame-pointer walks (0: not resolved yet) */
+    uintptr_t stack_probe;         /* an address in the thread's stack (thread_cache.c) */
     uintptr_t thread_pointer;      /* pthread_self(): TCB, static TLS just below */
     struct tcache *next_all, *prev_all;
     int in_use;
+    int parked_seen;             /* parked (thread exited): seen by the background thread */
 } tcache_t;
 
 extern PP_HIDDEN __thread tcache_t *pp_tc __attribute__((tls_model("initial-exec")));
 extern PP_HIDDEN __thread int pp_busy __attribute__((tls_model("initial-exec")));   /* recursion guard */
 
-/* ---- core API (core.c) ---- */
+struct pprofpy_malloc_stats;
+
+/* ---- start-up and whole-allocator operations (init.c) ---- */
 PP_HIDDEN void pp_init(void);
 extern PP_HIDDEN int pp_inited;
+PP_HIDDEN void pp_lock_all(void);
+PP_HIDDEN void pp_unlock_all(void);
+PP_HIDDEN void pp_after_fork_child(void);
+PP_HIDDEN size_t pp_release_free_memory(void);  /* returns the bytes given back */
+PP_HIDDEN void pp_get_stats(struct pprofpy_malloc_stats *st);
+
+/* ---- thread cache (thread_cache.c) ---- */
+PP_HIDDEN void pp_tc_init(void);
 PP_HIDDEN tcache_t *pp_tc_get_slow(void);        /* may return NULL (during setup / thread exit) */
 PP_HIDDEN void *pp_tc_fetch(tcache_t *tc, int cl);   /* list empty: refill from central, pop one */
 PP_HIDDEN void pp_tc_list_too_long(tcache_t *tc, int cl);
 PP_HIDDEN void pp_tc_scavenge(tcache_t *tc);
+PP_HIDDEN void pp_tc_flush(tcache_t *tc);
+PP_HIDDEN void pp_tc_flush_parked_idle(void);   /* background thread */
+PP_HIDDEN void pp_tc_flush_parked_all(void);
+PP_HIDDEN void pp_tc_reset_all_samples(void);
+PP_HIDDEN size_t pp_dead_stacks(uintptr_t *starts, uintptr_t *ends, uintptr_t *tps, size_t max);
+PP_HIDDEN void pp_tc_lock_all(void);
+PP_HIDDEN void pp_tc_unlock_all(void);
+PP_HIDDEN void pp_tc_stats(struct pprofpy_malloc_stats *st);
+
+/* ---- central free lists (central_freelist.c) ---- */
+PP_HIDDEN void pp_central_init(void);
+PP_HIDDEN void pp_central_insert(int cl, void *head, void *tail, uint32_t n);
+PP_HIDDEN uint32_t pp_central_remove(int cl, uint32_t n, void **head, void **tail);
 PP_HIDDEN void *pp_central_alloc_one(int cl);
 PP_HIDDEN void pp_central_free_one(void *p, int cl);
+PP_HIDDEN void pp_central_flush(void);
+PP_HIDDEN void pp_central_flush_idle(void);     /* background thread: idle classes' transfer caches */
+PP_HIDDEN void pp_central_lock_all(void);
+PP_HIDDEN void pp_central_unlock_all(void);
+PP_HIDDEN void pp_central_stats(struct pprofpy_malloc_stats *st);
+
+/* ---- page heap (page_heap.c) ---- */
+PP_HIDDEN void pp_ph_init(size_t keep_bytes, uint64_t decay_ms, int background);
+PP_HIDDEN span_t *pp_ph_alloc_small(int cl);     /* a span carved for class cl, page maps set */
+PP_HIDDEN void pp_ph_free(span_t *s);
 PP_HIDDEN void *pp_large_alloc(size_t bytes, size_t align, int *zeroed);
+PP_HIDDEN void *pp_large_alloc_growing(size_t bytes);   /* realloc moving a growing block */
 PP_HIDDEN void pp_large_free(span_t *s);
+PP_HIDDEN int pp_large_resize(span_t *s, size_t npages);   /* in place; 1 on success */
+PP_HIDDEN size_t pp_ph_release_all(void);       /* returns the bytes given back */
+PP_HIDDEN void pp_ph_set_keep_bytes(size_t bytes);
+PP_HIDDEN void pp_ph_background_poke(void);      /* caller holds no allocator lock */
+PP_HIDDEN void pp_ph_after_fork_child(void);
+PP_HIDDEN void pp_ph_lock_all(void);
+PP_HIDDEN void pp_ph_unlock_all(void);
+PP_HIDDEN void pp_ph_stats(struct pprofpy_malloc_stats *st);
+
+/* ---- page map writers (pagemap.c; callers hold the page heap's lock) ---- */
+PP_HIDDEN int pp_pagemap_ensure(uintptr_t page, size_t n);   /* leaves for n pages from page */
+PP_HIDDEN void pp_pagemap_set(uintptr_t page, span_t *s);
+PP_HIDDEN void pp_pagemap_set_range(uintptr_t page, size_t n, span_t *s);
+PP_HIDDEN void pp_pagemap_set_ends(span_t *s);
+PP_HIDDEN void pp_classmap_set_range(uintptr_t page, size_t n, int cl);
+
+/* ---- OS memory and metadata (system_alloc.c) ---- */
 PP_HIDDEN void *pp_meta_alloc(size_t bytes);
 PP_HIDDEN void *pp_os_map(size_t bytes);       /* raw mmap, registered as allocator-owned region */
+PP_HIDDEN void pp_register_region(void *p, size_t bytes);
 PP_HIDDEN int pp_owned_region(uintptr_t addr, uintptr_t *end);   /* for the leak checker */
 PP_HIDDEN size_t pp_owned_regions(uintptr_t *starts, uintptr_t *ends, size_t max);
-PP_HIDDEN void pp_lock_all(void);
-PP_HIDDEN void pp_unlock_all(void);
-PP_HIDDEN void pp_release_free_memory(void);
+extern PP_HIDDEN size_t pp_metadata_bytes;
+PP_HIDDEN void pp_sys_lock_all(void);
+PP_HIDDEN void pp_sys_unlock_all(void);
+
+/* ---- helpers (util.c) ---- */
 PP_HIDDEN void pp_fatal(const char *msg, const void *ptr) __attribute__((noreturn));
 PP_HIDDEN void pp_write_str(int fd, const char *s);
 PP_HIDDEN size_t pp_fmt_u(char *out, unsigned long long v);
 PP_HIDDEN size_t pp_fmt_x(char *out, unsigned long long v);
 PP_HIDDEN uint64_t pp_random(uint64_t *state);
-PP_HIDDEN void pp_tc_reset_all_samples(void);
-PP_HIDDEN size_t pp_dead_stacks(uintptr_t *starts, uintptr_t *ends, uintptr_t *tps, size_t max);
-
-struct pprofpy_malloc_stats;
-PP_HIDDEN void pp_get_stats(struct pprofpy_malloc_stats *st);
 
 /* ---- profiler hooks (heapprof.c) ---- */
 enum { PROF_OFF = 0, PROF_ALL = 1, PROF_SAMPLED = 2 };

@@ -1,0 +1,578 @@
+/* Page heap: runs of 8 KiB pages ("spans") for small-object spans and
+ * large blocks, from mmap'ed memory.
+ *
+ * Free spans live on exact-size lists (1..256 pages, a bitmap finds the
+ * first non-empty one) or on one best-fit list above 256 pages, split into
+ * resident ("normal") and returned-to-the-OS lists.  Freed spans coalesce
+ * with free neighbours of the same kind.  Free resident memory that stays
+ * unused for a while goes back to the OS (madvise DONTNEED), by age.
+ * Everything here runs under ph.lock; callers outside this file use the
+ * pp_ph_* / pp_large_* functions, which take it.
+ */
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <time.h>
+
+#include "gperftools_glue.h"
+#include "internal.h"
+#include "malloc_extension.h"
+
+static struct {
+    pp_lock_t lock;
+    span_list_t normal[MAX_PAGES_LISTS + 1], returned[MAX_PAGES_LISTS + 1];
+    span_list_t large_normal, large_returned;
+    size_t free_bytes, unmapped_bytes, system_bytes;
+    size_t keep_bytes;              /* free resident bytes the decay leaves alone */
+    uint64_t decay_ms;              /* free spans older than this go back to the OS */
+    uint64_t last_decay;            /* ms, last decay pass */
+    long scavenge_counter;          /* pages to free before the next steady release */
+    int release_index;              /* round robin over the free lists */
+    uint64_t nonempty[(MAX_PAGES_LISTS + 64) / 64];   /* bit k: normal[k] or returned[k] not empty */
+    span_t *span_freelist;
+} ph;
+
+static span_t *span_new(uintptr_t start, size_t npages) {
+    span_t *s = ph.span_freelist;
+    if (s) ph.span_freelist = s->next;
+    else {
+        s = pp_meta_alloc(sizeof(span_t));
+        if (!s) return NULL;
+    }
+    memset(s, 0, sizeof *s);
+    s->start = start;
+    s->npages = npages;
+    return s;
+}
+
+static void span_delete(span_t *s) {
+    s->location = SPAN_DEAD;
+    s->next = ph.span_freelist;
+    ph.span_freelist = s;
+}
+
+static span_list_t *free_list_for(span_t *s) {
+    if (s->npages <= MAX_PAGES_LISTS)
+        return s->location == SPAN_RETURNED ? &ph.returned[s->npages] : &ph.normal[s->npages];
+    return s->location == SPAN_RETURNED ? &ph.large_returned : &ph.large_normal;
+}
+
+static void ph_link_free(span_t *s) {
+    spanlist_push(free_list_for(s), s);
+    if (s->npages <= MAX_PAGES_LISTS) ph.nonempty[s->npages >> 6] |= (uint64_t)1 << (s->npages & 63);
+    if (s->location == SPAN_RETURNED) ph.unmapped_bytes += s->npages << PAGE_SHIFT;
+    else ph.free_bytes += s->npages << PAGE_SHIFT;
+}
+
+static void ph_unlink_free(span_t *s) {
+    spanlist_remove(s);
+    size_t k = s->npages;
+    if (k <= MAX_PAGES_LISTS && spanlist_empty(&ph.normal[k]) && spanlist_empty(&ph.returned[k]))
+        ph.nonempty[k >> 6] &= ~((uint64_t)1 << (k & 63));
+    if (s->location == SPAN_RETURNED) ph.unmapped_bytes -= s->npages << PAGE_SHIFT;
+    else ph.free_bytes -= s->npages << PAGE_SHIFT;
+}
+
+/* Merge free neighbours into s (s is not on a list); returns the survivor. */
+static span_t *ph_coalesce(span_t *s) {
+    for (int side = 0; side < 2; side++) {
+        span_t *o = side == 0 ? pp_pagemap_get(s->start - 1) : pp_pagemap_get(s->start + s->npages);
+        /* merge only spans of the same kind (resident with resident,
+           released with released), like gperftools: a resident span stays
+           all resident, so reusing it faults nothing in, and released
+           pages are reused only when no resident span fits */
+        if (!o || o->location != s->location) continue;
+        /* a stale entry (a recycled span struct) is not a neighbour */
+        if (side == 0 ? o->start + o->npages != s->start : o->start != s->start + s->npages) continue;
+        ph_unlink_free(o);
+        int loc = s->location;
+        span_t *keep = o->npages >= s->npages ? o : s;
+        span_t *gone = keep == o ? s : o;
+        uintptr_t start = s->start < o->start ? s->start : o->start;
+        keep->start = start;
+        keep->npages = s->npages + o->npages;
+        keep->location = (uint8_t)loc;
+        keep->fresh = s->fresh && o->fresh;
+        span_delete(gone);
+        pp_pagemap_set_ends(keep);
+        s = keep;
+    }
+    return s;
+}
+
+/* ------------------------------------------------------------------ */
+/* returning free memory to the OS: by age                              */
+
+/* A resident free span that stays unused for decay_ms goes back to the OS
+ * (madvise MADV_DONTNEED; the pages stay mapped and fault in again, zero,
+ * when reused).  Releasing by age rather than by the amount freed keeps a
+ * program that frees and soon reuses big blocks from paying page faults
+ * for memory it needs again at once (issue 13.6: releasing in bulk above
+ * 4x a threshold cost malloc-large 6x tcmalloc's page faults), while a
+ * program that frees memory and goes idle gets its RSS back within about
+ * 1.5 x decay_ms.  The check runs at most every decay_ms / 2: on the
+ * page heap's next operation, and from a background thread (below) so
+ * that an idle program releases too.  Free spans record when they were
+ * freed (freed_at, ms); a list's tail is its oldest span.  The decay
+ * stops once no more than keep_bytes of free pages are resident
+ * (PPROFPY_MALLOC_RELEASE_THRESHOLD, mallopt(M_TRIM_THRESHOLD); 0 by
+ * default). */
+static uint64_t now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);     /* vDSO: no system call, no lock */
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void ph_release_span(span_t *s) {
+    ph_unlink_free(s);
+    madvise((void *)(s->start << PAGE_SHIFT), s->npages << PAGE_SHIFT, MADV_DONTNEED);
+    s->location = SPAN_RETURNED;
+    s->fresh = 0;
+    s = ph_coalesce(s);
+    ph_link_free(s);
+}
+
+/* Release every resident free span (pprofpy_release_free_memory, malloc_trim). */
+static void ph_release_all_locked(void) {
+    while (!spanlist_empty(&ph.large_normal)) ph_release_span(ph.large_normal.head.next);
+    for (int n = 1; n <= MAX_PAGES_LISTS; n++)
+        while (!spanlist_empty(&ph.normal[n])) ph_release_span(ph.normal[n].head.next);
+}
+
+/* Release the spans free for at least decay_ms, oldest first in each list,
+   while more than keep_bytes of free pages are resident. */
+static void ph_decay_locked(uint64_t now) {
+    ph.last_decay = now;
+    for (int n = 0; n <= MAX_PAGES_LISTS && ph.free_bytes > ph.keep_bytes; n++) {
+        span_list_t *l = n == 0 ? &ph.large_normal : &ph.normal[n];
+        while (!spanlist_empty(l) && ph.free_bytes > ph.keep_bytes && now - l->head.prev->freed_at >= ph.decay_ms)
+            ph_release_span(l->head.prev);
+    }
+}
+
+static inline void ph_maybe_decay(uint64_t now) {
+    if (PP_UNLIKELY(now - ph.last_decay >= ph.decay_ms / 2) && ph.free_bytes > ph.keep_bytes) ph_decay_locked(now);
+}
+
+/* The background thread: wakes every decay_ms / 2 and releases what has
+ * aged.  Started the first time free pages stay in the page heap, from a
+ * point where the caller holds no allocator lock (pthread_create may call
+ * malloc), with every signal blocked so it never runs the program's
+ * handlers; it calls nothing that allocates.  Each tick it also empties
+ * the caches of exited threads parked since the last tick and the transfer
+ * caches of size classes that saw no traffic since then
+ * (pp_tc_flush_parked_idle, pp_central_flush_idle).  Named "pprof_py-release"
+ * in ps/top.  PPROFPY_MALLOC_BACKGROUND_THREAD=0 turns it off, and it is
+ * not started while the heap profiler or leak checker is on; the release
+ * then happens on the page heap's next operation only.  After
+ * fork() the child starts its own when it needs one. */
+enum { BG_NONE = 0, BG_STARTING, BG_RUNNING, BG_OFF };
+static int bg_state;
+
+static void *bg_main(void *arg) {
+    (void)arg;
+    prctl(PR_SET_NAME, "pprof_py-release", 0, 0, 0);
+    for (;;) {
+        uint64_t wait = ph.decay_ms / 2 ? ph.decay_ms / 2 : 1;
+        struct timespec ts = {(time_t)(wait / 1000), (long)(wait % 1000) * 1000000};
+        while (nanosleep(&ts, &ts) != 0) {}
+        pp_tc_flush_parked_idle();
+        pp_central_flush_idle();
+        pp_lock(&ph.lock);
+        if (ph.free_bytes > ph.keep_bytes) ph_decay_locked(now_ms());
+        pp_unlock(&ph.lock);
+    }
+    return NULL;
+}
+
+/* Callers hold no allocator lock. */
+static void ph_background_poke(void) {
+    if (PP_LIKELY(bg_state != BG_NONE) || !__atomic_load_n(&ph.free_bytes, __ATOMIC_RELAXED)) return;
+    /* Not while the heap profiler or leak checker runs: the leak checker
+       signals every thread for its registers and would wait for this one,
+       which blocks all signals, until its timeout (the next call releases
+       aged pages meanwhile). */
+    if (pp_prof_mode != PROF_OFF) return;
+    int expect = BG_NONE;
+    if (!__atomic_compare_exchange_n(&bg_state, &expect, BG_STARTING, 0, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED)) return;
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    pthread_attr_t attr;
+    pthread_t th;
+    int ok = pthread_attr_init(&attr) == 0;
+    if (ok) {
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        pthread_attr_setstacksize(&attr, 64 << 10);
+        ok = pthread_create(&th, &attr, bg_main, NULL) == 0;
+        pthread_attr_destroy(&attr);
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    __atomic_store_n(&bg_state, ok ? BG_RUNNING : BG_OFF, __ATOMIC_RELEASE);
+}
+
+void pp_ph_background_poke(void) { ph_background_poke(); }
+
+void pp_ph_after_fork_child(void) {
+    if (bg_state != BG_OFF) bg_state = BG_NONE;     /* the thread did not survive fork */
+}
+
+/* Besides the decay, a slow steady release bounds RSS in a program that
+ * frees and allocates faster than the decay (as gperftools does): after
+ * a span of n pages is returned, the next one goes after RELEASE_RATE * n
+ * more pages were freed (RELEASE_DELAY when there was nothing to
+ * release), taking the oldest span of the next size list, round robin.
+ * Measured (bench_malloc.py's programs, 1 page per 500 freed): malloc-
+ * large keeps tcmalloc's page-fault count (123 k) and 0.97x its peak RSS,
+ * largemix 0.83x tcmalloc's RSS (27 MB -> 17 MB without this release);
+ * 1 per 1000 and 1 per 200 measured no better.  Releasing in bulk above a
+ * threshold instead cost malloc-large 6x tcmalloc's page faults (issue
+ * 13.6), and a cap at 1/4 of the pages in use 8x. */
+#ifndef RELEASE_RATE
+#define RELEASE_RATE 500
+#endif
+#ifndef RELEASE_DELAY
+#define RELEASE_DELAY ((long)1 << 14)
+#endif
+#define MAX_RELEASE_DELAY ((size_t)1 << 20)
+
+static size_t ph_release_one(void) {
+    for (int i = 0; i <= MAX_PAGES_LISTS; i++) {
+        int k = ph.release_index;
+        ph.release_index = k >= MAX_PAGES_LISTS ? 0 : k + 1;
+        span_list_t *l = k == 0 ? &ph.large_normal : &ph.normal[k];
+        if (spanlist_empty(l)) continue;
+        size_t n = l->head.prev->npages;
+        ph_release_span(l->head.prev);       /* the list's oldest */
+        return n;
+    }
+    return 0;
+}
+
+static void ph_steady_release(size_t freed) {
+    ph.scavenge_counter -= (long)freed;
+    if (PP_LIKELY(ph.scavenge_counter >= 0)) return;
+    ph.scavenge_counter = RELEASE_DELAY;
+    size_t n = ph_release_one();
+    if (n) {
+        size_t wait = n * RELEASE_RATE;
+        ph.scavenge_counter = (long)(wait > MAX_RELEASE_DELAY ? MAX_RELEASE_DELAY : wait);
+    }
+}
+
+#define FORCED_COALESCE_BYTES ((size_t)128 << 20)
+
+/* Give a span back to the page heap.  Caller holds ph.lock. */
+static void ph_free_locked(span_t *s) {
+    if (s->sizeclass) pp_classmap_set_range(s->start, s->npages, 0);
+    s->sizeclass = 0;
+    s->freelist = NULL;
+    s->refcount = 0;
+    s->location = SPAN_FREE;
+    s->fresh = 0;
+    size_t freed = s->npages;
+    s = ph_coalesce(s);
+    uint64_t now = now_ms();
+    s->freed_at = now;
+    ph_link_free(s);
+    ph_maybe_decay(now);
+    ph_steady_release(freed);
+}
+
+static int ph_grow(size_t npages) {
+    size_t bytes = npages << PAGE_SHIFT;
+    size_t min = (size_t)4 << 20;
+    if (bytes < min) bytes = min;
+    if (bytes / PAGE_SIZE != (bytes >> PAGE_SHIFT) || bytes > ((size_t)1 << 46)) return 0;
+    /* No MAP_NORESERVE: heap memory goes through the kernel's overcommit
+       check (vm.overcommit_memory), so a request no machine can back, such
+       as malloc(2^40), fails with ENOMEM as it does with glibc and tcmalloc
+       instead of succeeding and faulting later (issue 13.7). */
+    const int prot = PROT_READ | PROT_WRITE, flags = MAP_PRIVATE | MAP_ANONYMOUS;
+    /* Map exactly `bytes` first: the kernel places it right below the
+       previous region, so the two are adjacent and their free spans can
+       coalesce.  Only a misaligned result is remapped with one page of
+       slack and trimmed (which leaves a gap). */
+    char *p = mmap(NULL, bytes, prot, flags, -1, 0);
+    if (p == MAP_FAILED) return 0;
+    uintptr_t a = (uintptr_t)p;
+    if (a & (PAGE_SIZE - 1)) {
+        munmap(p, bytes);
+        size_t map_bytes = bytes + PAGE_SIZE;
+        p = mmap(NULL, map_bytes, prot, flags, -1, 0);
+        if (p == MAP_FAILED) return 0;
+        a = ((uintptr_t)p + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1);
+        if (a > (uintptr_t)p) munmap(p, a - (uintptr_t)p);
+        size_t tail = ((uintptr_t)p + map_bytes) - (a + bytes);
+        if (tail) munmap((char *)(a + bytes), tail);
+    }
+    uintptr_t page = a >> PAGE_SHIFT;
+    if (!pp_pagemap_ensure(page, bytes >> PAGE_SHIFT)) {
+        munmap((void *)a, bytes);
+        return 0;
+    }
+    pp_register_region((void *)a, bytes);
+    span_t *s = span_new(page, bytes >> PAGE_SHIFT);
+    if (!s) return 0;
+    ph.system_bytes += bytes;
+    pp_note_heap_growth(bytes);            /* MallocExtension::GetHeapGrowthStacks */
+    pp_pagemap_set_ends(s);
+    /* Fresh memory counts as resident-free (as in gperftools), so that it
+       coalesces with the resident free span next to it: mmap places a new
+       region right below the previous one, and a free span at the heap's
+       edge plus the new region often fit a request that neither fits
+       alone (without this, malloc-large's heap grew to 1.25x tcmalloc's).
+       `fresh` remembers that it is still all zero for calloc. */
+    s->location = SPAN_FREE;
+    s->fresh = 1;
+    s->freed_at = now_ms();
+    s = ph_coalesce(s);
+    ph_link_free(s);
+    return 1;
+}
+
+static span_t *ph_find(size_t n) {
+    if (n <= MAX_PAGES_LISTS) {
+        /* first non-empty exact list of >= n pages, found in the bitmap */
+        size_t w = n >> 6;
+        uint64_t bits = ph.nonempty[w] & (~(uint64_t)0 << (n & 63));
+        for (;;) {
+            if (bits) {
+                size_t k = (w << 6) + (size_t)__builtin_ctzll(bits);
+                if (!spanlist_empty(&ph.normal[k])) return ph.normal[k].head.next;
+                return ph.returned[k].head.next;
+            }
+            if (++w >= sizeof ph.nonempty / sizeof ph.nonempty[0]) break;
+            bits = ph.nonempty[w];
+        }
+    }
+    /* best fit over resident and returned spans together (ties: resident,
+       then lower address), as gperftools does: a tight returned span
+       faults its pages in, but taking a loose resident one instead would
+       leave a hole and grow the heap (RSS) */
+    span_t *best = NULL;
+    for (int pass = 0; pass < 2; pass++) {
+        span_list_t *l = pass == 0 ? &ph.large_normal : &ph.large_returned;
+        for (span_t *s = l->head.next; s != &l->head; s = s->next)
+            if (s->npages >= n && (!best || s->npages < best->npages ||
+                                   (s->npages == best->npages && pass == 0 && s->start < best->start)))
+                best = s;
+    }
+    return best;
+}
+
+/* Allocate a span of n pages; *zeroed tells whether all of it is fresh
+   from the OS.  When the heap must grow it maps `reserve` pages (>= n; a
+   growing block asks for room after itself), or n if that fails. */
+static span_t *ph_alloc_reserve_locked(size_t n, size_t reserve, int *zeroed) {
+    ph_maybe_decay(now_ms());
+    span_t *s = ph_find(n);
+    if (!s && ph.unmapped_bytes > 0 && ph.free_bytes + ph.unmapped_bytes >= ph.system_bytes / 4 &&
+        ph.system_bytes / FORCED_COALESCE_BYTES != (ph.system_bytes + (n << PAGE_SHIFT)) / FORCED_COALESCE_BYTES) {
+        /* about to grow while many pages are free but split into resident
+           and released pieces: release everything so they coalesce */
+        ph_release_all_locked();
+        s = ph_find(n);
+    }
+    if (!s) {
+        if (!(reserve > n && ph_grow(reserve)) && !ph_grow(n)) return NULL;
+        s = ph_find(n);
+        if (!s) return NULL;
+    }
+    ph_unlink_free(s);
+    int was_returned = s->location == SPAN_RETURNED;
+    if (zeroed) *zeroed = was_returned || s->fresh;
+    if (s->npages > n) {
+        /* carve the front; the remainder keeps the old span struct so only n
+           page-map entries change */
+        span_t *r = span_new(s->start, n);
+        if (r) r->fresh = s->fresh;
+        if (!r) {
+            ph_link_free(s);
+            return NULL;
+        }
+        s->start += n;
+        s->npages -= n;
+        pp_pagemap_set(s->start, s);          /* its last page is unchanged */
+        ph_link_free(s);
+        s = r;
+        pp_pagemap_set_ends(s);
+    }
+    s->location = SPAN_IN_USE;
+    s->sizeclass = 0;
+    s->sampled = 0;
+    return s;
+}
+
+static span_t *ph_alloc_locked(size_t n, int *zeroed) { return ph_alloc_reserve_locked(n, n, zeroed); }
+
+void *pp_large_alloc(size_t bytes, size_t align, int *zeroed) {
+    if (bytes > ((size_t)1 << 46)) return NULL;
+    size_t n = (bytes + PAGE_SIZE - 1) >> PAGE_SHIFT;
+    if (n == 0) n = 1;
+    size_t align_pages = align > PAGE_SIZE ? align >> PAGE_SHIFT : 1;
+    pp_lock(&ph.lock);
+    span_t *s = ph_alloc_locked(n + align_pages - 1, zeroed);
+    if (s && align_pages > 1) {
+        uintptr_t aligned = (s->start + align_pages - 1) & ~(uintptr_t)(align_pages - 1);
+        size_t lead = aligned - s->start, trail = s->npages - lead - n;
+        span_t *l = lead ? span_new(s->start, lead) : NULL;
+        span_t *t = trail ? span_new(aligned + n, trail) : NULL;
+        s->start = aligned;
+        s->npages = n;
+        pp_pagemap_set_ends(s);
+        if (l) {
+            pp_pagemap_set_ends(l);
+            ph_free_locked(l);
+        }
+        if (t) {
+            pp_pagemap_set_ends(t);
+            ph_free_locked(t);
+        }
+    }
+    pp_unlock(&ph.lock);
+    if (!s) return NULL;
+    return (void *)(s->start << PAGE_SHIFT);
+}
+
+/* A block that realloc moves because it grows: when the heap must grow
+   for it, map twice its size, so that the free pages right after it let
+   the next growth steps happen in place (pp_large_resize) instead of
+   moving again. */
+void *pp_large_alloc_growing(size_t bytes) {
+    if (bytes > ((size_t)1 << 45)) return NULL;
+    size_t n = (bytes + PAGE_SIZE - 1) >> PAGE_SHIFT;
+    pp_lock(&ph.lock);
+    span_t *s = ph_alloc_reserve_locked(n, 2 * n, NULL);
+    pp_unlock(&ph.lock);
+    return s ? (void *)(s->start << PAGE_SHIFT) : NULL;
+}
+
+void pp_large_free(span_t *s) {
+    pp_lock(&ph.lock);
+    if (s->location != SPAN_IN_USE) {
+        pp_unlock(&ph.lock);
+        pp_fatal("free(): double free or invalid pointer", (void *)(s->start << PAGE_SHIFT));
+    }
+    ph_free_locked(s);
+    pp_unlock(&ph.lock);
+    ph_background_poke();
+}
+
+/* realloc of a large block without copying: resize the in-use span s to
+ * n pages.  Shrinking gives the tail pages back to the page heap; growing
+ * takes the pages right after s when they are one free span (resident or
+ * returned) big enough.  Returns 1 when s now has n pages, 0 when the
+ * caller must move the block.  Only the first and last pages' page-map
+ * entries change (see pagemap.c). */
+int pp_large_resize(span_t *s, size_t n) {
+    if (n == s->npages) return 1;
+    if (n == 0) return 0;
+    pp_lock(&ph.lock);
+    if (s->location != SPAN_IN_USE || s->sizeclass != 0) {
+        pp_unlock(&ph.lock);
+        return 0;
+    }
+    if (n < s->npages) {
+        span_t *tail = span_new(s->start + n, s->npages - n);
+        if (!tail) {
+            pp_unlock(&ph.lock);
+            return 0;
+        }
+        s->npages = n;
+        pp_pagemap_set_ends(s);
+        pp_pagemap_set_ends(tail);
+        ph_free_locked(tail);           /* coalesces with what follows */
+        pp_unlock(&ph.lock);
+        return 1;
+    }
+    size_t extra = n - s->npages;
+    uintptr_t next = s->start + s->npages;
+    span_t *o = pp_pagemap_get(next);
+    if (!o || o->start != next || (o->location != SPAN_FREE && o->location != SPAN_RETURNED) ||
+        o->npages < extra) {
+        pp_unlock(&ph.lock);
+        return 0;
+    }
+    ph_unlink_free(o);
+    if (o->npages > extra) {
+        o->start += extra;              /* the rest stays free; its last page is unchanged */
+        o->npages -= extra;
+        pp_pagemap_set(o->start, o);
+        ph_link_free(o);
+    } else {
+        span_delete(o);
+    }
+    s->npages = n;
+    pp_pagemap_set_ends(s);
+    pp_unlock(&ph.lock);
+    return 1;
+}
+
+
+/* ------------------------------------------------------------------ */
+/* small-object spans, start-up, fork, statistics                       */
+
+span_t *pp_ph_alloc_small(int cl) {
+    int zeroed;
+    pp_lock(&ph.lock);
+    span_t *s = ph_alloc_locked(pp_class_pages[cl], &zeroed);
+    if (s) {
+        s->sizeclass = (uint16_t)cl;
+        pp_pagemap_set_range(s->start, s->npages, s);
+        pp_classmap_set_range(s->start, s->npages, cl);
+        s->bump = (char *)(s->start << PAGE_SHIFT);
+        s->limit = s->bump + pp_class_objs[cl] * pp_class_size[cl];
+    }
+    pp_unlock(&ph.lock);
+    return s;
+}
+
+void pp_ph_free(span_t *s) {
+    pp_lock(&ph.lock);
+    ph_free_locked(s);
+    pp_unlock(&ph.lock);
+}
+
+void pp_ph_init(size_t keep_bytes, uint64_t decay_ms, int background) {
+    for (int i = 0; i <= MAX_PAGES_LISTS; i++) {
+        spanlist_init(&ph.normal[i]);
+        spanlist_init(&ph.returned[i]);
+    }
+    spanlist_init(&ph.large_normal);
+    spanlist_init(&ph.large_returned);
+    ph.keep_bytes = keep_bytes;
+    ph.decay_ms = decay_ms;
+    ph.last_decay = now_ms();
+    if (!background) bg_state = BG_OFF;
+}
+
+size_t pp_ph_release_all(void) {
+    pp_lock(&ph.lock);
+    size_t before = ph.unmapped_bytes;
+    ph_release_all_locked();
+    size_t released = ph.unmapped_bytes - before;
+    pp_unlock(&ph.lock);
+    return released;
+}
+
+void pp_ph_set_keep_bytes(size_t bytes) {
+    pp_lock(&ph.lock);
+    ph.keep_bytes = bytes;
+    pp_unlock(&ph.lock);
+}
+
+void pp_ph_lock_all(void) { pp_lock(&ph.lock); }
+void pp_ph_unlock_all(void) { pp_unlock(&ph.lock); }
+
+void pp_ph_stats(struct pprofpy_malloc_stats *st) {
+    pp_lock(&ph.lock);
+    st->heap_size = ph.system_bytes;
+    st->pageheap_free_bytes = ph.free_bytes;
+    st->pageheap_unmapped_bytes = ph.unmapped_bytes;
+    st->release_threshold = ph.keep_bytes;
+    pp_unlock(&ph.lock);
+}

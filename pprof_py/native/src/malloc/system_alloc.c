@@ -1,0 +1,94 @@
+/* Memory from the operating system and the allocator's own metadata.
+ *
+ * Every range the allocator maps is recorded in the owned-region registry,
+ * which the leak checker uses to skip our own memory when it scans for
+ * roots, and bad-free diagnostics use to tell "not ours" from "inside a
+ * block".  Metadata (span structs, thread caches) comes from a bump arena
+ * of 1 MiB chunks that is never freed, so a stale span pointer read from
+ * the page map always points at readable memory.
+ */
+#define _GNU_SOURCE
+#include <sys/mman.h>
+#include <string.h>
+
+#include "internal.h"
+
+#define MAX_REGIONS 4096
+static pp_lock_t region_lock;
+static uintptr_t region_start[MAX_REGIONS], region_end[MAX_REGIONS];
+static size_t region_count;
+
+void pp_register_region(void *p, size_t bytes) {
+    pp_lock(&region_lock);
+    /* extend an adjacent region if possible (heap grows are often contiguous) */
+    for (size_t i = 0; i < region_count; i++) {
+        if (region_end[i] == (uintptr_t)p) { region_end[i] += bytes; pp_unlock(&region_lock); return; }
+        if (region_start[i] == (uintptr_t)p + bytes) { region_start[i] = (uintptr_t)p; pp_unlock(&region_lock); return; }
+    }
+    if (region_count < MAX_REGIONS) {
+        region_start[region_count] = (uintptr_t)p;
+        region_end[region_count] = (uintptr_t)p + bytes;
+        region_count++;
+    }
+    pp_unlock(&region_lock);
+}
+
+size_t pp_owned_regions(uintptr_t *starts, uintptr_t *ends, size_t max) {
+    pp_lock(&region_lock);
+    size_t n = region_count < max ? region_count : max;
+    memcpy(starts, region_start, n * sizeof(uintptr_t));
+    memcpy(ends, region_end, n * sizeof(uintptr_t));
+    pp_unlock(&region_lock);
+    return n;
+}
+
+int pp_owned_region(uintptr_t addr, uintptr_t *end) {
+    for (size_t i = 0; i < region_count; i++)
+        if (addr >= region_start[i] && addr < region_end[i]) {
+            if (end) *end = region_end[i];
+            return 1;
+        }
+    return 0;
+}
+
+size_t pp_metadata_bytes;   /* bytes mapped for metadata (page map leaves included) */
+
+void *pp_os_map(size_t bytes) {
+    void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (p == MAP_FAILED) return NULL;
+    pp_register_region(p, bytes);
+    return p;
+}
+
+static pp_lock_t meta_lock;
+static char *meta_cur, *meta_end;
+
+void *pp_meta_alloc(size_t bytes) {
+    bytes = (bytes + 63) & ~(size_t)63;
+    pp_lock(&meta_lock);
+    if ((size_t)(meta_end - meta_cur) < bytes) {
+        size_t chunk = bytes > (1 << 20) ? (bytes + 4095) & ~(size_t)4095 : (1 << 20);
+        char *p = pp_os_map(chunk);
+        if (!p) { pp_unlock(&meta_lock); return NULL; }
+        pp_metadata_bytes += chunk;
+        if (bytes >= (1 << 20)) { pp_unlock(&meta_lock); return p; }
+        meta_cur = p;
+        meta_end = p + chunk;
+    }
+    void *r = meta_cur;
+    meta_cur += bytes;
+    pp_unlock(&meta_lock);
+    return r;
+}
+
+
+/* fork(): taken last, released first (see init.c's lock order) */
+void pp_sys_lock_all(void) {
+    pp_lock(&meta_lock);
+    pp_lock(&region_lock);
+}
+
+void pp_sys_unlock_all(void) {
+    pp_unlock(&region_lock);
+    pp_unlock(&meta_lock);
+}
