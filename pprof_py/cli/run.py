@@ -67,8 +67,11 @@ Environment variables (set by the options, or honoured when already set):
 \b
 --malloc, --mallocstats (the allocator alone):
   MALLOCSTATS=1                   print the allocator's statistics at exit (--mallocstats)
-  PPROFPY_MALLOC_RELEASE_THRESHOLD=BYTES  free pages kept before returning
-                                  memory to the system (32 MiB)
+  PPROFPY_MALLOC_DECAY_MS=MS      free pages unused this long go back to the
+                                  system (1000)
+  PPROFPY_MALLOC_RELEASE_THRESHOLD=BYTES  free pages kept resident whatever
+                                  their age (0)
+  PPROFPY_MALLOC_BACKGROUND_THREAD=0      no background release thread
 \b
 Every mode sets LD_PRELOAD (prepended to any LD_PRELOAD already set)."""
 
