@@ -71,7 +71,7 @@ def no_routine_matched(pattern):
     success; the commonest cause is `pprof --list ./prog prof`, which takes
     the program for the regexp."""
     message = f"no routine with samples matches '{pattern}'"
-    if os.path.exists(pattern):
+    if os.path.isfile(pattern):
         message += (f" ('{pattern}' is a file: the option takes a regular expression,"
                     " e.g. --list=main ./prog prof)")
     return PprofError(message)

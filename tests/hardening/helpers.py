@@ -49,6 +49,17 @@ def assert_report(proc):
     return proc.stdout
 
 
+def assert_report_or_nothing_listed(proc, flag):
+    """--list/--disasm with nothing to list end in their one-line
+    no-match error (exit 1); every other flag must give a report."""
+    if flag.startswith(("--list", "--disasm", "--weblist")) and proc.returncode == 1:
+        lines = proc.stderr.decode("utf-8", "replace").strip().splitlines()
+        assert lines and lines[-1].startswith("pprof: no routine with samples matches"), lines
+        assert b"Traceback" not in proc.stderr
+        return b""
+    return assert_report(proc)
+
+
 class Result:
     def __init__(self, returncode, stdout, stderr):
         self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
