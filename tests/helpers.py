@@ -154,3 +154,24 @@ def check_golden(name, data):
     with open(path, "rb") as f:
         want = f.read()
     assert data == want, "%s changed (PPROF_PY_UPDATE_GOLDEN=1 to accept the new output)" % name
+
+
+SECOND_CHAIN_RUN = "fixtures/local/profiles/chain.cpu.2.prof"
+
+
+def aligned(args):
+    """google-pprof's arguments for a case that combines the two chain runs:
+    the second run rewritten into the first run's layout
+    (fixtures/align_runs.py), since google-pprof names every profile with
+    the first one's memory map while we name each with its own."""
+    return [a.replace(SECOND_CHAIN_RUN, SECOND_CHAIN_RUN.replace(".prof", ".aligned.prof")) for a in args]
+
+
+def google_all(flag, cases):
+    """Run google-pprof `flag` on every {name: (flags, options, files)} case
+    at once (it is slow to start): {name: (stdout, stderr, returncode)}."""
+    procs = {name: subprocess.Popen([GOOGLE_PPROF, flag] + aligned(flags + files), cwd=ROOT,
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                    stdin=subprocess.DEVNULL)
+             for name, (flags, _opts, files) in cases.items()}
+    return {name: p.communicate(timeout=120) + (p.returncode,) for name, p in procs.items()}

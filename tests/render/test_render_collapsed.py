@@ -3,11 +3,10 @@ profiles in every sample mode, with --focus/--ignore, granularities, --base
 and several profiles; and --raw (PrintSymbolizedProfile) read back by our
 pprof and by google-pprof."""
 import os
-import subprocess
 
 import pytest
 
-from helpers import GOOGLE_PPROF, ROOT, google, localize, ours, render
+from helpers import GOOGLE_PPROF, google, google_all, localize, ours, render
 
 CHAIN = ["fixtures/bin/chain", "fixtures/local/profiles/chain.cpu.prof"]
 CHAIN2 = "fixtures/local/profiles/chain.cpu.2.prof"
@@ -43,21 +42,9 @@ def merged(text):
     return result
 
 
-def aligned(args):
-    """google-pprof's arguments: the second run rewritten into the first
-    run's layout (fixtures/align_runs.py), since it names every profile with
-    the first one's memory map while we name each with its own."""
-    return [a.replace(CHAIN2, CHAIN2.replace(".prof", ".aligned.prof")) for a in args]
-
-
 @pytest.fixture(scope="module")
 def google_runs(localized):
-    procs = {}
-    for name, (flags, _opts, files) in LIVE.items():
-        procs[name] = subprocess.Popen([GOOGLE_PPROF, "--collapsed"] + aligned(flags + files), cwd=ROOT,
-                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                       stdin=subprocess.DEVNULL)
-    return {name: p.communicate(timeout=120) + (p.returncode,) for name, p in procs.items()}
+    return google_all("--collapsed", LIVE)
 
 
 @pytest.mark.skipif(GOOGLE_PPROF is None and not os.environ.get("CI"),

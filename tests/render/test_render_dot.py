@@ -5,12 +5,11 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import tempfile
 
 import pytest
 
-from helpers import GOOGLE_PPROF, ROOT, DotGraph, localize, ours, render
+from helpers import GOOGLE_PPROF, ROOT, DotGraph, google_all, localize, ours, render
 
 pytestmark = pytest.mark.usefixtures("localized")
 
@@ -68,21 +67,9 @@ LIVE = {
 }
 
 
-def aligned(args):
-    """google-pprof's arguments: the second run rewritten into the first
-    run's layout (fixtures/align_runs.py), since it names every profile with
-    the first one's memory map while we name each with its own."""
-    return [a.replace(CHAIN2, CHAIN2.replace(".prof", ".aligned.prof")) for a in args]
-
-
 @pytest.fixture(scope="module")
 def google_runs(localized):
-    """Every LIVE case run by google-pprof, all at once (it is slow to start)."""
-    procs = {name: subprocess.Popen([GOOGLE_PPROF, "--dot"] + aligned(flags + files), cwd=ROOT,
-                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                    stdin=subprocess.DEVNULL)
-             for name, (flags, _opts, files) in LIVE.items()}
-    return {name: p.communicate(timeout=120) + (p.returncode,) for name, p in procs.items()}
+    return google_all("--dot", LIVE)
 
 
 @pytest.mark.skipif(GOOGLE_PPROF is None and not os.environ.get("CI"),
