@@ -40,7 +40,7 @@ from pprof_py.render import REGISTRY
 from pprof_py.report import compile_regex
 from pprof_py.units import percent, unparse, units
 
-COMMANDS = ["top", "text", "list", "disasm", "weblist", "web", "gv", "callgrind", "help", "quit"]
+COMMANDS = ["top", "text", "list", "disasm", "weblist", "web", "gv", "callgrind", "http", "help", "quit"]
 
 HELP = """\
 Interactive pprof mode
@@ -67,6 +67,11 @@ Commands:
   web [focus] [-ignore1] [-ignore2]
       Write the call graph as SVG and open it in a web browser (or say
       where it was written when no browser is available).
+
+  http [host:port]
+      Serve this profile in the web UI (as pprof --http does; loopback and
+      any free port by default) while the shell runs; web and weblist then
+      open its graph and source pages instead of writing files.
 
   gv [focus] [-ignore1] [-ignore2]
       Show the call graph with gv (PostScript); without gv, like web.
@@ -100,6 +105,8 @@ def _renderer(name):
 class Shell:
     def __init__(self, prepared, stdout=None, stderr=None):
         self.base = prepared
+        self.server = None          # the web UI, once `http` started it
+        self.web_url = None
         self.out = stdout or sys.stdout
         self.err = stderr or sys.stderr
         self.tmp_index = 0
@@ -209,6 +216,9 @@ class Shell:
             compile_regex(routine, head)
             self.say(f"{head}: routines matching '{routine}'"
                      + (f", without samples whose stack matches '{ignore}'" if ignore else ""))
+            if head == "weblist" and self.web_url:
+                self.open_page("source", routine, ignore)
+                return True
             prepared = self.process("", ignore, flags, granularity="addresses", output_regex=routine)
             if head == "weblist":
                 self.show_in_browser(self.render(head, prepared), "html")
@@ -216,9 +226,14 @@ class Shell:
                 self.write(self.render(head, prepared))
         elif head in ("web", "gv"):
             focus, ignore, flags = self.parse_args(words[1:])
+            if head == "web" and self.web_url:
+                self.open_page("", focus, ignore)
+                return True
             self.graph(head, self.process(focus, ignore, flags))
         elif head == "callgrind":
             self.callgrind(words[1] if len(words) > 1 else "")
+        elif head == "http":
+            self.start_http(words[1] if len(words) > 1 else ":0")
         else:
             return self.unknown()
         return True
@@ -226,6 +241,39 @@ class Shell:
     def unknown(self):
         self.say("Unknown command: try 'help'.")
         return True
+
+    # ---- the web UI, served from the shell ------------------------------------
+    def start_http(self, address):
+        """`http [host:port]`: serve the shell's profile in the web UI (one
+        server per shell, in a daemon thread) on the inputs already loaded."""
+        import threading
+        from pprof_py.web.server import Server, WebUI, parse_address
+
+        if self.web_url:
+            self.say(f"The web UI is already serving at {self.web_url}/ui/")
+            return
+        ui = WebUI(self.base.program, [], self.base.options, inputs=self.base.inputs)
+        try:
+            self.server = Server(parse_address(address), ui)
+        except OSError as exc:
+            raise PprofError(f"http {address}: cannot listen: {exc.strerror}") from None
+        host, port = self.server.server_address[:2]
+        shown = "[%s]" % host if ":" in host else host
+        self.web_url = f"http://{shown}:{port}"
+        threading.Thread(target=self.server.serve_forever, name="pprof-web", daemon=True).start()
+        self.say(f"Serving the web UI at {self.web_url}/ui/ (web and weblist open its pages)")
+
+    def open_page(self, view, focus, ignore):
+        """Open /ui/<view> with the command's focus and ignore, or say its URL."""
+        import urllib.parse
+        query = urllib.parse.urlencode([(k, v) for k, v in (("f", focus), ("i", ignore)) if v])
+        url = f"{self.web_url}/ui/{view}" + (f"?{query}" if query else "")
+        if has_display():
+            import webbrowser
+            if webbrowser.open(url):
+                self.say(f"Opened {url}")
+                return
+        self.say(f"Open {url}")
 
     def top(self, limit, args, explain=False):
         focus, ignore, flags = self.parse_args(args)

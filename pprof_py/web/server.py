@@ -45,7 +45,7 @@ class _Entry:
 class WebUI:
     """The profiles being served and their prepared reports."""
 
-    def __init__(self, program, profiles, options):
+    def __init__(self, program, profiles, options, inputs=None):
         self.program = program
         self.profiles = list(profiles)
         self.options = options            # the command line's options
@@ -53,8 +53,9 @@ class WebUI:
         self._entries = OrderedDict()
         # Read and symbolize now: a missing or broken profile is reported
         # before the server starts, and every report shares the result.
+        # The interactive shell passes the inputs it has already loaded.
         self.notes = []
-        self.inputs = load(program, profiles, options, self.notes)
+        self.inputs = inputs if inputs is not None else load(program, profiles, options, self.notes)
         self.kind = str(self.inputs.kind)
         self.entry(options, self.notes)
 
