@@ -22,6 +22,7 @@ of pprof can be applied exactly as pprof applies it.
 import dataclasses
 import os
 import re
+import threading
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
@@ -34,6 +35,7 @@ from pprof_py.errors import PprofError
 from pprof_py.formats import read_profile
 from pprof_py.model import Profile, ProfileKind
 
+_OBJTOOL_LOCK = threading.RLock()
 HEAP_COLUMNS = {"inuse_objects": 0, "inuse_space": 1, "alloc_objects": 2, "alloc_space": 3}
 CONTENTION_COLUMNS = {"total_delay": 0, "contentions": 1, "mean_delay": 2}
 
@@ -295,10 +297,11 @@ class Report:
     def objtool(self):
         """The ObjTool (symbolize/objtool.py) listings read object and source
         files through; one per set of inputs, so each file is opened once."""
-        if self.inputs.objtool is None:
-            from pprof_py.symbolize.objtool import ObjTool
-            self.inputs.objtool = ObjTool(self.libraries(), self.options.use_cache)
-        return self.inputs.objtool
+        with _OBJTOOL_LOCK:          # the web UI asks from several threads
+            if self.inputs.objtool is None:
+                from pprof_py.symbolize.objtool import ObjTool
+                self.inputs.objtool = ObjTool(self.libraries(), self.options.use_cache)
+            return self.inputs.objtool
 
 
 # Older name, kept for code written against it.

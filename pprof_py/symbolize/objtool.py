@@ -10,6 +10,7 @@ makes one: report.Report.objtool) and never open a file themselves.
 """
 import bisect
 import re
+import threading
 
 from pprof_py.errors import PprofError, SymbolizationError
 from pprof_py.files import MAX_SOURCE_BYTES, read_regular
@@ -558,11 +559,19 @@ class ObjTool:
         self._objects = ObjectCache()
         self._line_infos = {}
         self._sources = {}
+        # One ObjTool serves every report of a set of inputs, and the web UI
+        # asks from several threads: pyelftools reads through one file
+        # position per object, so calls take turns.
+        self._lock = threading.RLock()
 
     def routines(self, regex):
-        """Yield a Routine for every routine of every library whose nm name
+        """A Routine for every routine of every library whose nm name
         matches `regex`, in pprof's order (libraries as listed, routines by
         short name)."""
+        with self._lock:
+            return list(self._routines(regex))
+
+    def _routines(self, regex):
         for path, lib_start, _limit, lib_offset in self.libraries:
             image = debugging_library(path) or path
             obj = self._objects.get(image)
@@ -577,22 +586,26 @@ class ObjTool:
         limit]] in profile addresses."""
         # The code is read from the object itself; its symbols may have
         # come from a separate debug file, which lacks the code.
-        obj = self._objects.get(routine.path) or routine.symbols_object
-        info = self._line_infos.get(obj.path)
-        if info is None:
-            info = self._line_infos[obj.path] = LineInfo(obj, self.use_cache)
-        return instructions(obj, routine.path, routine.offset, routine.start, routine.end, info, top_level)
+        with self._lock:
+            obj = self._objects.get(routine.path) or routine.symbols_object
+            info = self._line_infos.get(obj.path)
+            if info is None:
+                info = self._line_infos[obj.path] = LineInfo(obj, self.use_cache)
+            return instructions(obj, routine.path, routine.offset, routine.start, routine.end, info,
+                                top_level)
 
     def disassemble(self, path, start, end):
         """disassemble() of the object at `path` (file addresses)."""
-        obj = self._objects.get(path)
-        return disassemble(obj, start, end) if obj is not None else []
+        with self._lock:
+            obj = self._objects.get(path)
+            return disassemble(obj, start, end) if obj is not None else []
 
     def source_lines(self, path):
         """perl_lines(path), cached per report: None if it cannot be read."""
-        if path not in self._sources:
-            self._sources[path] = perl_lines(path)
-        return self._sources[path]
+        with self._lock:
+            if path not in self._sources:
+                self._sources[path] = perl_lines(path)
+            return self._sources[path]
 
     def named_by_nearest_export(self, addresses):
         """The addresses (profile addresses) that lie in a stripped object
