@@ -6,6 +6,7 @@ are compiled into a temporary folder once per module.  Profiles are checked
 two ways: with our own reader of the binary format (header, records,
 trailer, memory map) and with `google-pprof --text` for symbolized shares.
 """
+import math
 import os
 import shutil
 import struct
@@ -151,6 +152,31 @@ def pprof_text(binary, profile):
     return total, rows
 
 
+# Sampling is a binomial experiment: a function holding a share p of the CPU
+# gets count ~ Binomial(total, p).  Tolerances are 4.5 standard deviations of
+# that (a false failure about once in 150,000 checks) plus a small fixed
+# slack for CPU contention, so they shrink as a test takes more samples and
+# never depend on luck.  The workload's rounds are randomized (see
+# programs/sampler_weights.c) so the timer cannot lock onto their phase.
+SIGMAS = 4.5
+
+
+def share_tolerance(want, total, slack=0.01):
+    return SIGMAS * math.sqrt(want * (1 - want) / total) + slack
+
+
+def assert_share(count, total, want, what, slack=0.01):
+    """count of total samples is the share `want`, within sampling noise."""
+    assert total > 0, what
+    got = count / total
+    assert abs(got - want) <= share_tolerance(want, total, slack), (what, got, want, count, total)
+
+
+def assert_four_to_one(heavy, light, what, slack=0.01):
+    """Two functions doing 4:1 of the work: heavy is 0.8 of their sum."""
+    assert_share(heavy, heavy + light, 0.8, what, slack)
+
+
 def tick_micros():
     return int(round(time.clock_getres(getattr(time, "CLOCK_MONOTONIC_COARSE", 6)) * 1e6))
 
@@ -176,20 +202,20 @@ def test_shares_match_known_weights(bins, weights_1000hz):
     prof, _cpu = weights_1000hz
     total, rows = pprof_text(bins["sampler_weights"], prof)
     assert total >= 1000
-    share = {name: (flat / total, cum / total) for name, (flat, cum) in rows.items()}
     expected_flat = {"heavy_flat": 0.4, "light_flat": 0.1, "spin": 0.5}
-    expected_cum = {"heavy_cum": 0.4, "light_cum": 0.1, "work_round": 1.0, "main": 1.0}
-    # Tolerance: sampling noise is about 1.3% (one sigma) at 1500 samples;
-    # the rest covers CPU contention on shared test machines.
+    expected_cum = {"heavy_cum": 0.4, "light_cum": 0.1}
     for name, want in expected_flat.items():
-        assert name in share, f"{name} missing: {rows}"
-        assert abs(share[name][0] - want) <= 0.05, (name, share[name], want)
+        assert name in rows, f"{name} missing: {rows}"
+        assert_share(rows[name][0], total, want, ("flat", name, rows))
     for name, want in expected_cum.items():
-        assert name in share, f"{name} missing: {rows}"
-        assert abs(share[name][1] - want) <= 0.05, (name, share[name], want)
+        assert name in rows, f"{name} missing: {rows}"
+        assert_share(rows[name][1], total, want, ("cum", name, rows))
+    # Every sample is inside a round called from main (a missing frame would
+    # show here first).
+    for name in ("work_round", "main"):
+        assert rows[name][1] >= 0.99 * total, (name, rows)
     # The heavy branch does four times the work of the light one.
-    ratio = rows["heavy_cum"][1] / rows["light_cum"][1]
-    assert 3.0 <= ratio <= 5.3, ratio
+    assert_four_to_one(rows["heavy_cum"][1], rows["light_cum"][1], rows)
 
 
 def test_profile_format_and_maps(bins, weights_1000hz):
@@ -244,30 +270,27 @@ def test_itimer_fallback_records_real_period(bins, tmp_path):
     measured = total_samples(samples) * period / 1e6
     assert abs(measured - cpu) <= 0.25 * cpu, (measured, cpu)
     total, rows = pprof_text(bins["sampler_weights"], prof)
-    assert abs(rows["heavy_flat"][0] / total - 0.4) <= 0.08
+    # Tick-based accounting: extra slack for contention.
+    assert_share(rows["heavy_flat"][0], total, 0.4, rows, slack=0.04)
 
 
 def test_no_frame_pointers_leaf_is_right_and_no_crash(bins, tmp_path):
     prof = tmp_path / "nofp.prof"
-    # 2 s at 1000 Hz: the light loops get ~200 samples, so the 4:1 ratios
-    # below are not at the mercy of sampling noise (at 0.8 s, ~80 samples,
-    # about one run in ten fell outside 3.0-5.3).
     proc = run_profiled([bins["sampler_weights_nofp"], "2.0"], prof, frequency=1000)
     assert proc.returncode == 0, proc.stderr
     total, rows = pprof_text(bins["sampler_weights_nofp"], prof)
     assert total >= 1200
     # At -O2 the three loops may run at different speeds (code alignment),
     # so compare each pair of identical loops doing 4:1 of the work.
-    flat_ratio = rows["heavy_flat"][0] / rows["light_flat"][0]
-    assert 3.0 <= flat_ratio <= 5.3, rows
+    # (slack 0.03: code alignment can make identical loops differ by a few %)
+    assert_four_to_one(rows["heavy_flat"][0], rows["light_flat"][0], rows, slack=0.03)
     leaves = rows["heavy_flat"][0] + rows["light_flat"][0] + rows["spin"][0]
     assert leaves >= 0.95 * total, rows
     # The DWARF unwinder walks the whole stack without frame pointers: every
     # sample reaches main, and the cumulative shares are right.
     # (not work_round: at -O2 its last call, light_cum, is a tail call)
     assert rows["main"][1] >= 0.97 * total, rows
-    cum_ratio = rows["heavy_cum"][1] / rows["light_cum"][1]
-    assert 3.0 <= cum_ratio <= 5.3, rows
+    assert_four_to_one(rows["heavy_cum"][1], rows["light_cum"][1], rows)
     assert abs(rows["spin"][1] - rows["heavy_cum"][1] - rows["light_cum"][1]) <= 0.02 * total, rows
 
 
@@ -283,20 +306,27 @@ def test_unwound_stacks_agree_with_libprofiler(bins, tmp_path):
         pytest.fail(f"{LIBPROFILER} is required (apt-get install libgoogle-perftools4)")
     binary = bins["sampler_weights_nofp"]
     ours, theirs = tmp_path / "ours.prof", tmp_path / "libprofiler.prof"
-    proc = run_profiled([binary, "1.5"], ours, frequency=250)
+    proc = run_profiled([binary, "2.5"], ours, frequency=250)
     assert proc.returncode == 0, proc.stderr
     env = _clean_env()
     env.update(CPUPROFILE=str(theirs), CPUPROFILE_FREQUENCY="250", LD_PRELOAD=LIBPROFILER)
-    proc = subprocess.run([binary, "1.5"], env=env, capture_output=True, text=True, timeout=TIMEOUT)
+    proc = subprocess.run([binary, "2.5"], env=env, capture_output=True, text=True, timeout=TIMEOUT)
     assert proc.returncode == 0, proc.stderr
     total_a, rows_a = pprof_text(binary, ours)
     total_b, rows_b = pprof_text(binary, theirs)
     assert total_a >= 250 and total_b >= 250, (total_a, total_b)
-    for name in ("main", "heavy_cum", "light_cum", "spin", "heavy_flat"):
-        a = rows_a.get(name, (0, 0))[1] / total_a
-        b = rows_b.get(name, (0, 0))[1] / total_b
-        # two independent samples of ~350 each: about 2.5% sampling noise
-        assert abs(a - b) <= 0.08, (name, a, b, rows_a, rows_b)
+    for name in ("heavy_cum", "light_cum", "spin", "heavy_flat"):
+        a = rows_a.get(name, (0, 0))[1]
+        b = rows_b.get(name, (0, 0))[1]
+        # Two independent binomial samples: the difference of their shares
+        # has variance p(1-p)(1/na + 1/nb).
+        p = (a + b) / (total_a + total_b)
+        sigma = math.sqrt(p * (1 - p) * (1 / total_a + 1 / total_b))
+        assert abs(a / total_a - b / total_b) <= SIGMAS * sigma + 0.01, (name, a, b, rows_a, rows_b)
+    # And each against the known weights.
+    for rows, total in ((rows_a, total_a), (rows_b, total_b)):
+        for name, want in (("heavy_cum", 0.4), ("light_cum", 0.1), ("spin", 0.5), ("heavy_flat", 0.4)):
+            assert_share(rows.get(name, (0, 0))[1], total, want, (name, rows), slack=0.03)
     assert rows_a["main"][1] >= 0.97 * total_a and rows_b["main"][1] >= 0.97 * total_b
 
 
@@ -352,8 +382,11 @@ def test_threads_both_sampled(bins, tmp_path, mode):
     alpha, beta = rows["worker_alpha"][0], rows["worker_beta"][0]
     if mode == "itimer":
         # Process-wide ITIMER_PROF at 100 Hz: tick-based and signal goes to
-        # whichever thread the kernel picks, so only check both are there.
-        assert alpha >= 0.3 * expected_each and beta >= 0.3 * expected_each, (alpha, beta, expected_each)
+        # whichever thread the kernel picks, and under CPU contention a
+        # loaded machine hands whole ticks to other processes (14 of 50
+        # measured with two busy loops beside the test, and 6 of 50 for
+        # one thread once), so only check that both threads are there.
+        assert alpha >= 3 and beta >= 3, (alpha, beta, expected_each)
     else:
         # Per-thread sources sample each thread on its own CPU time.
         assert alpha >= 0.6 * expected_each and beta >= 0.6 * expected_each, (alpha, beta, expected_each)

@@ -7,6 +7,14 @@
  * heavy_cum 0.4, light_cum 0.1 (cumulative).
  * Usage: sampler_weights SECONDS  (CPU seconds of work); prints the CPU time
  * used as "cpu=<seconds>".
+ *
+ * Why every round is a random size and runs its four calls in a random order:
+ * a fixed round is a periodic signal, and the profiling timer is periodic
+ * too (and rounded to the kernel's tick).  When the two periods are near a
+ * ratio of small integers the samples keep landing on the same phase of the
+ * round, and the shares come out wrong by far more than sampling noise (a CI
+ * machine measured heavy:light = 6.5 instead of 4).  Random sizes and orders
+ * break the lock; the 4:1 weights hold in expectation in every round.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,11 +45,31 @@ __attribute__((noinline)) void heavy_cum(long n) { spin(n); sink++; }
 
 __attribute__((noinline)) void light_cum(long n) { spin(n); sink++; }
 
+/* xorshift64: deterministic, no libc state, good enough to scatter phases. */
+static unsigned long long rng_state = 88172645463325252ULL;
+static unsigned long long next_random(void) {
+  rng_state ^= rng_state << 13;
+  rng_state ^= rng_state >> 7;
+  rng_state ^= rng_state << 17;
+  return rng_state;
+}
+
 __attribute__((noinline)) void work_round(void) {
-  heavy_flat(4 * UNIT);
-  light_flat(UNIT);
-  heavy_cum(4 * UNIT);
-  light_cum(UNIT);
+  /* unit between UNIT/2 and 3*UNIT/2, the same for the four calls. */
+  long unit = UNIT / 2 + (long)(next_random() % UNIT);
+  int order[4] = {0, 1, 2, 3};
+  for (int i = 3; i > 0; i--) {
+    int j = (int)(next_random() % (unsigned)(i + 1));
+    int t = order[i]; order[i] = order[j]; order[j] = t;
+  }
+  for (int i = 0; i < 4; i++) {
+    switch (order[i]) {
+      case 0: heavy_flat(4 * unit); break;
+      case 1: light_flat(unit); break;
+      case 2: heavy_cum(4 * unit); break;
+      default: light_cum(unit); break;
+    }
+  }
 }
 
 int main(int argc, char **argv) {

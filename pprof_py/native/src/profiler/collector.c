@@ -454,10 +454,17 @@ static int classify(int sig, int source, const siginfo_t *info, long *weight) {
   if (code == SI_USER || code == SI_QUEUE || code == SI_TKILL) return SIG_FOREIGN;
   if (code == SI_TIMER) {
     if (info->si_value.sival_int != PP_TIMER_MAGIC) return SIG_FOREIGN;
+    /* si_overrun: periods that expired while this signal was pending or
+     * before the kernel checked the timer (CPU-clock timers are checked at
+     * scheduler ticks, so a thread on a contended CPU can run two periods
+     * between checks).  Counting them keeps samples x period equal to the
+     * CPU time used instead of dropping the excess. */
+    long overrun = info->si_overrun > 0 ? info->si_overrun : 0;
     if (source == PP_SRC_PERF) {
-      *weight = pp_posix_weight;
+      *weight = pp_posix_weight * (1 + overrun);
       return SIG_SAMPLE;
     }
+    *weight = 1 + overrun;
     return source == PP_SRC_POSIX || source == PP_SRC_REALTIME ? SIG_SAMPLE : SIG_STALE;
   }
   if (sig == SIGPROF && (code == POLL_IN || code == POLL_HUP)) {
