@@ -95,6 +95,8 @@ def fail(message):
 def get_source(work):
     src = os.environ.get("GPERFTOOLS_SRC")
     dest = os.path.join(work, "gperftools")
+    if os.path.isdir(os.path.join(dest, "src")):
+        return dest                             # --work of an earlier run: reuse its checkout
     if src and os.path.isdir(os.path.join(src, ".git")):
         r = sh(["git", "clone", "-q", src, dest])
         if r.returncode == 0:
@@ -156,7 +158,13 @@ def main():
     ap.add_argument("--work", help="work directory (default: a temporary one, removed at the end)")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--timeout", type=int, default=600, help="seconds per test")
+    ap.add_argument("tests", nargs="*", help="run only these tests (ctest names; default: all)")
     args = ap.parse_args()
+    unknown = set(args.tests) - {t[0] for t in TESTS}
+    if unknown:
+        print("gperftools_suite: unknown test(s): %s" % ", ".join(sorted(unknown)), file=sys.stderr)
+        return 2
+    tests = [t for t in TESTS if not args.tests or t[0] in args.tests]
     for tool in ("cmake", "ninja", "g++", "ctest"):
         if not shutil.which(tool):
             print("gperftools_suite: %s is needed (apt-get install cmake ninja-build g++)" % tool, file=sys.stderr)
@@ -176,7 +184,7 @@ def main():
             print("gperftools_suite: cmake failed: " + tail(r.stdout + r.stderr), file=sys.stderr)
             return 2
         links, objects = {}, set()
-        for _, binaries, libs in TESTS:
+        for _, binaries, libs in tests:
             for b in binaries:
                 words = link_command(build, b)
                 links[b] = our_link(words, b, libs)
@@ -203,7 +211,7 @@ def main():
         failed = 0
         print("gperftools 2.10 tests linked against pprof_py (%s, %s):"
               % (os.path.basename(libpath("malloc")), os.path.basename(libpath("profiler"))))
-        for name, binaries, _ in TESTS:
+        for name, binaries, _ in tests:
             broken = [b for b in binaries if b in link_errors]
             if broken:
                 failed += 1
@@ -217,9 +225,9 @@ def main():
                 failed += 1
                 out = r.stdout.split("Output:", 1)[-1] if "Output:" in r.stdout else r.stdout
                 print("  FAIL  %-45s %s" % (name, tail(out.split("The following tests FAILED")[0], 5)))
-        for name, why in LEFT_OUT.items():
+        for name, why in LEFT_OUT.items() if not args.tests else ():
             print("  LEFT OUT  %-41s %s" % (name, why))
-        print("%d of %d tests failed" % (failed, len(TESTS)))
+        print("%d of %d tests failed" % (failed, len(tests)))
         return 1 if failed else 0
     finally:
         if not args.work:

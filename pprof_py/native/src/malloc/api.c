@@ -101,6 +101,8 @@ static NOINLINE void *alloc_slow(size_t n, size_t align, void *frame) {
     } else if (tc && tc->sample_left < 0) {
         tc->sample_left = pp_next_sample_interval(tc);
     }
+    /* sampling with FLAGS_tcmalloc_sample_parameter = 0: nothing is sampled */
+    if (sample && pp_prof_mode == PROF_SAMPLED && !pp_sample_rate) sample = 0;
     /* for the leak checker, a spare byte where the block would fill its slot (pp_leak_pad) */
     void *p = alloc_raw(sample ? pp_leak_padded(n) : n, align, NULL);
     if (PP_UNLIKELY(!p)) {

@@ -156,9 +156,11 @@ class PprofPyExtension : public MallocExtension {
     return pp_ext_get_property(name, value) != 0;
   }
 
-  // Thread-cache size and heap limits are compile-time constants of this
-  // allocator: no property can be set.
-  bool SetNumericProperty(const char *, size_t) override { return false; }
+  // tcmalloc.max_total_thread_cache_bytes, tcmalloc.aggressive_memory_decommit
+  // (gperftools_tcmalloc.c); false for anything else.
+  bool SetNumericProperty(const char *name, size_t value) override {
+    return pp_ext_set_property(name, value) != 0;
+  }
 
   // The caller's cache goes back to the central lists (and free pages to
   // the OS): the thread's next allocation refills it.
@@ -174,14 +176,15 @@ class PprofPyExtension : public MallocExtension {
   // only to be returned by GetSystemAllocator().
   void SetSystemAllocator(SysAllocator *a) override { sys_allocator = a; }
 
-  // Releases every free page (the page heap does not release by amount).
-  void ReleaseToSystem(size_t) override { pp_release_free_memory(); }
-  void ReleaseFreeMemory() override { pp_release_free_memory(); }
+  // About n bytes of free pages, whole spans, with tcmalloc's credit for
+  // what a call released beyond its request (gperftools_tcmalloc.c).
+  void ReleaseToSystem(size_t n) override { pp_ext_release_to_system(n); }
+  void ReleaseFreeMemory() override { pp_ext_release_free_memory(); }
 
-  // The page heap releases by age, not rate: the value is kept and
-  // reported, tcmalloc's default 1.0 until changed.
-  void SetMemoryReleaseRate(double rate) override { release_rate_ = rate; }
-  double GetMemoryReleaseRate() override { return release_rate_; }
+  // FLAGS_tcmalloc_release_rate: the page heap's pace of releasing free
+  // pages by itself, 0 = never (page_heap.c).
+  void SetMemoryReleaseRate(double rate) override { pp_release_rate = rate; }
+  double GetMemoryReleaseRate() override { return pp_release_rate; }
 
   size_t GetEstimatedAllocatedSize(size_t size) override { return nallocx(size, 0); }
   size_t GetAllocatedSize(const void *p) override { return pp_ext_allocated_size(p); }
@@ -233,8 +236,6 @@ class PprofPyExtension : public MallocExtension {
         &call);
   }
 
- private:
-  double release_rate_ = 1.0;
 };
 
 alignas(PprofPyExtension) unsigned char ext_storage[sizeof(PprofPyExtension)];

@@ -43,6 +43,12 @@ PP_GLUE void pp_invoke_sbrk_hook(const void *result, ptrdiff_t increment);
 PP_GLUE void *pp_raw_mmap(void *start, size_t len, int prot, int flags, int fd, off_t off);
 PP_GLUE int pp_raw_munmap(void *start, size_t len);
 
+/* FLAGS_tcmalloc_release_rate (page_heap.c), exported under tcmalloc's name */
+#define PP_FLAG_RELEASE_RATE \
+    __asm__("_ZN62FLAG__namespace_do_not_use_directly_use_DECLARE_double_instead27FLAGS_tcmalloc_release_rateE") \
+    __attribute__((visibility("default")))
+extern double pp_release_rate PP_FLAG_RELEASE_RATE;
+
 /* ---- tcmalloc.h (gperftools_tcmalloc.c) ---- */
 /* tc_set_new_mode(1): malloc calls the C++ new handler on failure */
 extern PP_GLUE volatile int pp_new_mode;
@@ -52,6 +58,10 @@ PP_GLUE int pp_ext_ownership(const void *p);           /* 1 owned, 2 not owned *
 PP_GLUE size_t pp_ext_allocated_size(const void *p);   /* 0 if not owned */
 PP_GLUE size_t pp_ext_thread_cache_size(void);
 PP_GLUE int pp_ext_get_property(const char *name, size_t *value);
+PP_GLUE int pp_ext_set_property(const char *name, size_t value);
+PP_GLUE void pp_ext_release_to_system(size_t bytes);   /* about `bytes`, with tcmalloc's credit */
+PP_GLUE void pp_ext_release_free_memory(void);         /* caches and every free page; clears the credit */
+PP_GLUE void pp_ext_init_from_env(void);
 /* calls fn for every span: type 0 in use, 1 free, 2 released to the OS */
 PP_GLUE void pp_ext_ranges(void (*fn)(void *arg, uintptr_t start, size_t len, int type, double fraction),
                            void *arg);

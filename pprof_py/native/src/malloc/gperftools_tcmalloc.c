@@ -6,8 +6,11 @@
 #define _GNU_SOURCE
 #include <malloc.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
+#include "gperftools_glue.h"
+#include "heap.h"
 #include "internal.h"
 #include "malloc_extension.h"
 
@@ -96,10 +99,129 @@ PP_GLUE int pp_ext_get_property(const char *name, size_t *value) {
         *value = st.heap_size - st.pageheap_unmapped_bytes;
     } else if (strcmp(name, "tcmalloc.current_total_thread_cache_bytes") == 0) {
         *value = st.thread_cache_free_bytes;
+    } else if (strcmp(name, "tcmalloc.max_total_thread_cache_bytes") == 0) {
+        *value = pp_tc_overall_budget;
+    } else if (strcmp(name, "tcmalloc.aggressive_memory_decommit") == 0) {
+        *value = (size_t)pp_ph_aggressive_decommit();
     } else {
         return 0;
     }
     return 1;
+}
+
+/* The writable properties (MallocExtension::SetNumericProperty):
+ *   tcmalloc.max_total_thread_cache_bytes  bytes all thread caches together
+ *       may grow to beyond their first 2 MiB each (thread_cache.c; caches
+ *       already bigger shrink as they overflow, not at once)
+ *   tcmalloc.aggressive_memory_decommit    nonzero: free pages go back to
+ *       the OS as soon as they are free (page_heap.c)
+ * Anything else (tcmalloc.heap_limit_mb: this allocator has no heap limit)
+ * returns 0. */
+PP_GLUE int pp_ext_set_property(const char *name, size_t value) {
+    if (!name) return 0;
+    if (!pp_inited) pp_init();
+    if (strcmp(name, "tcmalloc.max_total_thread_cache_bytes") == 0) {
+        pp_tc_overall_budget = value;
+        return 1;
+    }
+    if (strcmp(name, "tcmalloc.aggressive_memory_decommit") == 0) {
+        pp_ph_set_aggressive_decommit(value != 0);
+        return 1;
+    }
+    return 0;
+}
+
+/* MallocExtension::ReleaseToSystem(n), as tcmalloc counts it: free pages
+ * are released a whole span at a time, so a call usually releases more than
+ * asked; the excess is credited to the next calls, which release nothing
+ * until they ask for more than the credit.  At least one span goes back
+ * whenever the credit does not cover the request (even for n < one page).
+ * Only the page heap's free pages are considered (the caches are left
+ * alone); ReleaseFreeMemory() empties the caches first and releases all,
+ * which clears the credit. */
+static pp_lock_t release_lock;
+static size_t release_credit;
+
+PP_GLUE void pp_ext_release_to_system(size_t bytes) {
+    if (!pp_inited) return;
+    pp_lock(&release_lock);
+    if (bytes <= release_credit) {
+        release_credit -= bytes;
+    } else {
+        bytes -= release_credit;
+        size_t pages = bytes >> PAGE_SHIFT;
+        size_t done = pp_ph_release_at_least(pages ? pages : 1) << PAGE_SHIFT;
+        release_credit = done > bytes ? done - bytes : 0;
+    }
+    pp_unlock(&release_lock);
+}
+
+PP_GLUE void pp_ext_release_free_memory(void) {
+    pp_release_free_memory();
+    pp_lock(&release_lock);
+    release_credit = 0;
+    pp_unlock(&release_lock);
+}
+
+/* TCMALLOC_RELEASE_RATE (a decimal number; FLAGS_tcmalloc_release_rate),
+ * TCMALLOC_AGGRESSIVE_DECOMMIT (true/1) and
+ * TCMALLOC_MAX_TOTAL_THREAD_CACHE_BYTES, as gperftools reads them;
+ * init.c calls this once the page heap is up.  Parsed by hand: strtod may
+ * allocate. */
+PP_GLUE void pp_ext_init_from_env(void) {
+    const char *v = pp_getenv("TCMALLOC_RELEASE_RATE");
+    if (v && ((*v >= '0' && *v <= '9') || *v == '.')) {
+        double r = 0, scale = 1;
+        for (; *v >= '0' && *v <= '9'; v++) r = r * 10 + (*v - '0');
+        if (*v == '.')
+            for (v++; *v >= '0' && *v <= '9'; v++) r += (*v - '0') * (scale /= 10);
+        pp_release_rate = r;
+    }
+    if (pp_env_bool("TCMALLOC_AGGRESSIVE_DECOMMIT", 0)) pp_ph_set_aggressive_decommit(1);
+    size_t budget = pp_env_size("TCMALLOC_MAX_TOTAL_THREAD_CACHE_BYTES", 0);
+    if (budget) pp_tc_overall_budget = budget;
+}
+
+/* ------------------------------------------------------------------ */
+/* tcmalloc's system allocator (system-alloc.h): libtcmalloc exports it and
+ * gperftools' tests call it.  Memory comes from the page heap's source
+ * (pp_os_map_heap) but is the caller's: the page heap never sees it. */
+size_t pp_system_taken __asm__("TCMalloc_SystemTaken") __attribute__((visibility("default")));
+
+/* void *TCMalloc_SystemAlloc(size_t bytes, size_t *actual_bytes, size_t alignment) */
+EXPORT void *pp_tcmalloc_system_alloc(size_t bytes, size_t *actual, size_t align) __asm__("_Z20TCMalloc_SystemAllocmPmm");
+EXPORT void *pp_tcmalloc_system_alloc(size_t bytes, size_t *actual, size_t align) {
+    if (align < PAGE_SIZE) align = PAGE_SIZE;
+    if (align & (align - 1)) return NULL;
+    size_t n = (bytes + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1);
+    if (n < bytes || n == 0) n = bytes ? 0 : PAGE_SIZE;
+    if (!n) return NULL;
+    void *p = pp_os_map_heap(n, align);
+    if (!p) return NULL;
+    __atomic_add_fetch(&pp_system_taken, n, __ATOMIC_RELAXED);
+    if (actual) *actual = n;
+    return p;
+}
+
+/* bool TCMalloc_SystemRelease(void *start, size_t length): the whole pages
+   inside the range go back to the OS (they stay mapped and read as zero
+   when touched again); true when something was released. */
+EXPORT int pp_tcmalloc_system_release(void *start, size_t len) __asm__("_Z22TCMalloc_SystemReleasePvm");
+EXPORT int pp_tcmalloc_system_release(void *start, size_t len) {
+    long pg = sysconf(_SC_PAGESIZE);
+    uintptr_t page = pg > 0 ? (uintptr_t)pg : 4096;
+    uintptr_t a = ((uintptr_t)start + page - 1) & ~(page - 1);
+    uintptr_t e = ((uintptr_t)start + len) & ~(page - 1);
+    if (!start || e <= a) return 0;
+    return madvise((void *)a, e - a, MADV_DONTNEED) == 0;
+}
+
+/* void TCMalloc_SystemCommit(void *start, size_t length): released pages
+   fault back in when touched, so there is nothing to do. */
+EXPORT void pp_tcmalloc_system_commit(void *start, size_t len) __asm__("_Z21TCMalloc_SystemCommitPvm");
+EXPORT void pp_tcmalloc_system_commit(void *start, size_t len) {
+    (void)start;
+    (void)len;
 }
 
 /* MallocExtension::Ranges: every span of the page heap, found by walking the

@@ -63,11 +63,15 @@ ssize_t pp_next_sample_interval(tcache_t *tc) {
     int mode = pp_prof_mode;
     if (mode == PROF_OFF) return (ssize_t)1 << 62;
     if (mode == PROF_ALL) return 0;
+    /* FLAGS_tcmalloc_sample_parameter set to 0 (tcmalloc: no sampling):
+       look again after 1 MiB, so a rate set back takes effect */
+    size_t rate = pp_sample_rate;
+    if (!rate) return (ssize_t)1 << 20;
     /* exponential byte interval with mean = rate: an allocation of s bytes
        is sampled with probability 1 - exp(-s / rate) */
     uint64_t r = pp_random(&tc->rng) >> 11;                 /* 53 random bits */
     double u = ((double)r + 1.0) / 9007199254740993.0;      /* (0, 1] */
-    double v = -log(u) * (double)pp_sample_rate;
+    double v = -log(u) * (double)rate;
     if (v > 1e15) v = 1e15;
     return (ssize_t)v;
 }

@@ -15,10 +15,14 @@
  *   PPROFPY_MALLOC_BACKGROUND_THREAD   0: no background release thread;
  *                                      aged pages are then released on the
  *                                      page heap's next operation
+ *   TCMALLOC_RELEASE_RATE, TCMALLOC_AGGRESSIVE_DECOMMIT,
+ *   TCMALLOC_MAX_TOTAL_THREAD_CACHE_BYTES   tcmalloc's knobs
+ *                                      (gperftools_tcmalloc.c)
  */
 #define _GNU_SOURCE
 #include <string.h>
 
+#include "gperftools_glue.h"
 #include "internal.h"
 #include "malloc_extension.h"
 
@@ -47,6 +51,7 @@ void pp_init(void) {
     pp_tc_init();
     __atomic_store_n(&pp_inited, 1, __ATOMIC_RELEASE);
     pp_unlock(&init_lock);
+    pp_ext_init_from_env();
     pp_prof_init_from_env();
 }
 

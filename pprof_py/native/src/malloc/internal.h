@@ -230,6 +230,13 @@ PP_HIDDEN void pp_classmap_set_range(uintptr_t page, size_t n, int cl);
 PP_HIDDEN void *pp_meta_alloc(size_t bytes);
 PP_HIDDEN void *pp_os_map(size_t bytes);       /* raw mmap, registered as allocator-owned region */
 PP_HIDDEN void pp_register_region(void *p, size_t bytes);
+PP_HIDDEN void *pp_os_map_heap(size_t bytes, size_t align);   /* aligned anonymous memory, not registered */
+PP_HIDDEN size_t pp_ph_release_at_least(size_t pages);        /* pages released */
+PP_HIDDEN void pp_ph_set_aggressive_decommit(int on);
+PP_HIDDEN int pp_ph_aggressive_decommit(void);
+/* thread_cache.c: what all thread caches together may hold beyond their
+   first MIN_TC_SIZE ("tcmalloc.max_total_thread_cache_bytes") */
+extern PP_HIDDEN volatile size_t pp_tc_overall_budget;
 PP_HIDDEN int pp_owned_region(uintptr_t addr, uintptr_t *end);   /* for the leak checker */
 PP_HIDDEN size_t pp_owned_regions(uintptr_t *starts, uintptr_t *ends, size_t max);
 extern PP_HIDDEN size_t pp_metadata_bytes;
@@ -246,7 +253,11 @@ PP_HIDDEN uint64_t pp_random(uint64_t *state);
 /* ---- profiler hooks (heapprof.c) ---- */
 enum { PROF_OFF = 0, PROF_ALL = 1, PROF_SAMPLED = 2 };
 extern PP_HIDDEN volatile int pp_prof_mode;
-extern PP_HIDDEN volatile size_t pp_sample_rate;
+/* the mean sampling interval in bytes; exported as tcmalloc's
+   FLAGS_tcmalloc_sample_parameter (0 while sampling: nothing is sampled) */
+extern volatile size_t pp_sample_rate
+    __asm__("_ZN61FLAG__namespace_do_not_use_directly_use_DECLARE_int64_instead31FLAGS_tcmalloc_sample_parameterE")
+    __attribute__((visibility("default")));
 PP_HIDDEN ssize_t pp_next_sample_interval(tcache_t *tc);
 PP_HIDDEN void pp_prof_record(void *p, size_t size, void *frame);
 PP_HIDDEN void pp_prof_forget(void *p, span_t *s);

@@ -35,6 +35,18 @@ static struct {
     span_t *span_freelist;
 } ph;
 
+/* Knobs of gperftools' MallocExtension / tcmalloc flags (docs/gperftools-api.md):
+ * - FLAGS_tcmalloc_release_rate (exported under tcmalloc's mangled name,
+ *   TCMALLOC_RELEASE_RATE at start-up, MallocExtension::SetMemoryReleaseRate):
+ *   the pace of the steady release below, relative to our default; 0 stops
+ *   every release the page heap does by itself (steady release and decay),
+ *   leaving only explicit ReleaseToSystem / ReleaseFreeMemory calls.
+ * - aggressive decommit ("tcmalloc.aggressive_memory_decommit",
+ *   TCMALLOC_AGGRESSIVE_DECOMMIT): every span that becomes free is released
+ *   to the OS at once, so no free page stays resident. */
+double pp_release_rate PP_FLAG_RELEASE_RATE = 1.0;
+static int ph_aggressive;
+
 static span_t *span_new(uintptr_t start, size_t npages) {
     span_t *s = ph.span_freelist;
     if (s) ph.span_freelist = s->next;
@@ -154,6 +166,7 @@ static void ph_decay_locked(uint64_t now) {
 }
 
 static inline void ph_maybe_decay(uint64_t now) {
+    if (PP_UNLIKELY(pp_release_rate <= 0)) return;
     if (PP_UNLIKELY(now - ph.last_decay >= ph.decay_ms / 2) && ph.free_bytes > ph.keep_bytes) ph_decay_locked(now);
 }
 
@@ -182,7 +195,7 @@ static void *bg_main(void *arg) {
         pp_tc_flush_parked_idle();
         pp_central_flush_idle();
         pp_lock(&ph.lock);
-        if (ph.free_bytes > ph.keep_bytes) ph_decay_locked(now_ms());
+        if (ph.free_bytes > ph.keep_bytes && pp_release_rate > 0) ph_decay_locked(now_ms());
         pp_unlock(&ph.lock);
     }
     return NULL;
@@ -256,9 +269,12 @@ static void ph_steady_release(size_t freed) {
     ph.scavenge_counter -= (long)freed;
     if (PP_LIKELY(ph.scavenge_counter >= 0)) return;
     ph.scavenge_counter = RELEASE_DELAY;
+    double rate = pp_release_rate;
+    if (rate <= 0) return;                  /* FLAGS_tcmalloc_release_rate = 0: never by itself */
     size_t n = ph_release_one();
     if (n) {
-        size_t wait = n * RELEASE_RATE;
+        double w = (double)n * RELEASE_RATE / rate;
+        size_t wait = w > (double)MAX_RELEASE_DELAY ? MAX_RELEASE_DELAY : (size_t)w;
         ph.scavenge_counter = (long)(wait > MAX_RELEASE_DELAY ? MAX_RELEASE_DELAY : wait);
     }
 }
@@ -278,6 +294,10 @@ static void ph_free_locked(span_t *s) {
     uint64_t now = now_ms();
     s->freed_at = now;
     ph_link_free(s);
+    if (ph_aggressive) {
+        ph_release_span(s);
+        return;
+    }
     ph_maybe_decay(now);
     ph_steady_release(freed);
 }
@@ -287,28 +307,9 @@ static int ph_grow(size_t npages) {
     size_t min = (size_t)4 << 20;
     if (bytes < min) bytes = min;
     if (bytes / PAGE_SIZE != (bytes >> PAGE_SHIFT) || bytes > ((size_t)1 << 46)) return 0;
-    /* No MAP_NORESERVE: heap memory goes through the kernel's overcommit
-       check (vm.overcommit_memory), so a request no machine can back, such
-       as malloc(2^40), fails with ENOMEM as it does with glibc and tcmalloc
-       instead of succeeding and faulting later (issue 13.7). */
-    const int prot = PROT_READ | PROT_WRITE, flags = MAP_PRIVATE | MAP_ANONYMOUS;
-    /* Map exactly `bytes` first: the kernel places it right below the
-       previous region, so the two are adjacent and their free spans can
-       coalesce.  Only a misaligned result is remapped with one page of
-       slack and trimmed (which leaves a gap). */
-    char *p = mmap(NULL, bytes, prot, flags, -1, 0);
-    if (p == MAP_FAILED) return 0;
+    void *p = pp_os_map_heap(bytes, PAGE_SIZE);
+    if (!p) return 0;
     uintptr_t a = (uintptr_t)p;
-    if (a & (PAGE_SIZE - 1)) {
-        munmap(p, bytes);
-        size_t map_bytes = bytes + PAGE_SIZE;
-        p = mmap(NULL, map_bytes, prot, flags, -1, 0);
-        if (p == MAP_FAILED) return 0;
-        a = ((uintptr_t)p + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1);
-        if (a > (uintptr_t)p) munmap(p, a - (uintptr_t)p);
-        size_t tail = ((uintptr_t)p + map_bytes) - (a + bytes);
-        if (tail) munmap((char *)(a + bytes), tail);
-    }
     uintptr_t page = a >> PAGE_SHIFT;
     if (!pp_pagemap_ensure(page, bytes >> PAGE_SHIFT)) {
         munmap((void *)a, bytes);
@@ -331,6 +332,7 @@ static int ph_grow(size_t npages) {
     s->freed_at = now_ms();
     s = ph_coalesce(s);
     ph_link_free(s);
+    if (ph_aggressive) ph_release_span(s);
     return 1;
 }
 
@@ -558,6 +560,31 @@ size_t pp_ph_release_all(void) {
     pp_unlock(&ph.lock);
     return released;
 }
+
+/* MallocExtension::ReleaseToSystem(n): release whole free spans, one at a
+   time from the size lists in turn (oldest span of each), until at least
+   `pages` pages went back; returns the pages released (the caller keeps
+   tcmalloc's credit of bytes released beyond what was asked). */
+size_t pp_ph_release_at_least(size_t pages) {
+    pp_lock(&ph.lock);
+    size_t done = 0;
+    while (done < pages) {
+        size_t n = ph_release_one();
+        if (!n) break;
+        done += n;
+    }
+    pp_unlock(&ph.lock);
+    return done;
+}
+
+void pp_ph_set_aggressive_decommit(int on) {
+    pp_lock(&ph.lock);
+    ph_aggressive = on != 0;
+    if (ph_aggressive) ph_release_all_locked();   /* from now on no free page is resident */
+    pp_unlock(&ph.lock);
+}
+
+int pp_ph_aggressive_decommit(void) { return ph_aggressive; }
 
 void pp_ph_set_keep_bytes(size_t bytes) {
     pp_lock(&ph.lock);

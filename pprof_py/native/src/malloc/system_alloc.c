@@ -60,6 +60,37 @@ void *pp_os_map(size_t bytes) {
     return p;
 }
 
+/* The page heap's memory source (page_heap.c's growth, and
+ * TCMalloc_SystemAlloc for code written against tcmalloc's internals):
+ * `bytes` (a multiple of 4 KiB) of anonymous memory aligned to `align` (a
+ * power of two >= 4 KiB).  No MAP_NORESERVE: heap memory goes through the
+ * kernel's overcommit check (vm.overcommit_memory), so a request no machine
+ * can back, such as malloc(2^40), fails with ENOMEM as it does with glibc
+ * and tcmalloc instead of succeeding and faulting later (issue 13.7).
+ * Exactly `bytes` is mapped first: the kernel places it right below the
+ * previous region, so the two are adjacent and their free spans can
+ * coalesce.  Only a misaligned result is remapped with slack and trimmed
+ * (which leaves a gap).  Not registered as an owned region (the caller
+ * does that if the memory is the allocator's). */
+void *pp_os_map_heap(size_t bytes, size_t align) {
+    const int prot = PROT_READ | PROT_WRITE, flags = MAP_PRIVATE | MAP_ANONYMOUS;
+    char *p = mmap(NULL, bytes, prot, flags, -1, 0);
+    if (p == MAP_FAILED) return NULL;
+    uintptr_t a = (uintptr_t)p;
+    if (a & (align - 1)) {
+        munmap(p, bytes);
+        size_t map_bytes = bytes + align;
+        if (map_bytes < bytes) return NULL;
+        p = mmap(NULL, map_bytes, prot, flags, -1, 0);
+        if (p == MAP_FAILED) return NULL;
+        a = ((uintptr_t)p + align - 1) & ~(uintptr_t)(align - 1);
+        if (a > (uintptr_t)p) munmap(p, a - (uintptr_t)p);
+        size_t tail = ((uintptr_t)p + map_bytes) - (a + bytes);
+        if (tail) munmap((char *)(a + bytes), tail);
+    }
+    return (void *)a;
+}
+
 static pp_lock_t meta_lock;
 static char *meta_cur, *meta_end;
 

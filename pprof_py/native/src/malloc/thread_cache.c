@@ -52,6 +52,7 @@ static pp_lock_t tc_lock;
 static tcache_t *tc_all;             /* registry of live caches */
 static tcache_t *tc_free;            /* recycled cache structs */
 static size_t tc_budget_used;
+volatile size_t pp_tc_overall_budget = OVERALL_TC_BUDGET;
 static pthread_key_t tc_key;
 static int tc_key_ok;
 
@@ -130,7 +131,7 @@ void pp_tc_scavenge(tcache_t *tc) {
     /* a busy thread may take more of the global budget */
     if (tc->max_size < MAX_TC_SIZE) {
         pp_lock(&tc_lock);
-        if (tc_budget_used + TC_GROW_STEP <= OVERALL_TC_BUDGET) {
+        if (tc_budget_used + TC_GROW_STEP <= pp_tc_overall_budget) {
             tc_budget_used += TC_GROW_STEP;
             tc->max_size += TC_GROW_STEP;
         }
