@@ -172,9 +172,16 @@ class PprofPyExtension : public MallocExtension {
     if (!sys_allocator) sys_allocator = new (sys_storage) MmapSysAllocator();
     return sys_allocator;
   }
-  // The page heap always maps its memory itself; another source is kept
-  // only to be returned by GetSystemAllocator().
-  void SetSystemAllocator(SysAllocator *a) override { sys_allocator = a; }
+  // The page heap grows through the program's SysAllocator from now on
+  // (system_alloc.c); our own (or NULL) means our mmap again.
+  void SetSystemAllocator(SysAllocator *a) override {
+    sys_allocator = a;
+    bool ours = a == nullptr || a == reinterpret_cast<SysAllocator *>(sys_storage);
+    pp_user_sys_alloc = ours ? nullptr : +[](size_t size, size_t *actual, size_t align) -> void * {
+      SysAllocator *s = sys_allocator;
+      return s ? s->Alloc(size, actual, align) : nullptr;
+    };
+  }
 
   // About n bytes of free pages, whole spans, with tcmalloc's credit for
   // what a call released beyond its request (gperftools_tcmalloc.c).

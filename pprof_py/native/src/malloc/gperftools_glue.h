@@ -49,6 +49,10 @@ PP_GLUE int pp_raw_munmap(void *start, size_t len);
     __attribute__((visibility("default")))
 extern double pp_release_rate PP_FLAG_RELEASE_RATE;
 
+/* MallocExtension::SetSystemAllocator: the page heap grows through this
+   (system_alloc.c) when set; NULL = its own mmap */
+extern PP_GLUE void *(*volatile pp_user_sys_alloc)(size_t size, size_t *actual, size_t align);
+
 /* ---- tcmalloc.h (gperftools_tcmalloc.c) ---- */
 /* tc_set_new_mode(1): malloc calls the C++ new handler on failure */
 extern PP_GLUE volatile int pp_new_mode;

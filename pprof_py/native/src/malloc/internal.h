@@ -231,6 +231,7 @@ PP_HIDDEN void *pp_meta_alloc(size_t bytes);
 PP_HIDDEN void *pp_os_map(size_t bytes);       /* raw mmap, registered as allocator-owned region */
 PP_HIDDEN void pp_register_region(void *p, size_t bytes);
 PP_HIDDEN void *pp_os_map_heap(size_t bytes, size_t align);   /* aligned anonymous memory, not registered */
+PP_HIDDEN void *pp_heap_source(size_t bytes, size_t *actual, int *zeroed);   /* the page heap's growth: SysAllocator or mmap */
 PP_HIDDEN size_t pp_ph_release_at_least(size_t pages);        /* pages released */
 PP_HIDDEN void pp_ph_set_aggressive_decommit(int on);
 PP_HIDDEN int pp_ph_aggressive_decommit(void);

@@ -192,6 +192,11 @@ static void *bg_main(void *arg) {
         uint64_t wait = ph.decay_ms / 2 ? ph.decay_ms / 2 : 1;
         struct timespec ts = {(time_t)(wait / 1000), (long)(wait % 1000) * 1000000};
         while (nanosleep(&ts, &ts) != 0) {}
+        /* FLAGS_tcmalloc_release_rate = 0: the allocator gives nothing back
+           by itself, not even cached objects to the page heap (a program
+           counting free pages, as gperftools' tests do, sees only its own
+           frees and releases) */
+        if (pp_release_rate <= 0) continue;
         pp_tc_flush_parked_idle();
         pp_central_flush_idle();
         pp_lock(&ph.lock);
@@ -209,6 +214,10 @@ static void ph_background_poke(void) {
        which blocks all signals, until its timeout (the next call releases
        aged pages meanwhile). */
     if (pp_prof_mode != PROF_OFF) return;
+    /* nothing for it to do while FLAGS_tcmalloc_release_rate is 0 (and
+       starting it allocates: glibc's thread set-up takes pages the program
+       just freed) */
+    if (pp_release_rate <= 0) return;
     int expect = BG_NONE;
     if (!__atomic_compare_exchange_n(&bg_state, &expect, BG_STARTING, 0, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED)) return;
     sigset_t all, old;
@@ -307,8 +316,11 @@ static int ph_grow(size_t npages) {
     size_t min = (size_t)4 << 20;
     if (bytes < min) bytes = min;
     if (bytes / PAGE_SIZE != (bytes >> PAGE_SHIFT) || bytes > ((size_t)1 << 46)) return 0;
-    void *p = pp_os_map_heap(bytes, PAGE_SIZE);
+    size_t got;
+    int zero;
+    void *p = pp_heap_source(bytes, &got, &zero);
     if (!p) return 0;
+    bytes = got;
     uintptr_t a = (uintptr_t)p;
     uintptr_t page = a >> PAGE_SHIFT;
     if (!pp_pagemap_ensure(page, bytes >> PAGE_SHIFT)) {
@@ -328,7 +340,7 @@ static int ph_grow(size_t npages) {
        alone (without this, malloc-large's heap grew to 1.25x tcmalloc's).
        `fresh` remembers that it is still all zero for calloc. */
     s->location = SPAN_FREE;
-    s->fresh = 1;
+    s->fresh = zero != 0;
     s->freed_at = now_ms();
     s = ph_coalesce(s);
     ph_link_free(s);

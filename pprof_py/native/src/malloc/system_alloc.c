@@ -91,6 +91,35 @@ void *pp_os_map_heap(size_t bytes, size_t align) {
     return (void *)a;
 }
 
+/* The program's SysAllocator (MallocExtension::SetSystemAllocator), as a
+   C function: gperftools_extension.cc sets it; NULL = our own mappings. */
+void *(*volatile pp_user_sys_alloc)(size_t size, size_t *actual, size_t align);
+
+/* Memory for the page heap to grow by: from the program's SysAllocator if it
+ * installed one (called with the page heap's lock held, as tcmalloc does:
+ * it must not call malloc), else pp_os_map_heap.  *actual = usable bytes
+ * (>= bytes, a multiple of PAGE_SIZE, PAGE_SIZE-aligned start); *zeroed = 1
+ * when the memory is fresh from the kernel (all zero, for calloc). */
+void *pp_heap_source(size_t bytes, size_t *actual, int *zeroed) {
+    void *(*user)(size_t, size_t *, size_t) = pp_user_sys_alloc;
+    if (!user) {
+        *actual = bytes;
+        *zeroed = 1;
+        return pp_os_map_heap(bytes, PAGE_SIZE);
+    }
+    size_t got = 0;
+    char *p = user(bytes, &got, PAGE_SIZE);
+    if (!p) return NULL;
+    if (got < bytes) got = bytes;                  /* a SysAllocator returns at least size */
+    /* one that ignored the alignment: use the aligned whole pages inside */
+    uintptr_t a = ((uintptr_t)p + PAGE_SIZE - 1) & ~(uintptr_t)(PAGE_SIZE - 1);
+    size_t usable = (got - (a - (uintptr_t)p)) & ~(PAGE_SIZE - 1);
+    if (usable < PAGE_SIZE) return NULL;
+    *actual = usable;
+    *zeroed = 0;                                   /* not known to be zero */
+    return (void *)a;
+}
+
 static pp_lock_t meta_lock;
 static char *meta_cur, *meta_end;
 

@@ -1,0 +1,274 @@
+// Calls the gperftools internals libtcmalloc.so exports (and our allocator
+// therefore exports too), declared here the way gperftools' own sources
+// declare them.  One check group per argument; each check prints
+// "ok <what>" or "FAIL <what>: detail".  Used by test_gperftools_internals.py.
+#include <gperftools/malloc_extension.h>
+#include <gperftools/malloc_hook.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include <thread>
+#include <vector>
+
+// --- declarations with gperftools 2.10's layouts and linkage names -------
+namespace base {
+namespace internal {
+template <typename T>
+struct HookList {
+  bool Add(T value);
+  void FixupPrivEndLocked();
+  bool Remove(T value);
+  int Traverse(T *output_array, int n) const;
+  T ExchangeSingular(T new_val);
+  intptr_t priv_end;
+  intptr_t priv_data[8];
+};
+}  // namespace internal
+}  // namespace base
+
+namespace tcmalloc {
+enum LogMode { kLog, kCrash, kCrashWithStats };
+class LogItem {
+ public:
+  LogItem() : tag_(kEnd) {}
+  LogItem(const char *v) : tag_(kStr) { u_.str = v; }
+  LogItem(int v) : tag_(kSigned) { u_.snum = v; }
+  LogItem(unsigned long v) : tag_(kUnsigned) { u_.unum = v; }
+  LogItem(const void *v) : tag_(kPtr) { u_.ptr = v; }
+
+ private:
+  enum Tag { kStr, kSigned, kUnsigned, kPtr, kEnd };
+  Tag tag_;
+  union {
+    const char *str;
+    const void *ptr;
+    int64_t snum;
+    uint64_t unum;
+  } u_;
+};
+void Log(LogMode mode, const char *filename, int line, LogItem a, LogItem b = LogItem(), LogItem c = LogItem(),
+         LogItem d = LogItem());
+}  // namespace tcmalloc
+
+void *TCMalloc_SystemAlloc(size_t bytes, size_t *actual_bytes, size_t alignment);
+bool TCMalloc_SystemRelease(void *start, size_t length);
+extern size_t TCMalloc_SystemTaken;
+
+namespace FLAG__namespace_do_not_use_directly_use_DECLARE_int64_instead {
+extern int64_t FLAGS_tcmalloc_sample_parameter;
+}
+namespace FLAG__namespace_do_not_use_directly_use_DECLARE_double_instead {
+extern double FLAGS_tcmalloc_release_rate;
+}
+using FLAG__namespace_do_not_use_directly_use_DECLARE_int64_instead::FLAGS_tcmalloc_sample_parameter;
+using FLAG__namespace_do_not_use_directly_use_DECLARE_double_instead::FLAGS_tcmalloc_release_rate;
+
+// --------------------------------------------------------------------------
+// keeps the compiler from dropping a malloc/free pair it can see through
+template <typename T>
+static T noopt(T v) {
+  asm volatile("" : "+r"(v));
+  return v;
+}
+
+static int failures;
+#define CHECK(what, cond, ...)                        \
+  do {                                                \
+    if (cond) {                                       \
+      printf("ok %s\n", what);                        \
+    } else {                                          \
+      printf("FAIL %s: ", what);                      \
+      printf(__VA_ARGS__);                            \
+      printf("\n");                                   \
+      failures++;                                     \
+    }                                                 \
+  } while (0)
+
+typedef base::internal::HookList<MallocHook::NewHook> List;
+static MallocHook::NewHook H(intptr_t v) { return reinterpret_cast<MallocHook::NewHook>(v); }
+
+static int values(const List &l, intptr_t *out, int n) {
+  MallocHook::NewHook tmp[8];
+  int k = l.Traverse(tmp, n);
+  for (int i = 0; i < k; i++) out[i] = reinterpret_cast<intptr_t>(tmp[i]);
+  return k;
+}
+
+static void hooklist() {
+  List l = {1, {69}};                       // gperftools' INIT_HOOK_LIST(69)
+  intptr_t v[8] = {0};
+  CHECK("hooklist initial value", values(l, v, 8) == 1 && v[0] == 69 && l.priv_end == 1, "%ld", (long)l.priv_end);
+  CHECK("hooklist add appends", l.Add(H(42)) && l.priv_end == 2 && values(l, v, 8) == 2 && v[1] == 42, "");
+  CHECK("hooklist rejects NULL", !l.Add(nullptr) && !l.Remove(nullptr), "");
+  CHECK("hooklist remove keeps end", l.Remove(H(69)) && l.priv_end == 2 && values(l, v, 8) == 1 && v[0] == 42,
+        "end %ld", (long)l.priv_end);
+  CHECK("hooklist add fills the hole", l.Add(H(7)) && l.priv_end == 2 && values(l, v, 8) == 2 && v[0] == 7, "");
+  CHECK("hooklist remove absent", !l.Remove(H(1234)), "");
+  l.Remove(H(7));
+  l.Remove(H(42));
+  CHECK("hooklist empty", l.priv_end == 0 && values(l, v, 8) == 0, "end %ld", (long)l.priv_end);
+  int n = 0;
+  while (l.Add(H(++n))) {
+  }
+  CHECK("hooklist holds 7", n == 8 && l.priv_end == 7 && values(l, v, 3) == 3, "n %d", n);
+  CHECK("hooklist singular", l.ExchangeSingular(H(99)) == nullptr && l.priv_end == 8 &&
+                                 l.ExchangeSingular(nullptr) == H(99) && l.priv_end == 7, "");
+  // concurrent writers: each value is found after its Add and gone after its Remove
+  List shared = {0, {0}};
+  std::vector<std::thread> threads;
+  int bad = 0;
+  for (int t = 0; t < 4; t++)
+    threads.emplace_back([&shared, &bad, t] {
+      for (int i = 1; i < 500; i++) {
+        intptr_t mine = (i << 4) + t, got[8];
+        if (!shared.Add(H(mine))) __atomic_add_fetch(&bad, 1, __ATOMIC_RELAXED);
+        int k = values(shared, got, 8), found = 0;
+        for (int j = 0; j < k; j++) found |= got[j] == mine;
+        if (!found || !shared.Remove(H(mine))) __atomic_add_fetch(&bad, 1, __ATOMIC_RELAXED);
+      }
+    });
+  for (auto &th : threads) th.join();
+  CHECK("hooklist threads", bad == 0 && shared.priv_end == 0, "bad %d end %ld", bad, (long)shared.priv_end);
+}
+
+static void log_line() {
+  tcmalloc::Log(tcmalloc::kLog, "file.cc", 12, "text", -5, 7ul, reinterpret_cast<const void *>(0xbeef));
+  printf("ok log returned\n");
+}
+
+static void log_crash() { tcmalloc::Log(tcmalloc::kCrash, "crash.cc", 3, "condition failed"); }
+
+static size_t prop(const char *name) {
+  size_t v = 12345;
+  if (!MallocExtension::instance()->GetNumericProperty(name, &v)) return static_cast<size_t>(-1);
+  return v;
+}
+
+static void sysalloc() {
+  size_t actual = 0, before = TCMalloc_SystemTaken;
+  char *p = static_cast<char *>(TCMalloc_SystemAlloc(10000, &actual, 1 << 20));
+  CHECK("sysalloc aligned", p && (reinterpret_cast<uintptr_t>(p) & ((1 << 20) - 1)) == 0 && actual >= 10000,
+        "%p %zu", p, actual);
+  CHECK("sysalloc counted", TCMalloc_SystemTaken - before == actual, "%zu", TCMalloc_SystemTaken - before);
+  memset(p, 0xab, actual);
+  CHECK("sysalloc not ours", MallocExtension::instance()->GetOwnership(p) != MallocExtension::kOwned, "");
+  CHECK("sysrelease", TCMalloc_SystemRelease(p, actual), "");
+  CHECK("sysrelease zeroes", p[0] == 0 && p[actual - 1] == 0, "%d", p[0]);
+  CHECK("sysrelease less than a page", !TCMalloc_SystemRelease(p + 1, 100), "");
+}
+
+// gperftools' own TestReleaseToSystem sequence (tcmalloc_unittest.cc),
+// with FLAGS_tcmalloc_release_rate = 0 so nothing is released behind it.
+static void release() {
+  const size_t MB = 1 << 20;
+  FLAGS_tcmalloc_release_rate = 0;
+  MallocExtension *m = MallocExtension::instance();
+  CHECK("release rate flag is the extension's", m->GetMemoryReleaseRate() == 0.0, "%g", m->GetMemoryReleaseRate());
+  void *a = noopt(malloc(MB)), *b = noopt(malloc(MB));
+  m->ReleaseFreeMemory();
+  size_t start = prop("tcmalloc.pageheap_unmapped_bytes");
+  m->ReleaseFreeMemory();
+  m->ReleaseToSystem(MB);
+  CHECK("release nothing free", prop("tcmalloc.pageheap_unmapped_bytes") == start, "%zu", prop("tcmalloc.pageheap_unmapped_bytes") - start);
+  free(a);
+  m->ReleaseToSystem(MB / 2);
+  CHECK("release a whole span for half", prop("tcmalloc.pageheap_unmapped_bytes") == start + MB, "%zd",
+        (ssize_t)(prop("tcmalloc.pageheap_unmapped_bytes") - start));
+  m->ReleaseToSystem(MB / 4);
+  CHECK("release credit", prop("tcmalloc.pageheap_unmapped_bytes") == start + MB, "");
+  free(b);
+  m->ReleaseToSystem(MB / 2);
+  CHECK("release after credit", prop("tcmalloc.pageheap_unmapped_bytes") == start + 2 * MB, "%zd",
+        (ssize_t)(prop("tcmalloc.pageheap_unmapped_bytes") - start));
+  m->ReleaseToSystem(MB / 2);
+  m->ReleaseFreeMemory();
+  CHECK("release credit again", prop("tcmalloc.pageheap_unmapped_bytes") == start + 2 * MB, "");
+  a = noopt(malloc(MB));
+  free(a);
+  CHECK("release reuse", prop("tcmalloc.pageheap_unmapped_bytes") == start + MB, "");
+  m->ReleaseToSystem(1);
+  CHECK("release one byte releases a span", prop("tcmalloc.pageheap_unmapped_bytes") == start + 2 * MB, "");
+}
+
+static void aggressive() {
+  const size_t MB = 1 << 20;
+  MallocExtension *m = MallocExtension::instance();
+  size_t old = 7;
+  CHECK("aggressive readable", m->GetNumericProperty("tcmalloc.aggressive_memory_decommit", &old) && old == 0,
+        "%zu", old);
+  CHECK("aggressive writable", m->SetNumericProperty("tcmalloc.aggressive_memory_decommit", 1) &&
+                                   prop("tcmalloc.aggressive_memory_decommit") == 1, "");
+  void *a = noopt(malloc(MB)), *b = noopt(malloc(MB));
+  size_t start = prop("tcmalloc.pageheap_unmapped_bytes");
+  free(a);
+  CHECK("aggressive free releases", prop("tcmalloc.pageheap_unmapped_bytes") == start + MB, "%zd",
+        (ssize_t)(prop("tcmalloc.pageheap_unmapped_bytes") - start));
+  free(b);
+  CHECK("aggressive second", prop("tcmalloc.pageheap_unmapped_bytes") == start + 2 * MB, "");
+  CHECK("aggressive no resident free pages", prop("tcmalloc.pageheap_free_bytes") == 0, "%zu",
+        prop("tcmalloc.pageheap_free_bytes"));
+  m->SetNumericProperty("tcmalloc.aggressive_memory_decommit", 0);
+  CHECK("aggressive off", prop("tcmalloc.aggressive_memory_decommit") == 0, "");
+}
+
+static void props() {
+  MallocExtension *m = MallocExtension::instance();
+  printf("initial release rate %g\n", m->GetMemoryReleaseRate());
+  CHECK("max thread cache readable", prop("tcmalloc.max_total_thread_cache_bytes") > 0, "");
+  CHECK("max thread cache writable", m->SetNumericProperty("tcmalloc.max_total_thread_cache_bytes", 32 << 20) &&
+                                         prop("tcmalloc.max_total_thread_cache_bytes") == (32 << 20), "");
+  CHECK("unknown property not writable", !m->SetNumericProperty("tcmalloc.no_such_thing", 1), "");
+  CHECK("heap limit not writable", !m->SetNumericProperty("tcmalloc.heap_limit_mb", 1), "");
+  m->SetMemoryReleaseRate(2.5);
+  CHECK("release rate", FLAGS_tcmalloc_release_rate == 2.5 && m->GetMemoryReleaseRate() == 2.5, "%g",
+        FLAGS_tcmalloc_release_rate);
+  printf("sample parameter %lld\n", static_cast<long long>(FLAGS_tcmalloc_sample_parameter));
+}
+
+// The page heap grows through the program's SysAllocator; one that fails
+// makes malloc fail.
+struct CountingSysAlloc : public SysAllocator {
+  SysAllocator *child;
+  int calls = 0, fail = 0;
+  void *Alloc(size_t size, size_t *actual, size_t align) override {
+    calls++;
+    return fail ? nullptr : child->Alloc(size, actual, align);
+  }
+};
+
+static void sysallocator() {
+  static CountingSysAlloc counting;
+  counting.child = MallocExtension::instance()->GetSystemAllocator();
+  MallocExtension::instance()->SetSystemAllocator(&counting);
+  void *big = noopt(malloc(64 << 20));
+  CHECK("page heap grows through SysAllocator", big && counting.calls > 0, "%d", counting.calls);
+  memset(big, 1, 64 << 20);
+  free(big);
+  counting.fail = 1;
+  void *huge = noopt(malloc(size_t(1) << 32));
+  CHECK("failing SysAllocator fails malloc", huge == nullptr, "%p", huge);
+  counting.fail = 0;
+  MallocExtension::instance()->SetSystemAllocator(counting.child);
+  int before = counting.calls;
+  void *again = noopt(malloc(size_t(256) << 20));
+  CHECK("own allocator back", again && counting.calls == before, "%d", counting.calls - before);
+  free(again);
+}
+
+int main(int argc, char **argv) {
+  for (int i = 1; i < argc; i++) {
+    if (!strcmp(argv[i], "hooklist")) hooklist();
+    else if (!strcmp(argv[i], "log")) log_line();
+    else if (!strcmp(argv[i], "crash")) log_crash();
+    else if (!strcmp(argv[i], "sysalloc")) sysalloc();
+    else if (!strcmp(argv[i], "release")) release();
+    else if (!strcmp(argv[i], "aggressive")) aggressive();
+    else if (!strcmp(argv[i], "props")) props();
+    else if (!strcmp(argv[i], "sysallocator")) sysallocator();
+  }
+  fflush(stdout);
+  return failures ? 1 : 0;
+}
