@@ -20,7 +20,7 @@ Programs (both C sources are compiled here with gcc -O2):
       idle-release also prints the RSS left after 3 s idle
 
 Then the heap-profiler overhead on `single` with our allocator: off, sampled
-(TCMALLOC_SAMPLE_PARAMETER=524288) and full recording (HEAPPROFILE alone).
+(PPROF_PY_HEAP_SAMPLE_PARAMETER=524288) and full recording (HEAPPROFILE alone).
 """
 import argparse
 import math
@@ -178,7 +178,7 @@ PEERS = ("tcmalloc", "jemalloc", "mimalloc")
 def clean_env(preload, extra_env=None):
     env = dict(os.environ)
     for k in list(env):
-        if k in ("LD_PRELOAD", "HEAPPROFILE", "HEAPCHECK", "TCMALLOC_SAMPLE_PARAMETER", "MALLOCSTATS") or \
+        if k in ("LD_PRELOAD", "HEAPPROFILE", "HEAPCHECK", "TCMALLOC_SAMPLE_PARAMETER", "PPROF_PY_HEAP_SAMPLE_PARAMETER", "MALLOCSTATS") or \
                 k.startswith("PPROFPY_MALLOC_"):
             env.pop(k)
     if preload:
@@ -320,10 +320,10 @@ def main(argv=None):
         prefix = os.path.join(tmp, "hp")
         quiet = {"HEAP_PROFILE_ALLOCATION_INTERVAL": "0", "HEAP_PROFILE_INUSE_INTERVAL": "0"}
         sampled, s_rss, _ = best_of(cmd, ours, repeat,
-                                    dict(quiet, HEAPPROFILE=prefix, TCMALLOC_SAMPLE_PARAMETER="524288"))
+                                    dict(quiet, HEAPPROFILE=prefix, PPROF_PY_HEAP_SAMPLE_PARAMETER="524288"))
         full, f_rss, _ = best_of(cmd, ours, repeat, dict(quiet, HEAPPROFILE=prefix))
         print(f"  {'off':<44}{base:>7.2f}s  {base_rss / 1024:>5.0f}M")
-        print(f"  {'sampled (TCMALLOC_SAMPLE_PARAMETER=524288)':<44}{sampled:>7.2f}s  {s_rss / 1024:>5.0f}M"
+        print(f"  {'sampled (PPROF_PY_HEAP_SAMPLE_PARAMETER=524288)':<44}{sampled:>7.2f}s  {s_rss / 1024:>5.0f}M"
               f"  ({sampled / base:.2f}x)")
         print(f"  {'full recording (HEAPPROFILE)':<44}{full:>7.2f}s  {f_rss / 1024:>5.0f}M"
               f"  ({full / base:.2f}x)")

@@ -39,8 +39,11 @@ Environment variables (set by the options, or honoured when already set):
 \b
 --heap (the allocator's heap profiler):
   HEAPPROFILE=PREFIX              write PREFIX.0001.heap, ... (set by --heap)
-  TCMALLOC_SAMPLE_PARAMETER=BYTES sample every BYTES on average, 0 = every
-                                  allocation (--sample-parameter)
+  PPROF_PY_HEAP_SAMPLE_PARAMETER=BYTES   sample every BYTES on average, 0 =
+                                  every allocation (--sample-parameter)
+  TCMALLOC_SAMPLE_PARAMETER=BYTES tcmalloc's sampling for GetHeapSample (set
+                                  by --sample-parameter too; alone it does
+                                  not sample HEAPPROFILE, as in gperftools)
   HEAP_PROFILE_ALLOCATION_INTERVAL=BYTES    dump every BYTES allocated (1 GiB)
   HEAP_PROFILE_DEALLOCATION_INTERVAL=BYTES  dump every BYTES freed (0: never)
   HEAP_PROFILE_INUSE_INTERVAL=BYTES         dump when in-use grows by BYTES (100 MiB)
@@ -72,6 +75,10 @@ Environment variables (set by the options, or honoured when already set):
   PPROFPY_MALLOC_RELEASE_THRESHOLD=BYTES  free pages kept resident whatever
                                   their age (0)
   PPROFPY_MALLOC_BACKGROUND_THREAD=0      no background release thread
+  TCMALLOC_RELEASE_RATE=R         pace of releasing free pages by itself,
+                                  relative to the default 1; 0 = never
+  TCMALLOC_AGGRESSIVE_DECOMMIT=1  free pages go back to the system at once
+  TCMALLOC_MAX_TOTAL_THREAD_CACHE_BYTES=BYTES  thread caches' budget (64 MiB)
 \b
 Every mode sets LD_PRELOAD (prepended to any LD_PRELOAD already set)."""
 
@@ -117,7 +124,8 @@ def _statically_linked(program):
 @click.option("--per-thread-timers", is_flag=True, help="One CPU timer per thread (CPUPROFILE_PER_THREAD_TIMERS).")
 @click.option("--heap", "heap_prefix", metavar="PREFIX", help="Write heap profiles PREFIX.0001.heap, ... (like HEAPPROFILE).")
 @click.option("--sample-parameter", type=click.IntRange(0), metavar="BYTES",
-              help="Sample allocations every BYTES on average instead of recording all (TCMALLOC_SAMPLE_PARAMETER).")
+              help="Sample allocations every BYTES on average instead of recording all "
+                   "(PPROF_PY_HEAP_SAMPLE_PARAMETER and TCMALLOC_SAMPLE_PARAMETER).")
 @click.option("--heapcheck", "heapcheck", flag_value="normal", default=None,
               help="Check for leaks at exit (HEAPCHECK=normal); exit code 1 when leaks are found.")
 @click.option("--heapcheck-children", is_flag=True,
@@ -150,6 +158,7 @@ def main(cpu_out, frequency, realtime, per_thread_timers, heap_prefix, sample_pa
             if heap_prefix:
                 env["HEAPPROFILE"] = os.path.abspath(heap_prefix)
             if sample_parameter is not None:
+                env["PPROF_PY_HEAP_SAMPLE_PARAMETER"] = str(sample_parameter)
                 env["TCMALLOC_SAMPLE_PARAMETER"] = str(sample_parameter)
             if heapcheck:
                 env["HEAPCHECK"] = heapcheck

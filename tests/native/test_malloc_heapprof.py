@@ -17,7 +17,8 @@ N = 2000          # fixture: big_site 10*N blocks of 1000 bytes, small_site N bl
 
 def preload_env(**extra):
     env = dict(os.environ)
-    for k in ("HEAPPROFILE", "HEAPCHECK", "TCMALLOC_SAMPLE_PARAMETER", "HEAP_PROFILE_ALLOCATION_INTERVAL",
+    for k in ("HEAPPROFILE", "HEAPCHECK", "TCMALLOC_SAMPLE_PARAMETER", "PPROF_PY_HEAP_SAMPLE_PARAMETER",
+              "HEAP_PROFILE_ALLOCATION_INTERVAL",
               "HEAP_PROFILE_INUSE_INTERVAL"):
         env.pop(k, None)
     env["LD_PRELOAD"] = libpath("malloc")
@@ -95,10 +96,24 @@ def test_full_recording_exact_counts(sites, tmp_path):
     assert rows["big_site"] == 5 * N and rows["small_site"] == N // 2
 
 
+def test_tcmalloc_sample_parameter_does_not_sample_heapprofile(sites, tmp_path):
+    # as in gperftools: TCMALLOC_SAMPLE_PARAMETER is tcmalloc's sampling for
+    # GetHeapSample; HEAPPROFILE still records every allocation (gperftools'
+    # ctest sets the variable for heap-profiler_unittest.sh, whose dump
+    # numbers count every byte)
+    prefix = str(tmp_path / "full")
+    run_sites(sites, preload_env(HEAPPROFILE=prefix, TCMALLOC_SAMPLE_PARAMETER="65536"), N)
+    with open(prefix + ".0001.heap") as f:
+        header, records, _ = parse_profile(f.read())
+    assert header.group(5) == "heapprofile"
+    big = max(records, key=lambda rec: rec[3])
+    assert big[2:4] == (10 * N, 10 * N * 1000)
+
+
 def test_sampled_profile_unsampled_by_google_pprof(sites, tmp_path):
     prefix = str(tmp_path / "sampled")
     rate = 65536
-    run_sites(sites, preload_env(HEAPPROFILE=prefix, TCMALLOC_SAMPLE_PARAMETER=str(rate)), N * 5)
+    run_sites(sites, preload_env(HEAPPROFILE=prefix, PPROF_PY_HEAP_SAMPLE_PARAMETER=str(rate)), N * 5)
     path = prefix + ".0001.heap"
     with open(path) as f:
         header, records, _ = parse_profile(f.read())
@@ -174,7 +189,7 @@ def test_threads_and_fork_while_profiling(stress, tmp_path, sample):
     extra = {"HEAPPROFILE": prefix, "HEAP_PROFILE_ALLOCATION_INTERVAL": "0",
              "HEAP_PROFILE_INUSE_INTERVAL": "0"}
     if sample:
-        extra["TCMALLOC_SAMPLE_PARAMETER"] = sample
+        extra["PPROF_PY_HEAP_SAMPLE_PARAMETER"] = sample
     for args in (["stress", "4", "3000"], ["fork"], ["threadexit"]):
         r = subprocess.run([stress, *args], env=preload_env(**extra), capture_output=True, text=True,
                            timeout=180)

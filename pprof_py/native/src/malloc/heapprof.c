@@ -442,7 +442,12 @@ static void start_profiler(const char *prefix) {
     last_dump_free = total_free_bytes;
     last_dump_ns = now_ns();
     inuse_high_water = total_alloc_bytes - total_free_bytes;
-    size_t rate = pp_env_size("TCMALLOC_SAMPLE_PARAMETER", 0);
+    /* As gperftools' heap profiler, HEAPPROFILE records every allocation
+       whatever TCMALLOC_SAMPLE_PARAMETER says (that variable is tcmalloc's
+       sampling for MallocExtension::GetHeapSample; gperftools' ctest sets
+       it for every test).  Sampled heap profiles are our extension, asked
+       for by name (pprof-run --sample-parameter). */
+    size_t rate = pp_env_size("PPROF_PY_HEAP_SAMPLE_PARAMETER", 0);
     if (pp_leak_check_on()) rate = 0;    /* the leak checker needs every object */
     pp_sample_rate = rate;
     tables_ready();
