@@ -13,8 +13,9 @@ is LD_PRELOADed into C programs that have no C++ runtime, so the libraries
 are linked with the C driver (no -lstdc++), the C++ code is built without
 exceptions or thread-safe static guards, and the few libstdc++ symbols it
 refers to (RTTI vtables, std::string::append for
-MallocExtension::GetHeapSample) are weak references, bound only in
-processes that already load libstdc++.
+MallocExtension::GetHeapSample, the exception runtime nothrow new's
+handler call needs) are weak references, bound only in processes that
+already load libstdc++.  A source named *_eh.cc is compiled with exceptions.
 tests/native/test_gperftools_api.py checks that ldd shows no libstdc++.
 """
 import glob
@@ -78,6 +79,10 @@ class BuildNative(build_ext):
         def compile_with_cxx_flags(obj, src, ext_, cc_args, extra_postargs, pp_opts):
             if src.endswith(".cc"):
                 extra_postargs = list(extra_postargs) + CXX_FLAGS
+                if src.endswith("_eh.cc"):
+                    # the one file that catches C++ exceptions (nothrow new's
+                    # new-handler call, gperftools_nothrow_eh.cc)
+                    extra_postargs = [f for f in extra_postargs if f != "-fno-exceptions"] + ["-fexceptions"]
             return compile_one(obj, src, ext_, cc_args, extra_postargs, pp_opts)
 
         self.compiler._compile = compile_with_cxx_flags

@@ -118,6 +118,25 @@ def get_source(work):
     return os.path.join(work, top)
 
 
+def release_version(build):
+    """config.h says what the 2.10 release says.
+
+    gperftools' CMake files call the version 2.10.0; the 2.10 release
+    (autotools, what Debian's libtcmalloc and headers are built from) calls
+    it 2.10: tc_version() returns "gperftools 2.10" there, and so does ours.
+    tcmalloc_unittest compares tc_version() with config.h's PACKAGE_STRING,
+    so the tests get the release's string (the CMake build of gperftools
+    itself would fail the same check against Debian's libtcmalloc).
+    """
+    path = os.path.join(build, "config.h")
+    with open(path) as f:
+        text = f.read()
+    text = re.sub(r'#define PACKAGE_STRING "gperftools 2\.10\.0"', '#define PACKAGE_STRING "gperftools 2.10"', text)
+    text = re.sub(r'#define PACKAGE_VERSION "2\.10\.0"', '#define PACKAGE_VERSION "2.10"', text)
+    with open(path, "w") as f:
+        f.write(text)
+
+
 def link_command(build, target):
     """gperftools' link command for target, as a list of words."""
     r = sh(["ninja", "-t", "commands", target], cwd=build)
@@ -183,6 +202,7 @@ def main():
         if r.returncode != 0:
             print("gperftools_suite: cmake failed: " + tail(r.stdout + r.stderr), file=sys.stderr)
             return 2
+        release_version(build)
         links, objects = {}, set()
         for _, binaries, libs in tests:
             for b in binaries:

@@ -25,7 +25,8 @@ SOURCE = os.path.join(HERE, "programs", "gperftools_internals.cc")
 def env(**extra):
     e = dict(os.environ)
     for k in ("HEAPPROFILE", "HEAPCHECK", "TCMALLOC_SAMPLE_PARAMETER", "LD_PRELOAD", "TCMALLOC_RELEASE_RATE",
-              "TCMALLOC_AGGRESSIVE_DECOMMIT", "TCMALLOC_MAX_TOTAL_THREAD_CACHE_BYTES", "MALLOCSTATS"):
+              "TCMALLOC_AGGRESSIVE_DECOMMIT", "TCMALLOC_MAX_TOTAL_THREAD_CACHE_BYTES", "TCMALLOC_HEAP_LIMIT_MB",
+              "MALLOCSTATS"):
         e.pop(k, None)
     e.update(extra)
     return e
@@ -108,3 +109,18 @@ def test_release_rate_from_environment(exe):
 def test_page_heap_grows_through_the_programs_sysallocator(exe):
     got = checks(run(exe, "sysallocator"))
     assert {"page heap grows through SysAllocator", "failing SysAllocator fails malloc", "own allocator back"} <= got
+
+
+def test_new_handler_from_nothrow_new_and_new_mode_memalign(exe):
+    got = checks(run(exe, "newhandler"))
+    assert {"nothrow new calls the handler", "nothrow new[] calls the handler", "aligned nothrow new calls the handler",
+            "new mode memalign calls the handler", "new mode posix_memalign calls the handler",
+            "tc_version is the release's"} <= got
+
+
+def test_heap_limit(exe):
+    got = checks(run(exe, "heaplimit"))
+    assert {"heap limit writable", "under the limit", "over the limit fails", "freed memory counts again",
+            "limit lifted"} <= got
+    # TCMALLOC_HEAP_LIMIT_MB at start-up, as in gperftools
+    assert "FAIL heap limit off" in run(exe, "heaplimit", TCMALLOC_HEAP_LIMIT_MB="64").stdout

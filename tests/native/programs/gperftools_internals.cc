@@ -7,9 +7,14 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <errno.h>
 #include <string.h>
 #include <sys/mman.h>
 
+#include <gperftools/tcmalloc.h>
+#include <malloc.h>
+
+#include <new>
 #include <thread>
 #include <vector>
 
@@ -221,7 +226,7 @@ static void props() {
   CHECK("max thread cache writable", m->SetNumericProperty("tcmalloc.max_total_thread_cache_bytes", 32 << 20) &&
                                          prop("tcmalloc.max_total_thread_cache_bytes") == (32 << 20), "");
   CHECK("unknown property not writable", !m->SetNumericProperty("tcmalloc.no_such_thing", 1), "");
-  CHECK("heap limit not writable", !m->SetNumericProperty("tcmalloc.heap_limit_mb", 1), "");
+  CHECK("read-only property not writable", !m->SetNumericProperty("tcmalloc.pageheap_free_bytes", 1), "");
   m->SetMemoryReleaseRate(2.5);
   CHECK("release rate", FLAGS_tcmalloc_release_rate == 2.5 && m->GetMemoryReleaseRate() == 2.5, "%g",
         FLAGS_tcmalloc_release_rate);
@@ -258,6 +263,66 @@ static void sysallocator() {
   free(again);
 }
 
+// nothrow new calls the new handler; one that throws makes it return NULL.
+// tc_set_new_mode(1): memalign & co call the handler too.
+static int handler_calls;
+static void throwing_handler() {
+  handler_calls++;
+  throw std::bad_alloc();
+}
+static void giving_up_handler() {
+  handler_calls++;
+  std::set_new_handler(nullptr);
+}
+
+static void newhandler() {
+  const size_t too_big = ~static_cast<size_t>(0) - 100000;
+  std::set_new_handler(throwing_handler);
+  void *p = noopt(::operator new(too_big, std::nothrow));
+  CHECK("nothrow new calls the handler", p == nullptr && handler_calls == 1, "%p %d", p, handler_calls);
+  p = noopt(::operator new[](too_big, std::nothrow));
+  CHECK("nothrow new[] calls the handler", p == nullptr && handler_calls == 2, "%d", handler_calls);
+  p = noopt(::operator new(too_big, std::align_val_t(64), std::nothrow));
+  CHECK("aligned nothrow new calls the handler", p == nullptr && handler_calls == 3, "%d", handler_calls);
+  std::set_new_handler(nullptr);
+  p = noopt(::operator new(too_big, std::nothrow));
+  CHECK("nothrow new without handler", p == nullptr && handler_calls == 3, "");
+  int old = tc_set_new_mode(1);
+  std::set_new_handler(giving_up_handler);
+  p = noopt(memalign(64, too_big));
+  CHECK("new mode memalign calls the handler", p == nullptr && handler_calls == 4, "%d", handler_calls);
+  std::set_new_handler(giving_up_handler);
+  void *q = nullptr;
+  CHECK("new mode posix_memalign calls the handler",
+        posix_memalign(&q, 64, too_big) == ENOMEM && handler_calls == 5, "%d", handler_calls);
+  tc_set_new_mode(old);
+  int major = 0, minor = 0;
+  const char *patch = nullptr;
+  const char *v = tc_version(&major, &minor, &patch);
+  CHECK("tc_version is the release's", !strcmp(v, TC_VERSION_STRING) && major == 2 && minor == 10 && !strcmp(patch, ""),
+        "%s", v);
+}
+
+// tcmalloc.heap_limit_mb: the page heap stops growing at the limit.
+static void heaplimit() {
+  MallocExtension *m = MallocExtension::instance();
+  CHECK("heap limit off", prop("tcmalloc.heap_limit_mb") == 0, "%zu", prop("tcmalloc.heap_limit_mb"));
+  CHECK("heap limit writable", m->SetNumericProperty("tcmalloc.heap_limit_mb", 64) &&
+                                   prop("tcmalloc.heap_limit_mb") == 64, "");
+  void *fits = noopt(malloc(32 << 20));
+  void *over = noopt(malloc(64 << 20));
+  CHECK("under the limit", fits != nullptr, "");
+  CHECK("over the limit fails", over == nullptr, "%p", over);
+  free(fits);
+  void *after_free = noopt(malloc(48 << 20));
+  CHECK("freed memory counts again", after_free != nullptr, "");
+  free(after_free);
+  m->SetNumericProperty("tcmalloc.heap_limit_mb", 0);
+  over = noopt(malloc(64 << 20));
+  CHECK("limit lifted", over != nullptr, "");
+  free(over);
+}
+
 int main(int argc, char **argv) {
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "hooklist")) hooklist();
@@ -268,6 +333,8 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[i], "aggressive")) aggressive();
     else if (!strcmp(argv[i], "props")) props();
     else if (!strcmp(argv[i], "sysallocator")) sysallocator();
+    else if (!strcmp(argv[i], "newhandler")) newhandler();
+    else if (!strcmp(argv[i], "heaplimit")) heaplimit();
   }
   fflush(stdout);
   return failures ? 1 : 0;

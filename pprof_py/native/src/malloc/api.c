@@ -113,7 +113,7 @@ static NOINLINE void *alloc_slow(size_t n, size_t align, void *frame) {
     return p;
 }
 
-static NOINLINE void *new_mode_retry(size_t n);
+static NOINLINE void *new_mode_retry(size_t n, size_t align);
 
 /* Every allocation and free below passes the MallocHook test: one load of
    pp_hooks_on (gperftools_hooks.c), nonzero only while a program installed
@@ -125,7 +125,7 @@ static NOINLINE void *malloc_tail(void *p, size_t n, void *frame, int c_malloc) 
     if (p == NULL) {
         p = alloc_slow(n, 0, frame);
         /* the retry's own allocation runs the hooks */
-        if (PP_UNLIKELY(p == NULL) && c_malloc && pp_new_mode) return new_mode_retry(n);
+        if (PP_UNLIKELY(p == NULL) && c_malloc && pp_new_mode) return new_mode_retry(n, 0);
     }
     if (PP_UNLIKELY(pp_hooks_on)) pp_run_new_hooks(p, n);
     return p;
@@ -218,6 +218,14 @@ static void *do_memalign(size_t align, size_t n, void *frame) {
     return p;
 }
 
+/* memalign & co for the C entry points: tc_set_new_mode(1) calls the new
+   handler on failure, as for malloc */
+static void *memalign_c(size_t align, size_t n, void *frame) {
+    void *p = do_memalign(align, n, frame);
+    if (PP_UNLIKELY(p == NULL) && pp_new_mode) p = new_mode_retry(n, align);
+    return p;
+}
+
 static void *calloc_unhooked(size_t a, size_t b, void *frame) {
     size_t n;
     if (__builtin_mul_overflow(a, b, &n)) {
@@ -306,7 +314,7 @@ EXPORT void *calloc(size_t a, size_t b) {
     void *p = do_calloc(a, b, FRAME);
     size_t n;
     if (PP_UNLIKELY(p == NULL) && pp_new_mode && !__builtin_mul_overflow(a, b, &n)) {
-        p = new_mode_retry(n);
+        p = new_mode_retry(n, 0);
         if (p) memset(p, 0, n);
     }
     return p;
@@ -315,7 +323,7 @@ EXPORT void *realloc(void *p, size_t n) {
     void *r = do_realloc(p, n, FRAME);
     if (PP_UNLIKELY(r == NULL) && n && pp_new_mode) {
         /* allocate through the handler loop, then move as realloc would */
-        r = new_mode_retry(n);
+        r = new_mode_retry(n, 0);
         if (r && p) {
             size_t have = usable_size(p);
             memcpy(r, p, n < have ? n : have);
@@ -344,13 +352,13 @@ EXPORT void *memalign(size_t align, size_t n) {
         if (!a) { errno = EINVAL; return NULL; }
         align = a;
     }
-    return do_memalign(align, n, FRAME);
+    return memalign_c(align, n, FRAME);
 }
 
 EXPORT int posix_memalign(void **out, size_t align, size_t n) {
     if (!pow2(align) || align % sizeof(void *)) return EINVAL;
     int saved = errno;
-    void *p = do_memalign(align, n, FRAME);
+    void *p = memalign_c(align, n, FRAME);
     if (!p) {
         errno = saved;
         return ENOMEM;
@@ -364,10 +372,10 @@ EXPORT void *aligned_alloc(size_t align, size_t n) {
         errno = EINVAL;
         return NULL;
     }
-    return do_memalign(align, n, FRAME);
+    return memalign_c(align, n, FRAME);
 }
 
-EXPORT void *valloc(size_t n) { return do_memalign(4096, n, FRAME); }
+EXPORT void *valloc(size_t n) { return memalign_c(4096, n, FRAME); }
 
 EXPORT void *pvalloc(size_t n) {
     size_t r = (n + 4095) & ~(size_t)4095;
@@ -375,7 +383,7 @@ EXPORT void *pvalloc(size_t n) {
         errno = ENOMEM;
         return NULL;
     }
-    return do_memalign(4096, r ? r : 4096, FRAME);
+    return memalign_c(4096, r ? r : 4096, FRAME);
 }
 
 EXPORT size_t malloc_usable_size(void *p) { return p ? usable_size(p) : 0; }
@@ -418,15 +426,37 @@ static NOINLINE void *new_failed(size_t n, size_t align, void *frame) {
 
 /* malloc under tc_set_new_mode(1): call the new handler until it fails to
    free memory (returns NULL) instead of throwing. */
-static NOINLINE void *new_mode_retry(size_t n) {
+static NOINLINE void *new_mode_retry(size_t n, size_t align) {
     for (;;) {
         new_handler_t (*get_handler)(void) = (new_handler_t(*)(void))dlsym(RTLD_DEFAULT, "_ZSt15get_new_handlerv");
         new_handler_t h = get_handler ? get_handler() : NULL;
         if (!h) return NULL;
         h();
-        void *p = do_malloc(n, FRAME);
+        void *p = align ? do_memalign(align, n, FRAME) : do_malloc(n, FRAME);
         if (p) return p;
     }
+}
+
+/* nothrow operator new (the standard's "as if" the throwing form, but
+   returning NULL): on failure call the new handler until the allocation
+   succeeds, there is no handler, or the handler throws (caught in
+   gperftools_nothrow_eh.cc). */
+int pp_call_new_handler_nothrow(void (*handler)(void));
+
+static NOINLINE void *new_nothrow_failed(size_t n, size_t align, void *frame) {
+    for (;;) {
+        new_handler_t (*get_handler)(void) = (new_handler_t(*)(void))dlsym(RTLD_DEFAULT, "_ZSt15get_new_handlerv");
+        new_handler_t h = get_handler ? get_handler() : NULL;
+        if (!h || !pp_call_new_handler_nothrow(h)) return NULL;
+        void *p = align > 16 ? do_memalign(align, n, frame) : do_malloc(n, frame);
+        if (p) return p;
+    }
+}
+
+static inline void *new_nothrow_impl(size_t n, size_t align, void *frame) {
+    void *p = align > 16 ? do_memalign(align, n, frame) : do_malloc(n, frame);
+    if (PP_UNLIKELY(!p)) p = new_nothrow_failed(n, align, frame);
+    return p;
 }
 
 static inline void *new_impl(size_t n, size_t align, void *frame) {
@@ -437,17 +467,17 @@ static inline void *new_impl(size_t n, size_t align, void *frame) {
 
 EXPORT void *_Znwm(size_t n) { return new_impl(n, 0, FRAME); }
 EXPORT void *_Znam(size_t n) { return new_impl(n, 0, FRAME); }
-EXPORT void *_ZnwmRKSt9nothrow_t(size_t n, const void *nt) { (void)nt; return do_malloc(n, FRAME); }
-EXPORT void *_ZnamRKSt9nothrow_t(size_t n, const void *nt) { (void)nt; return do_malloc(n, FRAME); }
+EXPORT void *_ZnwmRKSt9nothrow_t(size_t n, const void *nt) { (void)nt; return new_nothrow_impl(n, 0, FRAME); }
+EXPORT void *_ZnamRKSt9nothrow_t(size_t n, const void *nt) { (void)nt; return new_nothrow_impl(n, 0, FRAME); }
 EXPORT void *_ZnwmSt11align_val_t(size_t n, size_t al) { return new_impl(n, al, FRAME); }
 EXPORT void *_ZnamSt11align_val_t(size_t n, size_t al) { return new_impl(n, al, FRAME); }
 EXPORT void *_ZnwmSt11align_val_tRKSt9nothrow_t(size_t n, size_t al, const void *nt) {
     (void)nt;
-    return do_memalign(al, n, FRAME);
+    return new_nothrow_impl(n, al, FRAME);
 }
 EXPORT void *_ZnamSt11align_val_tRKSt9nothrow_t(size_t n, size_t al, const void *nt) {
     (void)nt;
-    return do_memalign(al, n, FRAME);
+    return new_nothrow_impl(n, al, FRAME);
 }
 EXPORT void _ZdlPv(void *p) { do_free(p); }
 EXPORT void _ZdaPv(void *p) { do_free(p); }

@@ -48,6 +48,11 @@ PP_GLUE int pp_raw_munmap(void *start, size_t len);
     __asm__("_ZN62FLAG__namespace_do_not_use_directly_use_DECLARE_double_instead27FLAGS_tcmalloc_release_rateE") \
     __attribute__((visibility("default")))
 extern double pp_release_rate PP_FLAG_RELEASE_RATE;
+/* FLAGS_tcmalloc_heap_limit_mb (page_heap.c) */
+#define PP_FLAG_HEAP_LIMIT_MB \
+    __asm__("_ZN61FLAG__namespace_do_not_use_directly_use_DECLARE_int64_instead27FLAGS_tcmalloc_heap_limit_mbE") \
+    __attribute__((visibility("default")))
+extern int64_t pp_heap_limit_mb PP_FLAG_HEAP_LIMIT_MB;
 
 /* MallocExtension::SetSystemAllocator: the page heap grows through this
    (system_alloc.c) when set; NULL = its own mmap */

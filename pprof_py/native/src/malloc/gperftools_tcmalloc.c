@@ -26,7 +26,9 @@ EXPORT const char *tc_version(int *major, int *minor, const char **patch) {
     if (major) *major = TC_MAJOR;
     if (minor) *minor = TC_MINOR;
     if (patch) *patch = "";
-    return "gperftools 2.10 (pprof_py)";
+    /* exactly gperftools' PACKAGE_STRING: programs (and gperftools' own
+       tests) compare it; pprofpy_* functions say it is pprof_py */
+    return "gperftools 2.10";
 }
 
 /* 1: malloc failures call the C++ new handler (see api.c); returns the
@@ -103,6 +105,8 @@ PP_GLUE int pp_ext_get_property(const char *name, size_t *value) {
         *value = pp_tc_overall_budget;
     } else if (strcmp(name, "tcmalloc.aggressive_memory_decommit") == 0) {
         *value = (size_t)pp_ph_aggressive_decommit();
+    } else if (strcmp(name, "tcmalloc.heap_limit_mb") == 0) {
+        *value = pp_heap_limit_mb > 0 ? (size_t)pp_heap_limit_mb : 0;
     } else {
         return 0;
     }
@@ -115,8 +119,9 @@ PP_GLUE int pp_ext_get_property(const char *name, size_t *value) {
  *       already bigger shrink as they overflow, not at once)
  *   tcmalloc.aggressive_memory_decommit    nonzero: free pages go back to
  *       the OS as soon as they are free (page_heap.c)
- * Anything else (tcmalloc.heap_limit_mb: this allocator has no heap limit)
- * returns 0. */
+ *   tcmalloc.heap_limit_mb                 the resident heap's limit in MiB,
+ *       0 = none (page_heap.c)
+ * Anything else returns 0. */
 PP_GLUE int pp_ext_set_property(const char *name, size_t value) {
     if (!name) return 0;
     if (!pp_inited) pp_init();
@@ -126,6 +131,10 @@ PP_GLUE int pp_ext_set_property(const char *name, size_t value) {
     }
     if (strcmp(name, "tcmalloc.aggressive_memory_decommit") == 0) {
         pp_ph_set_aggressive_decommit(value != 0);
+        return 1;
+    }
+    if (strcmp(name, "tcmalloc.heap_limit_mb") == 0) {
+        pp_heap_limit_mb = value > (size_t)INT64_MAX ? INT64_MAX : (int64_t)value;
         return 1;
     }
     return 0;
@@ -164,7 +173,7 @@ PP_GLUE void pp_ext_release_free_memory(void) {
 }
 
 /* TCMALLOC_RELEASE_RATE (a decimal number; FLAGS_tcmalloc_release_rate),
- * TCMALLOC_AGGRESSIVE_DECOMMIT (true/1) and
+ * TCMALLOC_AGGRESSIVE_DECOMMIT (true/1), TCMALLOC_HEAP_LIMIT_MB and
  * TCMALLOC_MAX_TOTAL_THREAD_CACHE_BYTES, as gperftools reads them;
  * init.c calls this once the page heap is up.  Parsed by hand: strtod may
  * allocate. */
@@ -178,6 +187,7 @@ PP_GLUE void pp_ext_init_from_env(void) {
         pp_release_rate = r;
     }
     if (pp_env_bool("TCMALLOC_AGGRESSIVE_DECOMMIT", 0)) pp_ph_set_aggressive_decommit(1);
+    pp_heap_limit_mb = (int64_t)pp_env_size("TCMALLOC_HEAP_LIMIT_MB", 0);
     size_t budget = pp_env_size("TCMALLOC_MAX_TOTAL_THREAD_CACHE_BYTES", 0);
     if (budget) pp_tc_overall_budget = budget;
 }

@@ -46,6 +46,12 @@ static struct {
  *   to the OS at once, so no free page stays resident. */
 double pp_release_rate PP_FLAG_RELEASE_RATE = 1.0;
 static int ph_aggressive;
+/* - FLAGS_tcmalloc_heap_limit_mb ("tcmalloc.heap_limit_mb",
+ *   TCMALLOC_HEAP_LIMIT_MB): when > 0, the page heap does not grow past
+ *   this many MiB of resident heap (mapped minus released): it first
+ *   releases free pages to make room, then fails the allocation (malloc
+ *   returns NULL, operator new calls the new handler / throws). */
+int64_t pp_heap_limit_mb PP_FLAG_HEAP_LIMIT_MB;
 
 static span_t *span_new(uintptr_t start, size_t npages) {
     span_t *s = ph.span_freelist;
@@ -315,7 +321,16 @@ static int ph_grow(size_t npages) {
     size_t bytes = npages << PAGE_SHIFT;
     size_t min = (size_t)4 << 20;
     if (bytes < min) bytes = min;
-    if (bytes / PAGE_SIZE != (bytes >> PAGE_SHIFT) || bytes > ((size_t)1 << 46)) return 0;
+    if ((bytes >> PAGE_SHIFT) < npages || bytes > ((size_t)1 << 46)) return 0;
+    int64_t limit_mb = pp_heap_limit_mb;
+    if (limit_mb > 0) {
+        size_t limit = (size_t)limit_mb << 20;
+        if (ph.system_bytes - ph.unmapped_bytes + bytes > limit) {
+            bytes = npages << PAGE_SHIFT;          /* no 4 MiB minimum near the limit */
+            if (ph.system_bytes - ph.unmapped_bytes + bytes > limit) ph_release_all_locked();
+            if (ph.system_bytes - ph.unmapped_bytes + bytes > limit) return 0;
+        }
+    }
     size_t got;
     int zero;
     void *p = pp_heap_source(bytes, &got, &zero);
