@@ -87,6 +87,34 @@ PP_GLUE size_t pp_release_free_memory(void);         /* init.c: bytes given back
 char *GetHeapProfile(void);                           /* heapprof.c (exported) */
 size_t pprofpy_malloc_stats_text(char *buf, size_t len);
 
+/* ---- MemoryRegionMap (gperftools_regions.c) ---- */
+/* MemoryRegionMap::Region, gperftools 2.10's layout */
+#define PP_REGION_MAX_STACK 32
+struct pp_region {
+    uintptr_t start_addr, end_addr;
+    int call_stack_depth;
+    const void *call_stack[PP_REGION_MAX_STACK];
+#ifdef __cplusplus
+    bool is_stack;
+#else
+    _Bool is_stack;
+#endif
+};
+/* libstdc++'s std::_Rb_tree_node<Region>: the base's color and links, then the value */
+struct pp_rb_node {
+    int color;
+    struct pp_rb_node *parent, *left, *right;
+    struct pp_region value;
+};
+extern PP_GLUE volatile int pp_regions_on;     /* recording (the leak checker is on) */
+PP_GLUE void pp_regions_lock(void);           /* recursive */
+PP_GLUE void pp_regions_unlock(void);
+PP_GLUE int pp_regions_lock_held(void);
+PP_GLUE struct pp_rb_node *pp_regions_header(void);   /* the set's end(); header->left = begin() */
+PP_GLUE void pp_regions_mapped(const void *p, size_t len, const void *caller);
+PP_GLUE void pp_regions_unmapped(const void *p, size_t len);
+PP_GLUE void pp_regions_start(void);
+
 /* ---- HeapLeakChecker support ---- */
 /* A leak check (heapprof.c) asks the heap-checker layer
    (gperftools_heapcheck.cc) which objects are ignored roots (IgnoreObject,

@@ -277,20 +277,39 @@ static void *hooked_mmap(void *start, size_t len, int prot, int flags, int fd, o
     return r;
 }
 
+/* MemoryRegionMap's record (gperftools_regions.c), while the leak checker
+   runs: every mapping with the return address of mmap's caller */
+static __attribute__((noinline)) void *record_mmap(void *r, size_t len, const void *caller) {
+    if (r != MAP_FAILED) {
+        int saved = errno;
+        pp_regions_mapped(r, len, caller);
+        errno = saved;
+    }
+    return r;
+}
+
 EXPORT void *mmap(void *start, size_t len, int prot, int flags, int fd, off_t off) {
-    if (PP_UNLIKELY(mmap_hooks_on)) return hooked_mmap(start, len, prot, flags, fd, off);
-    return pp_raw_mmap(start, len, prot, flags, fd, off);
+    void *r = PP_UNLIKELY(mmap_hooks_on) ? hooked_mmap(start, len, prot, flags, fd, off)
+                                         : pp_raw_mmap(start, len, prot, flags, fd, off);
+    if (PP_UNLIKELY(pp_regions_on)) return record_mmap(r, len, __builtin_return_address(0));
+    return r;
 }
 
 EXPORT void *mmap64(void *start, size_t len, int prot, int flags, int fd, off_t off)
     __attribute__((alias("mmap")));
 
+static int unhooked_munmap(void *start, size_t len) {
+    int r = pp_raw_munmap(start, len);
+    if (PP_UNLIKELY(pp_regions_on) && r == 0) pp_regions_unmapped(start, len);
+    return r;
+}
+
 EXPORT int munmap(void *start, size_t len) {
-    if (PP_LIKELY(!mmap_hooks_on) || in_hook) return pp_raw_munmap(start, len);
+    if (PP_LIKELY(!mmap_hooks_on) || in_hook) return unhooked_munmap(start, len);
     in_hook = 1;
     pp_invoke_munmap_hook(start, len);
     int r;
-    if (!pp_invoke_munmap_replacement(start, len, &r)) r = pp_raw_munmap(start, len);
+    if (!pp_invoke_munmap_replacement(start, len, &r)) r = unhooked_munmap(start, len);
     in_hook = 0;
     return r;
 }
@@ -304,6 +323,12 @@ EXPORT void *mremap(void *old, size_t old_size, size_t new_size, int flags, ...)
         va_end(ap);
     }
     void *r = (void *)syscall(SYS_mremap, old, old_size, new_size, flags, new_addr);
+    if (PP_UNLIKELY(pp_regions_on) && r != MAP_FAILED) {
+        int saved = errno;
+        pp_regions_unmapped(old, old_size);
+        pp_regions_mapped(r, new_size, __builtin_return_address(0));
+        errno = saved;
+    }
     if (PP_UNLIKELY(mmap_hooks_on) && !in_hook) {
         int saved = errno;
         in_hook = 1;

@@ -230,3 +230,45 @@ EXPORT void Log(LogMode mode, const char *filename, int line, LogItem a, LogItem
 }
 
 }  // namespace tcmalloc
+
+// ---------------------------------------------------------------------------
+// MemoryRegionMap: the regions mapped through our mmap family while the leak
+// checker runs (gperftools_regions.c keeps them).  Only the static members
+// gperftools' code calls from outside are defined; the iterators are
+// libstdc++'s std::set<Region>::const_iterator, one node pointer.
+
+class EXPORT MemoryRegionMap {
+ public:
+  struct Region : pp_region {};
+  struct RegionIterator {                  // std::_Rb_tree_const_iterator<Region>'s layout
+    const pp_rb_node *node;
+  };
+  static void Lock();
+  static void Unlock();
+  static bool LockIsHeld();
+  static bool IsRecordingLocked();
+  static RegionIterator BeginRegionLocked();
+  static RegionIterator EndRegionLocked();
+  static bool FindRegion(uintptr_t addr, Region *result);
+};
+
+void MemoryRegionMap::Lock() { pp_regions_lock(); }
+void MemoryRegionMap::Unlock() { pp_regions_unlock(); }
+bool MemoryRegionMap::LockIsHeld() { return pp_regions_lock_held() != 0; }
+bool MemoryRegionMap::IsRecordingLocked() { return pp_regions_on != 0; }
+MemoryRegionMap::RegionIterator MemoryRegionMap::BeginRegionLocked() { return {pp_regions_header()->left}; }
+MemoryRegionMap::RegionIterator MemoryRegionMap::EndRegionLocked() { return {pp_regions_header()}; }
+
+// The region containing addr (copied out), if any.
+bool MemoryRegionMap::FindRegion(uintptr_t addr, Region *result) {
+  pp_regions_lock();
+  bool found = false;
+  for (const pp_rb_node *n = pp_regions_header()->parent; n; n = n->right)
+    if (n->value.start_addr <= addr && addr < n->value.end_addr) {
+      *static_cast<pp_region *>(result) = n->value;
+      found = true;
+      break;
+    }
+  pp_regions_unlock();
+  return found;
+}

@@ -93,6 +93,27 @@ static void copy_env(char *out, size_t n, const char *name, const char *dflt) {
 
 static pid_t check_pid;       /* the process that started checking */
 
+/* FLAGS_heap_check, gperftools' std::string flag (DEFINE_string(heap_check,
+ * EnvToString("HEAPCHECK", ""))): the mode while the checker is on, "" when
+ * it is off.  libstdc++'s std::string layout (data, length, 16-byte local
+ * buffer), exported under the flag's mangled name; the value always fits
+ * the local buffer (longer modes are cut at 15 characters), so nothing of
+ * ours is ever freed by a string operation on it. */
+struct {
+    char *data;
+    size_t length;
+    char local[16];
+} flag_heap_check __asm__("_ZN62FLAG__namespace_do_not_use_directly_use_DECLARE_string_instead16FLAGS_heap_checkB5cxx11E")
+    __attribute__((visibility("default"), used)) = {flag_heap_check.local, 0, {0}};
+
+static void set_flag_heap_check(const char *mode) {
+    size_t n = strlen(mode);
+    if (n > sizeof flag_heap_check.local - 1) n = sizeof flag_heap_check.local - 1;
+    memcpy(flag_heap_check.local, mode, n);
+    flag_heap_check.local[n] = 0;
+    flag_heap_check.length = n;
+}
+
 void pp_heapcheck_init_from_env(void) {
     const char *hc = pp_getenv("HEAPCHECK");
     if (!hc || !*hc || strcmp(hc, "0") == 0 || strcmp(hc, "false") == 0) return;
@@ -139,6 +160,8 @@ void pp_heapcheck_init_from_env(void) {
     cfg.tracking = 1;
     pp_leak_pad = 1;
     pp_prof_track_all();
+    set_flag_heap_check(cfg.mode);
+    pp_regions_start();                 /* MemoryRegionMap records mmap'ed regions from now on */
 }
 
 int pp_leak_check_on(void) { return cfg.tracking; }
