@@ -312,7 +312,19 @@ static int own_segments(struct dl_phdr_info *info, size_t size, void *arg) {
  * async-signal-safe and cannot deadlock on anything the thread holds.  A
  * thread that blocks the signal or does not run within the wait simply
  * adds no registers.  The signal interrupts blocking calls like any
- * signal (restartable ones are restarted: SA_RESTART). */
+ * signal (restartable ones are restarted: SA_RESTART).
+ *
+ * The threads then stay in the handler (parked) until the flood is over,
+ * as gperftools' ptrace-stopped threads do: a thread left running moves
+ * pointers between its registers and its stack while we scan them (a FILE
+ * that getgrgid() was using in another thread was reported as a leak, in
+ * gperftools' heap-checker_unittest).  No parked thread holds an allocator
+ * lock: the checker holds all of them (pp_lock_all, the region map's)
+ * while the signals are delivered, so a thread interrupted on its way to
+ * one parks before taking it, and the checker may allocate afterwards.
+ * A parked thread gives up waiting after PARK_LIMIT_NS, so a lock that a
+ * parked thread holds outside the allocator (the dynamic loader's, say)
+ * can slow a check down but never hang it. */
 #define REG_THREADS 1024
 #if defined(__x86_64__)
 /* gregs[0..15]: r8-r15, rdi, rsi, rbp, rbx, rdx, rax, rcx, rsp.  Not the
@@ -328,8 +340,18 @@ static int own_segments(struct dl_phdr_info *info, size_t size, void *arg) {
 static uintptr_t thread_regs[REG_THREADS][REG_WORDS > 0 ? REG_WORDS : 1];
 static int thread_regs_ok[REG_THREADS];   /* slot filled */
 static volatile int regs_taken, regs_done;
+static volatile int park_generation;          /* bumped to release parked threads */
+#define PARK_LIMIT_NS 5000000000LL
+
+static long long mono_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
 
 static void regs_handler(int sig, siginfo_t *si, void *ucv) {
+    int saved_errno = errno;
+    int generation = __atomic_load_n(&park_generation, __ATOMIC_ACQUIRE);
     (void)sig;
     (void)si;
     int slot = __atomic_fetch_add(&regs_taken, 1, __ATOMIC_ACQ_REL);
@@ -345,7 +367,17 @@ static void regs_handler(int sig, siginfo_t *si, void *ucv) {
         __atomic_store_n(&thread_regs_ok[slot], 1, __ATOMIC_RELEASE);
     }
     __atomic_add_fetch(&regs_done, 1, __ATOMIC_ACQ_REL);
+    /* parked until the checker is done (release_threads) */
+    long long until = mono_ns() + PARK_LIMIT_NS;
+    while (__atomic_load_n(&park_generation, __ATOMIC_ACQUIRE) == generation && mono_ns() < until) {
+        struct timespec ts = {0, 200000};
+        nanosleep(&ts, NULL);
+    }
+    errno = saved_errno;
 }
+
+/* lets the threads parked by capture_thread_registers go on */
+static void release_threads(void) { __atomic_add_fetch(&park_generation, 1, __ATOMIC_ACQ_REL); }
 
 /* Collects the other threads' registers into thread_regs; returns how many
  * threads answered. */
@@ -373,24 +405,32 @@ static int capture_thread_registers(void) {
     }
     memset(thread_regs_ok, 0, sizeof thread_regs_ok);
     regs_taken = regs_done = 0;
-    int sent = 0;
+    int sent = 0, ntids = 0;
+    static pid_t tids[REG_THREADS];
     pid_t pid = getpid(), me = (pid_t)syscall(SYS_gettid);
+    /* the thread list first: opendir allocates, which it could not do with
+       the allocator's locks held */
     DIR *dir = opendir("/proc/self/task");
     if (dir) {
         struct dirent *d;
-        while ((d = readdir(dir)) != NULL && sent < REG_THREADS) {
+        while ((d = readdir(dir)) != NULL && ntids < REG_THREADS) {
             if (d->d_name[0] < '0' || d->d_name[0] > '9') continue;
             pid_t tid = (pid_t)atoi(d->d_name);
-            if (tid == me) continue;
-            if (syscall(SYS_tgkill, pid, tid, sig) == 0) sent++;
+            if (tid != me) tids[ntids++] = tid;
         }
         closedir(dir);
     }
+    pp_lock_all();
+    pp_regions_lock();
+    for (int i = 0; i < ntids; i++)
+        if (syscall(SYS_tgkill, pid, tids[i], sig) == 0) sent++;
     /* wait for the answers: at most about 200 ms */
     for (int i = 0; i < 2000 && __atomic_load_n(&regs_done, __ATOMIC_ACQUIRE) < sent; i++) {
         struct timespec ts = {0, 100000};
         nanosleep(&ts, NULL);
     }
+    pp_regions_unlock();
+    pp_unlock_all();
     /* slots taken so far; the scan reads only those marked filled (a late
        handler fills its own slot and nothing else) */
     int taken = __atomic_load_n(&regs_taken, __ATOMIC_ACQUIRE);
@@ -861,6 +901,7 @@ static long leak_check_locked(const char *name, int through_exit, int (*may_repo
     if (!scan_buf) scan_buf = pp_os_map(SCAN_BUF);
     if (!o || !it || !work || !scan_buf) {
         pp_map_unlock_all();
+        release_threads();
         say("out of memory, leak check skipped", NULL, NULL);
         pp_busy = busy;
         return -1;
@@ -908,6 +949,7 @@ static long leak_check_locked(const char *name, int through_exit, int (*may_repo
         }
     }
     pp_map_unlock_all();
+    release_threads();
 
     /* group leaked objects by allocation stack */
     size_t nleak = 0, leak_bytes = 0, live_bytes = 0;
