@@ -147,6 +147,11 @@ def test_cancel_global_check(programs):
     r = run([programs["alloc"], "heapcheck"], HEAPCHECK="normal", CANCEL_GLOBAL="1")
     assert r.returncode == 0, r.stdout + r.stderr
     assert not re.search(r'check "?_main_"?', r.stderr)
+    # gperftools' line (its heap-checker-death_unittest.sh matches it)
+    assert re.search(r"^Canceling .* whole-program .* leak check$", r.stderr, re.M), r.stderr
+    # nothing to cancel without a whole-program check
+    r = run([programs["alloc"], "heapcheck"], HEAPCHECK="local", CANCEL_GLOBAL="1")
+    assert "Canceling" not in r.stderr
 
 
 def test_profiler_h(programs, tmp_path):
