@@ -244,7 +244,10 @@ def main():
             else:
                 failed += 1
                 out = r.stdout.split("Output:", 1)[-1] if "Output:" in r.stdout else r.stdout
-                print("  FAIL  %-45s %s" % (name, tail(out.split("The following tests FAILED")[0], 5)))
+                out = out.split("The following tests FAILED")[0]
+                # the .sh tests name the case that failed ("Testing ... FAIL")
+                case = [x for x in out.splitlines() if x.startswith("Testing ") and "FAIL" in x]
+                print("  FAIL  %-45s %s" % (name, case[-1] if case else tail(out, 5)))
         for name, why in LEFT_OUT.items() if not args.tests else ():
             print("  LEFT OUT  %-41s %s" % (name, why))
         print("%d of %d tests failed" % (failed, len(tests)))

@@ -79,6 +79,7 @@ Environment variables (set by the options, or honoured when already set):
                                   relative to the default 1; 0 = never
   TCMALLOC_AGGRESSIVE_DECOMMIT=1  free pages go back to the system at once
   TCMALLOC_MAX_TOTAL_THREAD_CACHE_BYTES=BYTES  thread caches' budget (64 MiB)
+  TCMALLOC_HEAP_LIMIT_MB=MB       the heap stops growing past MB resident (0: no limit)
 \b
 Every mode sets LD_PRELOAD (prepended to any LD_PRELOAD already set)."""
 
