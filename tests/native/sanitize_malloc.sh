@@ -101,7 +101,7 @@ done
 check "memcheck heap profiler" timeout 600 env LD_PRELOAD="$LIB" HEAPPROFILE="$WORK/hp" \
     "${VG[@]}" "$WORK/heapsites" 300
 check "memcheck sampled heap profiler" timeout 600 env LD_PRELOAD="$LIB" HEAPPROFILE="$WORK/hs" \
-    TCMALLOC_SAMPLE_PARAMETER=4096 "${VG[@]}" "$WORK/heapsites" 300
+    PPROF_PY_HEAP_SAMPLE_PARAMETER=4096 "${VG[@]}" "$WORK/heapsites" 300
 check "memcheck leak checker (clean)" timeout 600 env LD_PRELOAD="$LIB" HEAPCHECK=normal \
     "${VG[@]}" "$WORK/leaky" clean
 # leaky runs end in exit status 1 (leaks found), not valgrind's 99: the
