@@ -2,7 +2,9 @@
 
 Every run of our pprof (in process or as a subprocess) gets a private,
 empty symbol cache, so tests never depend on what an earlier run cached and
-never write into the developer's ~/.cache."""
+never write into the developer's ~/.cache; and a private registry of
+running web UI servers (pprof_py/web/registry.py), so `--web` in a test
+never finds the developer's own `pprof --http`."""
 import os
 import shutil
 import tempfile
@@ -20,6 +22,19 @@ def private_symbol_cache(tmp_path_factory):
         os.environ.pop("XDG_CACHE_HOME", None)
     else:
         os.environ["XDG_CACHE_HOME"] = old
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_server_registry(tmp_path_factory):
+    path = tmp_path_factory.mktemp("runtime")
+    os.chmod(path, 0o700)
+    old = os.environ.get("XDG_RUNTIME_DIR")
+    os.environ["XDG_RUNTIME_DIR"] = str(path)
+    yield path
+    if old is None:
+        os.environ.pop("XDG_RUNTIME_DIR", None)
+    else:
+        os.environ["XDG_RUNTIME_DIR"] = old
 
 
 # ---- headless Chromium for the browser tests (flame graph, weblist) ----
