@@ -150,6 +150,13 @@ def test_flame_zoom_and_search_are_in_the_url(browser, shots):
         browser.find_element(_by("ID"), "search-reset").click()
         query = _query(browser)
         assert "zoom" not in query and "q" not in query and query["f"] == ["sort"]
+        # The other views where the search highlights keep it too.
+        browser.get(url + "/ui/top?q=introsort")
+        assert browser.find_element(_by("ID"), "search").get_attribute("value") == "introsort"
+        hl = browser.find_elements(_by("CSS_SELECTOR"), "#toptable tr.hl")
+        assert hl and all("introsort" in r.get_attribute("data-name") for r in hl)
+        browser.find_element(_by("ID"), "search").send_keys("_loop")
+        assert _query(browser)["q"] == ["introsort_loop"]
         # A zoom naming no frame of this graph is dropped, not an error.
         browser.get(url + "/ui/flamegraph?zoom=main;no_such_function")
         assert "zoom" not in _query(browser)

@@ -6,9 +6,9 @@
 // share of the total they cover.
 //
 // The URL keeps both, so a zoomed and searched graph can be bookmarked or
-// pasted: q=<search text> and zoom=<the zoomed frame's stack, root's child
-// first, names joined by ";" as in --collapsed>.  They are updated in place
-// (history.replaceState) as the user clicks and types.
+// pasted: q=<search text> (ui.js, as on every view) and zoom=<the zoomed
+// frame's stack, root's child first, names joined by ";" as in
+// --collapsed>, updated in place (history.replaceState) on every click.
 //
 // Frame data (views.py, from render/flame.py's flame_frames):
 //   [name, depth, x, width, delta, label, colour], x and width in value units.
@@ -142,20 +142,13 @@
     if (evt.key === "Escape") { zoom(null); }
   });
   window.addEventListener("resize", layout);
-  window.pprofUI.onSearch(function (re) {
-    search(re);
-    setParam("q", document.getElementById("search").value);
-  });
+  window.pprofUI.onSearch(function (re) { search(re); });
 
   var start = new URL(window.location.href).searchParams;
   var startZoom = start.get("zoom") ? frameAt(start.get("zoom")) : null;
   zoomed = startZoom && startZoom.d > 0 ? startZoom : null;
   if (start.get("zoom") && !zoomed) { setParam("zoom", ""); }     // no such frame here
   layout();
-  if (start.get("q")) {
-    window.pprofUI.setSearch(start.get("q"));                      // highlights and keeps q
-  } else {
-    search(window.pprofUI.regex());
-  }
+  search(window.pprofUI.regex());       // (a q= in the URL comes through ui.js)
   window.flameGraph = { zoom: zoom, search: search, frames: frames };
 })();
