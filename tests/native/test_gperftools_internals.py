@@ -124,3 +124,14 @@ def test_heap_limit(exe):
             "limit lifted"} <= got
     # TCMALLOC_HEAP_LIMIT_MB at start-up, as in gperftools
     assert "FAIL heap limit off" in run(exe, "heaplimit", TCMALLOC_HEAP_LIMIT_MB="64").stdout
+
+
+def test_memory_region_map_and_heap_check_flag(exe):
+    r = run(exe, "regions", HEAPCHECK="normal")
+    got = checks(r)
+    assert 'heap_check flag "normal"' in r.stdout
+    assert {"region recorded once", "region caller is in mapper", "regions in order", "hole splits the region",
+            "find region", "hole not found", "unmapped region gone"} <= got
+    # without the leak checker: nothing is recorded, the flag is empty (as in gperftools)
+    r = run(exe, "regions")
+    assert r.returncode == 0 and 'heap_check flag ""' in r.stdout and "not recording" in r.stdout, r.stdout

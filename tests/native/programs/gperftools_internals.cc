@@ -15,6 +15,8 @@
 #include <malloc.h>
 
 #include <new>
+#include <set>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -57,6 +59,34 @@ class LogItem {
 void Log(LogMode mode, const char *filename, int line, LogItem a, LogItem b = LogItem(), LogItem c = LogItem(),
          LogItem d = LogItem());
 }  // namespace tcmalloc
+
+// memory_region_map.h's layout (the iterator type of its std::set; the
+// comparator and allocator do not change the iterator's layout)
+class MemoryRegionMap {
+ public:
+  struct Region {
+    uintptr_t start_addr;
+    uintptr_t end_addr;
+    int call_stack_depth;
+    const void *call_stack[32];
+    bool is_stack;
+    uintptr_t caller() const { return reinterpret_cast<uintptr_t>(call_stack_depth >= 1 ? call_stack[0] : nullptr); }
+    bool operator<(const Region &o) const { return end_addr < o.end_addr; }
+  };
+  typedef std::set<Region>::const_iterator RegionIterator;
+  static void Lock();
+  static void Unlock();
+  static bool LockIsHeld();
+  static bool IsRecordingLocked();
+  static RegionIterator BeginRegionLocked();
+  static RegionIterator EndRegionLocked();
+  static bool FindRegion(uintptr_t addr, Region *result);
+};
+
+namespace FLAG__namespace_do_not_use_directly_use_DECLARE_string_instead {
+extern std::string FLAGS_heap_check;
+}
+using FLAG__namespace_do_not_use_directly_use_DECLARE_string_instead::FLAGS_heap_check;
 
 void *TCMalloc_SystemAlloc(size_t bytes, size_t *actual_bytes, size_t alignment);
 bool TCMalloc_SystemRelease(void *start, size_t length);
@@ -323,6 +353,66 @@ static void heaplimit() {
   free(over);
 }
 
+// MemoryRegionMap: what this program mmaps, with the caller, while the
+// leak checker runs (HEAPCHECK); FLAGS_heap_check is the mode.
+__attribute__((noinline)) static void *mapper(uintptr_t *after) {
+  void *p = mmap(nullptr, 64 << 12, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  asm volatile("" ::: "memory");
+  *after = reinterpret_cast<uintptr_t>(&&done);    // an address after the call (GCC's label value)
+done:
+  return p;
+}
+
+static int regions_matching(uintptr_t start, uintptr_t end, uintptr_t *caller) {
+  int n = 0;
+  MemoryRegionMap::Lock();
+  MemoryRegionMap::Lock();                 // recursive
+  bool held = MemoryRegionMap::LockIsHeld();
+  for (MemoryRegionMap::RegionIterator i = MemoryRegionMap::BeginRegionLocked();
+       i != MemoryRegionMap::EndRegionLocked(); ++i)
+    if (i->start_addr < end && i->end_addr > start) {
+      n++;
+      if (caller) *caller = i->caller();
+    }
+  MemoryRegionMap::Unlock();
+  MemoryRegionMap::Unlock();
+  return held ? n : -1;
+}
+
+static void regions() {
+  printf("heap_check flag \"%s\"\n", FLAGS_heap_check.c_str());
+  if (!MemoryRegionMap::IsRecordingLocked()) {
+    printf("not recording\n");
+    return;
+  }
+  uintptr_t after = 0, caller = 0;
+  char *p = static_cast<char *>(mapper(&after));
+  uintptr_t a = reinterpret_cast<uintptr_t>(p), fn = reinterpret_cast<uintptr_t>(&mapper);
+  CHECK("region recorded once", regions_matching(a, a + (64 << 12), &caller) == 1, "");
+  CHECK("region caller is in mapper", caller > fn && caller <= after, "%lx not in (%lx, %lx]", (unsigned long)caller,
+        (unsigned long)fn, (unsigned long)after);
+  // ordered by end address, as std::set<Region, RegionCmp>
+  uintptr_t last = 0;
+  bool ordered = true;
+  int count = 0;
+  MemoryRegionMap::Lock();
+  for (auto i = MemoryRegionMap::BeginRegionLocked(); i != MemoryRegionMap::EndRegionLocked(); ++i) {
+    ordered &= i->end_addr > last;
+    last = i->end_addr;
+    count++;
+  }
+  MemoryRegionMap::Unlock();
+  CHECK("regions in order", ordered && count >= 1, "%d", count);
+  munmap(p + (16 << 12), 8 << 12);          // a hole: two regions remain
+  CHECK("hole splits the region", regions_matching(a, a + (64 << 12), nullptr) == 2, "");
+  MemoryRegionMap::Region r;
+  CHECK("find region", MemoryRegionMap::FindRegion(a + (40 << 12), &r) && r.start_addr == a + (24 << 12) &&
+                           r.end_addr == a + (64 << 12), "");
+  CHECK("hole not found", !MemoryRegionMap::FindRegion(a + (17 << 12), &r), "");
+  munmap(p, 64 << 12);
+  CHECK("unmapped region gone", regions_matching(a, a + (64 << 12), nullptr) == 0, "");
+}
+
 int main(int argc, char **argv) {
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "hooklist")) hooklist();
@@ -335,6 +425,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[i], "sysallocator")) sysallocator();
     else if (!strcmp(argv[i], "newhandler")) newhandler();
     else if (!strcmp(argv[i], "heaplimit")) heaplimit();
+    else if (!strcmp(argv[i], "regions")) regions();
   }
   fflush(stdout);
   return failures ? 1 : 0;

@@ -85,16 +85,7 @@ static struct pp_rb_node *node_new(void) {
     if (n) {
         free_nodes = n->right;
     } else {
-        if (!pool) {
-            void *p = pp_raw_mmap(NULL, REGION_NODES * sizeof *pool, PROT_READ | PROT_WRITE,
-                                  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-            if (p == MAP_FAILED) return NULL;
-            /* allocator memory: the leak checker must not take the region
-               addresses stored here for pointers to heap blocks */
-            pp_register_region(p, REGION_NODES * sizeof *pool);
-            pool = p;
-        }
-        if (pool_used == REGION_NODES) return NULL;
+        if (!pool || pool_used == REGION_NODES) return NULL;
         n = &pool[pool_used++];
     }
     memset(n, 0, sizeof *n);
@@ -181,8 +172,19 @@ void pp_regions_unmapped(const void *p, size_t len) {
     pp_regions_unlock();
 }
 
-/* heapcheck.c, when the leak checker starts */
+/* heapcheck.c, when the leak checker starts (at start-up, one thread).  The
+   pool is mapped here, not at the first mmap: registering it takes the
+   region registry's lock, which the leak checker takes before ours. */
 void pp_regions_start(void) {
+    if (!pool) {
+        void *p = pp_raw_mmap(NULL, REGION_NODES * sizeof *pool, PROT_READ | PROT_WRITE,
+                              MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (p == MAP_FAILED) return;
+        /* allocator memory: the leak checker must not take the region
+           addresses stored here for pointers to heap blocks */
+        pp_register_region(p, REGION_NODES * sizeof *pool);
+        pool = p;
+    }
     pp_regions_lock();
     if (!header.left) relink(NULL);
     pp_regions_unlock();

@@ -319,7 +319,7 @@ static int own_segments(struct dl_phdr_info *info, size_t size, void *arg) {
  * pointers between its registers and its stack while we scan them (a FILE
  * that getgrgid() was using in another thread was reported as a leak, in
  * gperftools' heap-checker_unittest).  No parked thread holds an allocator
- * lock: the checker holds all of them (pp_lock_all, the region map's)
+ * lock: the checker holds all of them (pp_lock_all, the region map's too)
  * while the signals are delivered, so a thread interrupted on its way to
  * one parks before taking it, and the checker may allocate afterwards.
  * A parked thread gives up waiting after PARK_LIMIT_NS, so a lock that a
@@ -421,7 +421,6 @@ static int capture_thread_registers(void) {
         closedir(dir);
     }
     pp_lock_all();
-    pp_regions_lock();
     for (int i = 0; i < ntids; i++)
         if (syscall(SYS_tgkill, pid, tids[i], sig) == 0) sent++;
     /* wait for the answers: at most about 200 ms */
@@ -429,7 +428,6 @@ static int capture_thread_registers(void) {
         struct timespec ts = {0, 100000};
         nanosleep(&ts, NULL);
     }
-    pp_regions_unlock();
     pp_unlock_all();
     /* slots taken so far; the scan reads only those marked filled (a late
        handler fills its own slot and nothing else) */

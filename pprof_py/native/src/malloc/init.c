@@ -4,7 +4,9 @@
  *
  * Lock order (never reversed): heap profiler -> thread-cache registry ->
  * central list (by class) -> page heap -> metadata arena -> region
- * registry.  pp_lock_all() takes them all in that order for fork().
+ * registry -> MemoryRegionMap's (taken inside mmap, which the page heap
+ * and the arena call with their locks held).  pp_lock_all() takes them all
+ * in that order for fork() and the leak checker.
  *
  * Environment (read once, at initialisation, without allocating):
  *   PPROFPY_MALLOC_DECAY_MS            free pages unused this long go back
@@ -61,9 +63,11 @@ void pp_lock_all(void) {
     pp_central_lock_all();
     pp_ph_lock_all();
     pp_sys_lock_all();
+    pp_regions_lock();
 }
 
 void pp_unlock_all(void) {
+    pp_regions_unlock();
     pp_sys_unlock_all();
     pp_ph_unlock_all();
     pp_central_unlock_all();
