@@ -135,3 +135,11 @@ def test_memory_region_map_and_heap_check_flag(exe):
     # without the leak checker: nothing is recorded, the flag is empty (as in gperftools)
     r = run(exe, "regions")
     assert r.returncode == 0 and 'heap_check flag ""' in r.stdout and "not recording" in r.stdout, r.stdout
+
+
+def test_leak_checks_with_busy_threads(exe, tmp_path):
+    # 20 named checks while 3 threads call getgrgid and malloc/free with
+    # their newest block only in a register: no false leak, and the threads
+    # the checks stop run on (the joins return)
+    r = run(exe, "busythreads", HEAPCHECK="local", TMPDIR=str(tmp_path), PPROF_PATH="")
+    assert "ok no false leaks with busy threads" in r.stdout, r.stdout + r.stderr[-2000:]
