@@ -288,9 +288,10 @@ static void ph_steady_release(size_t freed) {
     if (rate <= 0) return;                  /* FLAGS_tcmalloc_release_rate = 0: never by itself */
     size_t n = ph_release_one();
     if (n) {
-        double w = (double)n * RELEASE_RATE / rate;
-        size_t wait = w > (double)MAX_RELEASE_DELAY ? MAX_RELEASE_DELAY : (size_t)w;
-        ph.scavenge_counter = (long)(wait > MAX_RELEASE_DELAY ? MAX_RELEASE_DELAY : wait);
+        /* RELEASE_RATE pages freed per page released at rate 1.0 (the
+           default), proportionally fewer at a higher rate */
+        double wait = (double)n * RELEASE_RATE / rate;
+        ph.scavenge_counter = (long)(wait > (double)MAX_RELEASE_DELAY ? MAX_RELEASE_DELAY : (size_t)wait);
     }
 }
 
