@@ -388,10 +388,10 @@ def main(argv=None):
         sampled, s_rss, _ = best_of(cmd, ours, repeat,
                                     dict(quiet, HEAPPROFILE=prefix, PPROF_PY_HEAP_SAMPLE_PARAMETER="524288"))
         full, f_rss, _ = best_of(cmd, ours, repeat, dict(quiet, HEAPPROFILE=prefix))
-        print(f"  {'off':<44}{base:>7.2f}s  {base_rss / 1024:>5.0f}M")
-        print(f"  {'sampled (PPROF_PY_HEAP_SAMPLE_PARAMETER=524288)':<44}{sampled:>7.2f}s  {s_rss / 1024:>5.0f}M"
+        print(f"  {'off':<50}{base:>7.2f}s  {base_rss / 1024:>5.0f}M")
+        print(f"  {'sampled (PPROF_PY_HEAP_SAMPLE_PARAMETER=524288)':<50}{sampled:>7.2f}s  {s_rss / 1024:>5.0f}M"
               f"  ({sampled / base:.2f}x)")
-        print(f"  {'full recording (HEAPPROFILE)':<44}{full:>7.2f}s  {f_rss / 1024:>5.0f}M"
+        print(f"  {'full recording (HEAPPROFILE)':<50}{full:>7.2f}s  {f_rss / 1024:>5.0f}M"
               f"  ({full / base:.2f}x)")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
