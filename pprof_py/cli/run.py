@@ -63,6 +63,7 @@ Environment variables (set by the options, or honoured when already set):
   HEAP_CHECK_IGNORE_GLOBAL_LIVE=0 as-is mode: global data is not a root
   HEAP_CHECK_AFTER_DESTRUCTORS    accepted; false is not supported
   HEAP_CHECK_DUMP_DIRECTORY=DIR   where the leak profile goes ($TMPDIR, else /tmp)
+  PERFTOOLS_VERBOSE=N             10 or more: say when tracking starts
   TMPDIR=DIR                      (see above)
   PPROF_PATH=PROG                 the pprof that names the report's frames and the
                                   one the suggested command runs (empty: no names);

@@ -26,7 +26,7 @@ def env(**extra):
     e = dict(os.environ)
     for k in ("HEAPPROFILE", "HEAPCHECK", "TCMALLOC_SAMPLE_PARAMETER", "LD_PRELOAD", "TCMALLOC_RELEASE_RATE",
               "TCMALLOC_AGGRESSIVE_DECOMMIT", "TCMALLOC_MAX_TOTAL_THREAD_CACHE_BYTES", "TCMALLOC_HEAP_LIMIT_MB",
-              "MALLOCSTATS"):
+              "MALLOCSTATS", "PERFTOOLS_VERBOSE", "PPROF_PY_HEAPCHECK_PID"):
         e.pop(k, None)
     e.update(extra)
     return e
@@ -143,3 +143,23 @@ def test_leak_checks_with_busy_threads(exe, tmp_path):
     # the checks stop run on (the joins return)
     r = run(exe, "busythreads", HEAPCHECK="local", TMPDIR=str(tmp_path), PPROF_PATH="")
     assert "ok no false leaks with busy threads" in r.stdout, r.stdout + r.stderr[-2000:]
+
+
+def test_empty_heapcheck_and_perftools_verbose(exe, tmp_path):
+    quiet = dict(TMPDIR=str(tmp_path), PPROF_PATH="")
+    # gperftools: HEAPCHECK set (even empty) starts tracking at the first
+    # allocation; an empty mode then turns the checker off before main
+    r = run(exe, "checkstate", HEAPCHECK="", PERFTOOLS_VERBOSE="10", **quiet)
+    assert r.returncode == 0, r.stderr
+    assert 'active 0 flag "" recording 0' in r.stdout
+    assert re.search(r"^Starting tracking the heap$", r.stderr, re.M), r.stderr
+    assert re.search(r"^MemoryRegionMap Init$", r.stderr, re.M), r.stderr
+    assert "leak" not in r.stderr.lower()
+    r = run(exe, "checkstate", HEAPCHECK="", **quiet)
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+    # a real mode: the messages at PERFTOOLS_VERBOSE >= 10 only; the leak is found
+    r = run(exe, "checkstate", HEAPCHECK="normal", PERFTOOLS_VERBOSE="10", **quiet)
+    assert 'active 1 flag "normal" recording 1' in r.stdout
+    assert re.search(r"^Starting tracking the heap$", r.stderr, re.M) and r.returncode == 1, r.stderr
+    r = run(exe, "checkstate", HEAPCHECK="normal", PERFTOOLS_VERBOSE="-10", **quiet)
+    assert "Starting tracking the heap" not in r.stderr and r.returncode == 1, r.stderr

@@ -114,15 +114,51 @@ static void set_flag_heap_check(const char *mode) {
     flag_heap_check.length = n;
 }
 
+/* PERFTOOLS_VERBOSE (gperftools' README: "the higher level, the more
+ * messages malloc emits"): at 10 and above the checker says when it starts
+ * tracking the heap and when MemoryRegionMap starts recording, with
+ * gperftools' words (its heap-checker-death_unittest.sh matches them). */
+static long verbose;
+
+static void say_verbose(long level, const char *msg) {
+    if (verbose >= level) pp_write_str(2, msg);
+}
+
+/* HEAPCHECK set but empty: as gperftools' checker, which starts tracking at
+ * the first allocation whenever HEAPCHECK is set and turns itself off at
+ * its initialization when the mode is empty, the heap is tracked until the
+ * library's constructor below, then not at all (no check at exit; nor
+ * any tracking when the first allocation comes after that constructor). */
+static int off_after_init, constructors_ran;
+
+__attribute__((constructor)) static void empty_mode_off(void) {
+    constructors_ran = 1;
+    if (!off_after_init) return;
+    off_after_init = 0;
+    cfg.tracking = 0;
+    cfg.whole_program = 0;
+    pp_leak_pad = 0;
+    pp_regions_on = 0;
+    pp_prof_untrack_all();              /* unless HEAPPROFILE runs */
+    set_flag_heap_check("");
+}
+
 void pp_heapcheck_init_from_env(void) {
     const char *hc = pp_getenv("HEAPCHECK");
-    if (!hc || !*hc || strcmp(hc, "0") == 0 || strcmp(hc, "false") == 0) return;
+    if (!hc) return;
+    verbose = pp_env_long("PERFTOOLS_VERBOSE", 0);
+    if (!*hc) {
+        if (constructors_ran) return;   /* first allocation after it: nothing to track */
+        off_after_init = 1;
+    }
+    else if (strcmp(hc, "0") == 0 || strcmp(hc, "false") == 0) return;
     /* pprof-run --heapcheck checks the process it starts, not its children
        (which inherit HEAPCHECK): it names that process's pid */
     long only = pp_env_long("PPROF_PY_HEAPCHECK_PID", 0);
     if (only > 0 && only != (long)getpid()) return;
     check_pid = getpid();
     copy_env(cfg.mode, sizeof cfg.mode, "HEAPCHECK", "normal");
+    if (off_after_init) memcpy(cfg.mode, "normal", sizeof "normal");   /* tracked as normal until then */
     int as_is = strcmp(cfg.mode, "as-is") == 0;
     if (strcmp(cfg.mode, "draconian") == 0) {
         cfg.ignore_thread_live = cfg.ignore_global_live = 0;
@@ -160,7 +196,9 @@ void pp_heapcheck_init_from_env(void) {
     cfg.tracking = 1;
     pp_leak_pad = 1;
     pp_prof_track_all();
-    set_flag_heap_check(cfg.mode);
+    say_verbose(10, "Starting tracking the heap\n");
+    set_flag_heap_check(off_after_init ? "" : cfg.mode);
+    say_verbose(10, "MemoryRegionMap Init\n");
     pp_regions_start();                 /* MemoryRegionMap records mmap'ed regions from now on */
 }
 

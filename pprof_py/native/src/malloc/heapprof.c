@@ -526,6 +526,13 @@ void pp_prof_track_all(void) {
     pp_prof_mode = PROF_ALL;
 }
 
+/* The leak checker stopped tracking (an empty HEAPCHECK, heapcheck.c):
+   recording stops unless the heap profiler runs; recorded objects are
+   still forgotten when freed. */
+void pp_prof_untrack_all(void) {
+    if (!prof_running) pp_prof_mode = PROF_OFF;
+}
+
 static int environ_marked;
 
 void pp_prof_init_from_env(void) {

@@ -268,6 +268,7 @@ PP_HIDDEN void pp_prof_lock_all(void);
 PP_HIDDEN void pp_prof_unlock_all(void);
 PP_HIDDEN const char *pp_getenv(const char *name);
 PP_HIDDEN void pp_prof_track_all(void);          /* record every allocation (leak checker) */
+PP_HIDDEN void pp_prof_untrack_all(void);        /* the leak checker stopped (empty HEAPCHECK) */
 
 /* ---- leak checker (heapcheck.c) ---- */
 PP_HIDDEN void pp_heapcheck_init_from_env(void); /* HEAPCHECK and HEAP_CHECK_* */
