@@ -218,6 +218,15 @@ class Symbolizer:
                       f"using its symbol table only")
         # Equal (answer, nm name) pairs give equal triples: build each once
         # and share the list, so later stages can memoize on identity.
+        keys = list(zip(map(id, answers), nm_names))
+        if len(rels) == len(pcs) and NOT_IN_TABLE not in set(nm_names):
+            # (pcs are sorted and unique, so rels are pcs - bias in order.)
+            # One Python call per distinct pair, the rest in C: a big
+            # profile has 700,000 addresses and 110,000 distinct pairs.
+            made = {key: self._triples(frames, key[1], False)
+                    for key, frames in dict(zip(keys, answers)).items()}
+            symbols.update(zip(pcs, map(made.__getitem__, keys)))
+            return
         memo = {}
         for rel, frames, nm_full in zip(rels, answers, nm_names):
             pc = rel + bias
