@@ -19,6 +19,13 @@ Programs (both C sources are compiled here with gcc -O2):
       in the style of mimalloc-bench's programs (see its header);
       idle-release also prints the RSS left after 3 s idle
 
+  python3, sqlite3, xz, gcc             real programs (skipped when not
+      installed), on inputs made here: a Python workload of objects above
+      pymalloc's 512 B (json round trips, big dicts and lists of strings,
+      sorting), 200,000 rows inserted, indexed, grouped and joined in an
+      in-memory sqlite3 database, `xz -6` of 24 MB of generated text,
+      `gcc -O2 -c` of a generated 1,500-function C file
+
 Then the heap-profiler overhead on `single` with our allocator: off, sampled
 (TCMALLOC_SAMPLE_PARAMETER=524288) and full recording (HEAPPROFILE alone).
 """
@@ -171,7 +178,58 @@ PROGRAMS = [
     ("realloc-100", "realloc +100 B to 8 MiB, x20", ("progs", "realloc-100")),
     ("alloc-tree", "binary trees of 32 B nodes", ("progs", "alloc-tree")),
     ("idle-release", "free 1 GiB, then idle 3 s", ("progs", "idle-release")),
+    # Real programs: ("real", tool, args...), "{tmp}" is the run's folder.
+    ("python3", "python3: json, dicts, strings", ("real", "python3", "{tmp}/workload.py")),
+    ("sqlite3", "sqlite3: 200k rows, index, join", ("real", "sqlite3", ":memory:", ".read {tmp}/workload.sql")),
+    ("xz", "xz -6 of 24 MB of text", ("real", "xz", "-6", "-T1", "-k", "-f", "{tmp}/text.txt")),
+    ("gcc", "gcc -O2 -c, 1500 functions", ("real", "gcc", "-O2", "-c", "{tmp}/big.c", "-o", "{tmp}/big.o")),
 ]
+
+PYTHON_WORKLOAD = """
+import json, random
+random.seed(1)
+for round in range(6):
+    records = [{"id": i, "name": "user%d" % i, "tags": ["t%d" % (i %% 17)] * (i %% 5),
+                "text": "x" * random.randint(500, 4000)} for i in range(20000)]
+    blob = json.dumps(records)
+    back = json.loads(blob)
+    index = {r["name"]: r for r in back}
+    words = sorted(r["text"][: random.randint(600, 3000)] + r["name"] for r in back)
+    del records, blob, back, index, words
+"""
+
+SQL_WORKLOAD = """
+create table t(id integer primary key, k integer, name text, payload text);
+with recursive n(i) as (select 1 union all select i + 1 from n where i < 200000)
+insert into t select i, i % 1000, 'name' || i, printf('%.*c', 100 + i % 400, 'x') from n;
+create index t_k on t(k);
+create table u as select k, count(*) c, sum(length(payload)) s from t group by k;
+select count(*), sum(u.c) from t join u on t.k = u.k where t.id % 7 = 0;
+select name from t order by payload desc, name limit 5;
+"""
+
+
+def make_real_inputs(tmp):
+    """The inputs of the real programs, the same for every allocator."""
+    with open(os.path.join(tmp, "workload.py"), "w") as f:
+        f.write(PYTHON_WORKLOAD.replace("%%", "%"))
+    with open(os.path.join(tmp, "workload.sql"), "w") as f:
+        f.write(SQL_WORKLOAD)
+    words = ["alloc", "free", "span", "page", "cache", "thread", "lock", "sample", "profile", "stack"]
+    state = 12345
+    with open(os.path.join(tmp, "text.txt"), "w") as f:
+        line = []
+        for i in range(3_000_000):
+            state = (state * 1103515245 + 12345) & 0x7FFFFFFF
+            line.append(words[state % len(words)] + str(state % 97))
+            if len(line) == 12:
+                f.write(" ".join(line) + "\n")
+                line = []
+    with open(os.path.join(tmp, "big.c"), "w") as f:
+        for i in range(1500):
+            f.write("int f%d(int *a, int n) { int s = %d; for (int i = 0; i < n; i++) "
+                    "{ s += a[i] * %d; if (s > %d) s -= a[(i + %d) %% n]; } return s; }\n"
+                    % (i, i, i % 13 + 1, 1000 + i, i % 7 + 1))
 PEERS = ("tcmalloc", "jemalloc", "mimalloc")
 
 
@@ -252,10 +310,18 @@ def main(argv=None):
         print("-" * len(header))
         ratios = {}                       # program -> {allocator: (cpu ratio, rss ratio)}
         idle_rss = {}
+        make_real_inputs(tmp)
         for name, label, (binary, *rest) in PROGRAMS:
             if only and name not in only:
                 continue
-            cmd = [binaries[binary], *rest]
+            if binary == "real":
+                tool = sys.executable if rest[0] == "python3" else shutil.which(rest[0])
+                if tool is None:
+                    print(f"{label:<42}  not installed, skipped")
+                    continue
+                cmd = [tool] + [a.replace("{tmp}", tmp) for a in rest[1:]]
+            else:
+                cmd = [binaries[binary], *rest]
             if binary == "bench" and args.quick:
                 cmd[-1] = str(int(cmd[-1]) // 10)
             runs = {n: [] for n in names}

@@ -141,6 +141,7 @@ class Inputs:
     notes: List[str]
     libraries: Optional[list] = None        # pprof's $libs, made on first use (Report.libraries)
     objtool: object = None                  # symbolize.objtool.ObjTool, made on first use
+    paths: List[str] = field(default_factory=list)   # the files of `profiles`, as given
     _stacks: dict = field(default_factory=dict, repr=False)
 
     def stacks(self, side, column):
@@ -190,7 +191,8 @@ def load(program, profile_paths, options, notes=None, progress=None):
     base = every[-1] if options.base else None
     return Inputs(program=program, kind=main.kind, width=main.address_width,
                   profiles=every[:-1] if options.base else every, base=base,
-                  addresses=addresses, mappings=combined.mappings, symbols=symbols, notes=notes)
+                  addresses=addresses, mappings=combined.mappings, symbols=symbols, notes=notes,
+                  paths=list(profile_paths))
 
 
 @dataclass

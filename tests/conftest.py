@@ -2,7 +2,9 @@
 
 Every run of our pprof (in process or as a subprocess) gets a private,
 empty symbol cache, so tests never depend on what an earlier run cached and
-never write into the developer's ~/.cache."""
+never write into the developer's ~/.cache; and a private registry of
+running web UI servers (pprof_py/web/registry.py), so `--web` in a test
+never finds the developer's own `pprof --http`."""
 import os
 import shutil
 import tempfile
@@ -10,16 +12,27 @@ import tempfile
 import pytest
 
 
-@pytest.fixture(scope="session", autouse=True)
-def private_symbol_cache(tmp_path_factory):
-    path = tmp_path_factory.mktemp("symbol-cache")
-    old = os.environ.get("XDG_CACHE_HOME")
-    os.environ["XDG_CACHE_HOME"] = str(path)
+def _private_folder(tmp_path_factory, name, variable):
+    """A fresh folder in $variable for the whole session, then the old value back."""
+    path = tmp_path_factory.mktemp(name)
+    os.chmod(path, 0o700)
+    old = os.environ.get(variable)
+    os.environ[variable] = str(path)
     yield path
     if old is None:
-        os.environ.pop("XDG_CACHE_HOME", None)
+        os.environ.pop(variable, None)
     else:
-        os.environ["XDG_CACHE_HOME"] = old
+        os.environ[variable] = old
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_symbol_cache(tmp_path_factory):
+    yield from _private_folder(tmp_path_factory, "symbol-cache", "XDG_CACHE_HOME")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_server_registry(tmp_path_factory):
+    yield from _private_folder(tmp_path_factory, "runtime", "XDG_RUNTIME_DIR")
 
 
 # ---- headless Chromium for the browser tests (flame graph, weblist) ----

@@ -4,6 +4,7 @@ subprocess or in process, and a parser for pprof's DOT graphs."""
 import os
 import re
 import shutil
+import struct
 import subprocess
 import sys
 
@@ -175,3 +176,62 @@ def google_all(flag, cases):
                                     stdin=subprocess.DEVNULL)
              for name, (flags, _opts, files) in cases.items()}
     return {name: p.communicate(timeout=120) + (p.returncode,) for name, p in procs.items()}
+
+
+# ---- a stripped library (names from the nearest exported symbol) ----
+
+STRIPPED_LIBRARY = r"""
+int api_before(int x) { return x * 3 + 1; }
+
+/* internal: not exported, so a stripped library has no name for it */
+__attribute__((visibility("hidden"), noinline)) int internal_hot(int n) {
+    volatile int s = 0;
+    for (int i = 0; i < n; i++) s += i;
+    return s;
+}
+
+int api_entry(int n) { return internal_hot(n) + api_before(n); }
+"""
+
+
+def _nearest_cpu_profile(path, samples, maps):
+    """A gperftools CPU profile (pprof_py/formats/cpu_binary.py)."""
+    words = [0, 3, 0, 10000, 0]
+    for count, stack in samples:
+        words += [count, len(stack), *stack]
+    words += [0, 1, 0]
+    path.write_bytes(struct.pack("<%dQ" % len(words), *words) + maps.encode())
+
+
+def _nm_symbol(lib, name):
+    for line in subprocess.run(["nm", str(lib)], capture_output=True, text=True, check=True).stdout.splitlines():
+        fields = line.split()
+        if fields[-1] == name:
+            return int(fields[0], 16)
+    raise AssertionError(name)
+
+
+def stripped_library_profile(tmp_path, strip):
+    """A CPU profile of a small library whose hot function is internal
+    (hidden): stripped, its only name is the nearest exported symbol before
+    it (api_before); 7 samples there under api_entry, 2 in api_entry."""
+    src = tmp_path / "hot.c"
+    src.write_text(STRIPPED_LIBRARY)
+    lib = tmp_path / "libhot.so"
+    # -O0 keeps the functions in source order: internal_hot after api_before
+    subprocess.run(["gcc", "-O0", "-shared", "-fPIC", "-o", str(lib), str(src)], check=True, timeout=60)
+    hot, entry = _nm_symbol(lib, "internal_hot"), _nm_symbol(lib, "api_entry")
+    assert _nm_symbol(lib, "api_before") < hot < entry
+    if strip:
+        subprocess.run(["strip", "--strip-all", str(lib)], check=True, timeout=60)
+    seg = [line.split() for line in subprocess.run(["readelf", "-lW", str(lib)], capture_output=True, text=True,
+                                                   check=True).stdout.splitlines() if "R E" in line][0]
+    offset, vaddr, size = int(seg[1], 16), int(seg[2], 16), int(seg[4], 16)
+    base = 0x7f0000000000
+    first, end = offset & ~0xfff, (offset + size + 0xfff) & ~0xfff
+    maps = "%x-%x r-xp %08x 08:01 1 %s\n" % (base + (vaddr & ~0xfff), base + (vaddr & ~0xfff) + end - first,
+                                             first, lib)
+    in_hot, in_entry = base + hot + 8, base + entry + 12
+    prof = tmp_path / "cpu.prof"
+    _nearest_cpu_profile(prof, [(7, [in_hot, in_entry + 1]), (2, [in_entry])], maps)
+    return str(prof)

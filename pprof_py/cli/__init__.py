@@ -217,6 +217,8 @@ def command(args, granularity, sample_index, stacks, **kw):
             from pprof_py.web import serve
             serve(kw["http"], program, profiles, options, open_browser=not kw["no_browser"], say=note)
             return
+        if not fetched and _open_in_running_server(renderer, program, profiles, options, note):
+            return
         prepared = prepare(program, profiles, options, notes, progress=DelayedProgress)
     finally:
         for path in fetched:
@@ -251,6 +253,31 @@ def command(args, granularity, sample_index, stacks, **kw):
         if failures:
             raise GateFailed(f"--fail-over={options.fail_over:g}%: {len(failures) - 1} function(s) "
                              "over the threshold")
+
+
+def _open_in_running_server(renderer, program, profiles, options, note):
+    """--web (and --weblist on a terminal): when a web UI server is already
+    serving these files with these settings (`pprof --http` or the shell's
+    `http`, web/registry.py), open its graph (source) page with the
+    command line's focus and other filters instead of writing a static file.
+    Returns whether it did."""
+    if renderer is None or renderer.name not in ("web", "weblist"):
+        return False
+    if renderer.name == "weblist" and not _stdout_is_terminal():
+        return False            # a script redirecting the HTML wants the HTML
+    from pprof_py.render.dot import has_display
+    from pprof_py.web import registry
+    server = registry.find(program, profiles, options)
+    if server is None:
+        return False
+    url = registry.page_url(server, "" if renderer.name == "web" else "source", options)
+    if has_display():
+        import webbrowser
+        if webbrowser.open(url):
+            note(f"Opened {url} (the web UI already serving these profiles)")
+            return True
+    note(f"The web UI at {server} is serving these profiles: open {url}")
+    return True
 
 
 SELF_TEST_ERROR = ("--test runs gperftools' own Perl self-tests; pprof_py has none built in "

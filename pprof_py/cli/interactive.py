@@ -106,6 +106,7 @@ class Shell:
     def __init__(self, prepared, stdout=None, stderr=None):
         self.base = prepared
         self.server = None          # the web UI, once `http` started it
+        self.registration = None    # its entry in web/registry.py
         self.web_url = None
         self.out = stdout or sys.stdout
         self.err = stderr or sys.stderr
@@ -261,6 +262,11 @@ class Shell:
         shown = "[%s]" % host if ":" in host else host
         self.web_url = f"http://{shown}:{port}"
         threading.Thread(target=self.server.serve_forever, name="pprof-web", daemon=True).start()
+        # `pprof --web` in another terminal, on the same files, opens this
+        # server's pages (web/registry.py); the entry goes when the shell ends.
+        from pprof_py.web import registry
+        self.registration = registry.register(self.web_url, port, self.base.program,
+                                              self.base.inputs.paths, self.base.options)
         self.say(f"Serving the web UI at {self.web_url}/ui/ (web and weblist open its pages)")
 
     def open_page(self, view, focus, ignore):
@@ -420,4 +426,9 @@ class Shell:
 
 
 def run_shell(prepared):
-    Shell(prepared).loop()
+    shell = Shell(prepared)
+    try:
+        shell.loop()
+    finally:
+        if shell.registration is not None:
+            shell.registration.close()

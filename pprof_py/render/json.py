@@ -56,12 +56,28 @@ def nearest_exported_addresses(prepared):
     return prepared.objtool().named_by_nearest_export(named)
 
 
+def nearest_exported_names(prepared, nearest=None):
+    """The function names that such an address was given (a row or node key
+    at function or line granularity starts with one of them); empty at other
+    granularities, whose keys are addresses or files."""
+    if prepared.options.granularity not in ("functions", "lines"):
+        return set()
+    if nearest is None:
+        nearest = nearest_exported_addresses(prepared)
+    return {prepared.symbols[a][-1][0] for a in nearest}
+
+
+def is_nearest_exported(key, names):
+    """Whether the report key (`name` or `name file:line`) is such a name."""
+    return bool(names) and key.split(" ", 1)[0] in names
+
+
 def report_dict(prepared):
     opts = prepared.options
     total = sum(prepared.flat.values())
     nearest = nearest_exported_addresses(prepared)
     # A row is marked when its name is the one such an address was given.
-    nearest_names = {prepared.symbols[a][-1][0] for a in nearest}
+    nearest_names = nearest_exported_names(prepared, nearest)
     doc = {
         "schema_version": SCHEMA_VERSION,
         "kind": prepared.kind,
@@ -77,7 +93,7 @@ def report_dict(prepared):
         "rows": [
             _marked({"name": name, "flat": _number(f), "flat_percent": _pct(f, total),
                      "sum_percent": _pct(running, total), "cum": _number(c), "cum_percent": _pct(c, total)},
-                    name.split(" ", 1)[0] in nearest_names and opts.granularity in ("functions", "lines"))
+                    is_nearest_exported(name, nearest_names))
             for name, f, c, running in text_rows(prepared)
         ],
     }

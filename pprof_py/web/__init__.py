@@ -23,6 +23,7 @@ def _stderr(line):
 def serve(address, program, profiles, options, open_browser=True, say=_stderr):
     """Serve until Ctrl-C.  Diagnostics and the URL go to `say`."""
     from pprof_py.render.dot import has_display
+    from pprof_py.web import registry
     from pprof_py.web.server import Server, WebUI, parse_address, start_query
 
     host, port = parse_address(address)
@@ -34,12 +35,16 @@ def serve(address, program, profiles, options, open_browser=True, say=_stderr):
     except OSError as exc:
         raise PprofError(f"--http={address}: cannot listen on {host}:{port}: {exc.strerror}") from None
     # From here on Ctrl-C is the normal way out, even before the first request.
+    registration = None
     try:
         shown_host = server.server_address[0]
         if ":" in shown_host:
             shown_host = f"[{shown_host}]"
         query = start_query(options)
-        url = f"http://{shown_host}:{server.server_address[1]}/ui/" + (f"?{query}" if query else "")
+        root = f"http://{shown_host}:{server.server_address[1]}"
+        url = f"{root}/ui/" + (f"?{query}" if query else "")
+        # `pprof --web` on the same files opens this server's pages.
+        registration = registry.register(root, server.server_address[1], program, profiles, options)
         say(f"Serving web UI on {url}")
         if open_browser and has_display():
             import webbrowser
@@ -48,4 +53,6 @@ def serve(address, program, profiles, options, open_browser=True, say=_stderr):
     except KeyboardInterrupt:
         say("pprof: web UI stopped")
     finally:
+        if registration is not None:
+            registration.close()
         server.server_close()

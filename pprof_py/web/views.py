@@ -35,6 +35,7 @@ import urllib.parse
 from typing import NamedTuple
 
 from pprof_py.errors import PprofError
+from pprof_py.render.json import is_nearest_exported, nearest_exported_names
 from pprof_py.units import percent
 from pprof_py.web.values import Values
 
@@ -231,16 +232,40 @@ def graph(state):
                 return None, {}
             raise
         svg = run_dot(dot_text(prepared, "svg"), "svg", "svg").decode("utf-8", "surrogateescape")
+        nearest = nearest_exported_names(prepared)
         names = {"N%d" % n: {"name": key, "re": node_regex(key, options.granularity)}
                  for key, n in number.items()}
-        return _inline_svg(svg), names
+        marked = {title for title, node in names.items() if is_nearest_exported(node["name"], nearest)}
+        return _mark_nearest_nodes(_inline_svg(svg), marked), names
 
     svg, names = state.ui.cached_view(options, "graph", make)
     prepared = state.ui.prepared(options)
     values = Values(prepared)
     return _page(state, "graph.html", title="Graph", svg=svg, nodes_json=_json(names),
-                 total=values.label(prepared.total),
+                 total=values.label(prepared.total), any_nearest='class="node nearest"' in (svg or ""),
                  notice=None if svg else "No nodes to show: the filters leave nothing.")
+
+
+def _mark_nearest_nodes(svg, titles):
+    """Give the nodes whose name is only the nearest exported symbol
+    (graphviz titles them N<number>) the class `nearest`: drawn dashed, with
+    the reason in their tooltip."""
+    if not titles:
+        return svg
+
+    def mark(m):
+        if m.group(2) not in titles:
+            return m.group(0)
+        # The title is the tooltip; graph.js reads the node's number from
+        # its first word.
+        return ('<g id="%s" class="node nearest">\n<title>%s %s</title>'
+                % (m.group(1), m.group(2), NEAREST_EXPORTED_NOTE))
+    return re.sub(r'<g id="(node\d+)" class="node">\n<title>(N\d+)</title>', mark, svg)
+
+
+# Said wherever a name is only the nearest exported symbol (render/json.py).
+NEAREST_EXPORTED_NOTE = ("nearest exported symbol: this code lies in a stripped object outside every "
+                         "exported function, so the name is the exported function before it, not its own")
 
 
 def _inline_svg(svg):
@@ -263,9 +288,11 @@ def top(state):
     prepared = state.ui.prepared(options)
     values = Values(prepared)
     total = sum(prepared.flat.values())
+    nearest = nearest_exported_names(prepared)
     rows = []
     for name, f, c, running in text_rows(prepared):
         rows.append({"name": name, "re": node_regex(name, options.granularity),
+                     "nearest": is_nearest_exported(name, nearest),
                      "flat": f, "flat_text": values.number(f), "flat_extra": values.extra(f),
                      "flat_cli": values.cli(f), "flat_pct": percent(f, total),
                      "sum_pct": percent(running, total),
@@ -273,8 +300,8 @@ def top(state):
                      "cum_cli": values.cli(c), "cum_pct": percent(c, total)})
     return _page(state, "top.html", title="Top", rows=rows, values=values,
                  total=values.label(prepared.total), total_cli=values.cli(prepared.total),
-                 total_extra=values.extra(prepared.total),
-                 sort=state.params.get("sort", "flat"))
+                 total_extra=values.extra(prepared.total), nearest_note=NEAREST_EXPORTED_NOTE,
+                 any_nearest=any(r["nearest"] for r in rows), sort=state.params.get("sort", "flat"))
 
 
 def flamegraph(state):
@@ -288,6 +315,7 @@ def flamegraph(state):
         diff = is_differential(prepared)
         # The colours are the --flame SVG's (render/flame.py).
         max_delta = max((abs(f.delta) for f in frames if diff and f.depth > 0), default=0)
+        nearest = nearest_exported_names(prepared)
         data = []
         skip_below = None       # the depth of a frame left out: its descendants go too
         for fr in frames:
@@ -302,6 +330,8 @@ def flamegraph(state):
             label = values.label(fr.value)
             if diff:
                 label += ", change " + values.label(fr.delta)
+            if fr.depth > 0 and is_nearest_exported(fr.name, nearest):
+                label += "; name is the " + NEAREST_EXPORTED_NOTE
             color = diff_color(fr.delta, max_delta) if diff else frame_color(fr.name)
             data.append([fr.name, fr.depth, fr.x, fr.width, fr.delta if diff else 0, label, color])
         return {"frames": data, "total": root, "diff": diff, "total_label": values.label(root)}
@@ -346,17 +376,23 @@ def peek(state):
                 seen.add((key, "out", keys[j - 1]))
                 callees[key][keys[j - 1]] = callees[key].get(keys[j - 1], 0) + value
 
+    nearest = nearest_exported_names(prepared)
+
     def edge_rows(edges, node_cum):
         return [{"name": k, "re": node_regex(k, options.granularity), "value": v,
+                 "nearest": is_nearest_exported(k, nearest),
                  "text": values.number(v), "extra": values.extra(v), "pct": percent(v, node_cum)}
                 for k, v in sorted(edges.items(), key=lambda kv: (-abs(kv[1]), kv[0]))]
 
-    entries = [{"name": name, "flat_text": values.number(f), "flat_pct": percent(f, total),
+    entries = [{"name": name, "nearest": is_nearest_exported(name, nearest), "flat_text": values.number(f), "flat_pct": percent(f, total),
                 "cum_text": values.number(c), "cum_pct": percent(c, total), "flat": f, "cum": c,
                 "flat_extra": values.extra(f), "cum_extra": values.extra(c),
                 "callers": edge_rows(callers[name], c), "callees": edge_rows(callees[name], c)}
                for name, f, c in matched]
     return _page(state, "peek.html", title="Peek", entries=entries, values=values,
+                 nearest_note=NEAREST_EXPORTED_NOTE,
+                 any_nearest=any(e["nearest"] or any(c["nearest"] for c in e["callers"] + e["callees"])
+                                 for e in entries),
                  total=values.label(prepared.total),
                  notice=None if entries else f"No node matches {pattern}.")
 

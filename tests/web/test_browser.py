@@ -114,6 +114,55 @@ def test_flame_click_zoom_reset_and_search(browser, shots):
         assert search.is_displayed()
 
 
+def test_flame_zoom_and_search_are_in_the_url(browser, shots):
+    """A zoomed, searched flame graph is a URL: q=<search>, zoom=<stack>;
+    loading that URL shows the same graph; reset removes them."""
+    with serving(*CXX) as (url, _ui):
+        browser.get(url + "/ui/flamegraph?f=sort")
+
+        def frame(name):
+            for div in browser.find_elements(_by("CSS_SELECTOR"), "#flame .frame"):
+                if div.get_attribute("textContent") == name:
+                    return div
+            raise AssertionError(name)
+
+        full = browser.find_element(_by("ID"), "flame").rect["width"]
+        frame("fixture::sort_rounds").click()
+        browser.find_element(_by("ID"), "search").send_keys("introsort")
+        query = _query(browser)
+        assert query["f"] == ["sort"] and query["q"] == ["introsort"]
+        zoom = query["zoom"][0]
+        # the frame's stack below the root, outermost first
+        assert zoom.split(";")[-2:] == ["main", "fixture::sort_rounds"], zoom
+        assert zoom.split(";")[0] == "_start", zoom
+        # The bookmark: a fresh load of that URL is zoomed and searched.
+        saved = browser.current_url
+        browser.get("about:blank")
+        browser.get(saved)
+        assert frame("fixture::sort_rounds").rect["width"] == pytest.approx(full, abs=2)
+        assert "dim" in frame("main").get_attribute("class")
+        assert browser.find_element(_by("ID"), "search").get_attribute("value") == "introsort"
+        hl = browser.find_elements(_by("CSS_SELECTOR"), "#flame .frame.hl")
+        assert hl and all("introsort" in d.get_attribute("textContent") for d in hl)
+        assert browser.find_element(_by("ID"), "flame-reset").is_enabled()
+        browser.save_screenshot(os.path.join(shots, "web-flamegraph-from-url.png"))
+        browser.find_element(_by("ID"), "flame-reset").click()
+        browser.find_element(_by("ID"), "search-reset").click()
+        query = _query(browser)
+        assert "zoom" not in query and "q" not in query and query["f"] == ["sort"]
+        # The other views where the search highlights keep it too.
+        browser.get(url + "/ui/top?q=introsort")
+        assert browser.find_element(_by("ID"), "search").get_attribute("value") == "introsort"
+        hl = browser.find_elements(_by("CSS_SELECTOR"), "#toptable tr.hl")
+        assert hl and all("introsort" in r.get_attribute("data-name") for r in hl)
+        browser.find_element(_by("ID"), "search").send_keys("_loop")
+        assert _query(browser)["q"] == ["introsort_loop"]
+        # A zoom naming no frame of this graph is dropped, not an error.
+        browser.get(url + "/ui/flamegraph?zoom=main;no_such_function")
+        assert "zoom" not in _query(browser)
+        assert not browser.find_element(_by("ID"), "flame-reset").is_enabled()
+
+
 def test_graph_node_click_and_focus(browser, shots):
     with serving(*CHAIN) as (url, _ui):
         browser.get(url + "/ui/")

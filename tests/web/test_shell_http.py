@@ -50,3 +50,21 @@ def test_bad_address_is_one_line(shell):
     from pprof_py.errors import PprofError
     with pytest.raises(PprofError, match="expected HOST:PORT"):
         shell.run("http nonsense")
+
+
+def test_pprof_web_elsewhere_opens_the_shells_server(shell):
+    """`pprof --web` in another terminal, on the shell's files, is sent to
+    the shell's server (web/registry.py); the entry goes with the server."""
+    import subprocess
+    import sys
+    from pprof_py.web import registry
+    assert shell.run("http 127.0.0.1:0")
+    assert registry.find(shell.base.program, shell.base.inputs.paths, shell.base.options) == shell.web_url
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    done = subprocess.run([sys.executable, "-m", "pprof_py", "--web", "--focus=spin", "fixtures/bin/chain",
+                           "fixtures/local/profiles/chain.cpu.prof"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.endswith(f"open {shell.web_url}/ui/?f=spin\n"), done.stderr
+    shell.registration.close()
+    assert registry.find(shell.base.program, shell.base.inputs.paths, shell.base.options) is None

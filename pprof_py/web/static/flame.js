@@ -5,6 +5,11 @@
 // out.  The menu bar's search box highlights matching frames and shows the
 // share of the total they cover.
 //
+// The URL keeps both, so a zoomed and searched graph can be bookmarked or
+// pasted: q=<search text> (ui.js, as on every view) and zoom=<the zoomed
+// frame's stack, root's child first, names joined by ";" as in
+// --collapsed>, updated in place (history.replaceState) on every click.
+//
 // Frame data (views.py, from render/flame.py's flame_frames):
 //   [name, depth, x, width, delta, label, colour], x and width in value units.
 (function () {
@@ -63,8 +68,40 @@
     resetButton.disabled = !z;
   }
 
+  // A frame's stack: its ancestors' names and its own, below the root.
+  function pathOf(f) {
+    var names = [f.name];
+    for (var i = frames.indexOf(f) - 1, d = f.d - 1; i >= 0 && d > 0; i--) {
+      var a = frames[i];
+      if (a.d === d && a.x <= f.x && a.x + a.w >= f.x + f.w) { names.unshift(a.name); d--; }
+    }
+    return names.join(";");
+  }
+  // The frame with that stack, or null (another filter, another profile).
+  function frameAt(path) {
+    var names = path.split(";"), parent = frames[0];
+    for (var k = 0; k < names.length && parent; k++) {
+      var next = null;
+      for (var i = 0; i < frames.length; i++) {
+        var f = frames[i];
+        if (f.d === k + 1 && f.name === names[k] && f.x >= parent.x && f.x + f.w <= parent.x + parent.w) {
+          next = f;
+          break;
+        }
+      }
+      parent = next;
+    }
+    return parent;
+  }
+  function setParam(name, value) {
+    var url = new URL(window.location.href);
+    if (value) { url.searchParams.set(name, value); } else { url.searchParams.delete(name); }
+    window.history.replaceState(null, "", url.pathname + url.search + url.hash);
+  }
+
   function zoom(f) {
     zoomed = f && f.d > 0 ? f : null;
+    setParam("zoom", zoomed ? pathOf(zoomed) : "");
     layout();
   }
 
@@ -107,7 +144,11 @@
   window.addEventListener("resize", layout);
   window.pprofUI.onSearch(function (re) { search(re); });
 
+  var start = new URL(window.location.href).searchParams;
+  var startZoom = start.get("zoom") ? frameAt(start.get("zoom")) : null;
+  zoomed = startZoom && startZoom.d > 0 ? startZoom : null;
+  if (start.get("zoom") && !zoomed) { setParam("zoom", ""); }     // no such frame here
   layout();
-  search(window.pprofUI.regex());
+  search(window.pprofUI.regex());       // (a q= in the URL comes through ui.js)
   window.flameGraph = { zoom: zoom, search: search, frames: frames };
 })();

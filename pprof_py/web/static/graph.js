@@ -55,7 +55,8 @@
 
   function nodeOf(g) {
     var title = g.querySelector("title");
-    return title ? names[title.textContent] : null;
+    // "N5", or "N5 nearest exported symbol: ..." for a marked node
+    return title ? names[title.textContent.split(" ")[0]] : null;
   }
   function showSelection() {
     var groups = svg.querySelectorAll("g.node");

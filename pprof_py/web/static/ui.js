@@ -27,9 +27,20 @@
     if (!text) { return null; }
     try { return new RegExp(text); } catch (err) { search.classList.add("invalid"); return null; }
   }
+  // The search text is part of the URL (q=) on the views where the search
+  // box highlights (graph, top, flame graph), so a view can be bookmarked
+  // as it is seen; on Peek, Source and Disassemble the search is their f=.
+  var searchIsFocus = /\/ui\/(peek|source|disasm)$/.test(window.location.pathname);
+  function keepInURL() {
+    if (searchIsFocus) { return; }
+    var url = new URL(window.location.href);
+    if (search.value) { url.searchParams.set("q", search.value); } else { url.searchParams.delete("q"); }
+    window.history.replaceState(null, "", url.pathname + url.search + url.hash);
+  }
   function notify(reason) {
     var re = regex();
     for (var i = 0; i < listeners.length; i++) { listeners[i](re, reason); }
+    keepInURL();
   }
   function setSearch(text) {
     search.value = text;
@@ -82,6 +93,15 @@
   document.getElementById("search-reset").addEventListener("click", function () {
     search.value = "";
     notify("reset");
+  });
+
+  // After the view's script has registered: apply a q= from the URL.
+  document.addEventListener("DOMContentLoaded", function () {
+    var q = new URL(window.location.href).searchParams.get("q");
+    if (q && !searchIsFocus) {
+      search.value = q;
+      notify("url");
+    }
   });
 
   window.pprofUI = {
