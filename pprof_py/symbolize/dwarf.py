@@ -18,7 +18,6 @@ Rules copied from BFD's behaviour (what addr2line prints):
 """
 import bisect
 import heapq
-import os
 import struct
 
 from elftools.dwarf.ranges import BaseAddressEntry, RangeEntry
