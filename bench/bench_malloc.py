@@ -23,7 +23,7 @@ Programs (both C sources are compiled here with gcc -O2):
       installed), on inputs made here: a Python workload of objects above
       pymalloc's 512 B (json round trips, big dicts and lists of strings,
       sorting), 200,000 rows inserted, indexed, grouped and joined in an
-      in-memory sqlite3 database, `xz -6` of 24 MB of generated text,
+      in-memory sqlite3 database, `xz -6` of 8 MB of generated text,
       `gcc -O2 -c` of a generated 1,500-function C file
 
 Then the heap-profiler overhead on `single` with our allocator: off, sampled
@@ -181,7 +181,7 @@ PROGRAMS = [
     # Real programs: ("real", tool, args...), "{tmp}" is the run's folder.
     ("python3", "python3: json, dicts, strings", ("real", "python3", "{tmp}/workload.py")),
     ("sqlite3", "sqlite3: 200k rows, index, join", ("real", "sqlite3", ":memory:", ".read {tmp}/workload.sql")),
-    ("xz", "xz -6 of 24 MB of text", ("real", "xz", "-6", "-T1", "-k", "-f", "{tmp}/text.txt")),
+    ("xz", "xz -6 of 8 MB of text", ("real", "xz", "-6", "-T1", "-k", "-f", "{tmp}/text.txt")),
     ("gcc", "gcc -O2 -c, 1500 functions", ("real", "gcc", "-O2", "-c", "{tmp}/big.c", "-o", "{tmp}/big.o")),
 ]
 
@@ -219,7 +219,7 @@ def make_real_inputs(tmp):
     state = 12345
     with open(os.path.join(tmp, "text.txt"), "w") as f:
         line = []
-        for i in range(3_000_000):
+        for i in range(1_000_000):
             state = (state * 1103515245 + 12345) & 0x7FFFFFFF
             line.append(words[state % len(words)] + str(state % 97))
             if len(line) == 12:
