@@ -66,8 +66,8 @@ def main():
                 for i in s.ids.tolist():
                     s.facts[i]
             facts = store.facts
-            blob = pickle.dumps({"version": 10, "addresses": store.addresses.copy(),
-                                 "ids": store.ids.copy(), "facts": facts},
+            blob = pickle.dumps({"version": 10, "addresses": list(store.addresses),
+                                 "ids": list(store.ids), "facts": facts},
                                 protocol=pickle.HIGHEST_PROTOCOL)
 
             def old():

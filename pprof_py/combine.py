@@ -25,7 +25,7 @@ differences come out per function, per line and per address in the object.
 When all profiles share one memory map, every translation is the identity
 and reports are byte for byte what gperftools' pprof prints.
 """
-import numpy as np
+from pprof_py.lazynp import np
 
 from pprof_py.model import Mapping
 

@@ -5,7 +5,6 @@ They work on an "address profile": a dict from a stack (tuple of addresses,
 leaf first) to a value, like gperftools' pprof's own profile hash, so each
 rule can be written exactly as pprof applies it.
 """
-import itertools
 import re
 
 # Frames pprof drops from heap/growth profiles: the allocator's own functions.
@@ -36,6 +35,8 @@ def add_entry(profile, key, value):
 
 
 def add_profiles(a, b):
+    if not a:
+        return dict(b)          # (the first profile of a sum: no per-stack work)
     result = dict(a)
     for k, v in b.items():
         add_entry(result, k, v)
@@ -115,16 +116,15 @@ def remove_uninteresting_frames(profile, symbols, kind, notes, keep_signal_frame
             for (k, pos), count in zip(stacks, profile.values()):
                 add_entry(result, k[:1] + k[pos:], count)
             profile = result
-    # Which addresses name a skipped function is decided once per address;
-    # most CPU profiles have none, and then every stack stays as it is.
+    # Which addresses name a skipped function is decided from the symbol
+    # table (which names every address of the stacks) once per function
+    # name; most CPU profiles have none, and then every stack stays as it is.
     dropped = set()
     if skip or skip_re is not None:
-        for a in set(itertools.chain.from_iterable(profile)):
-            sym = symbols.get(a)
-            if sym:
-                func = sym[0][0]
-                if func in skip or (skip_re is not None and skip_re.search(func)):
-                    dropped.add(a)
+        names = {sym[0][0] for sym in symbols.values() if sym}
+        skipped = {f for f in names if f in skip or (skip_re is not None and skip_re.search(f))}
+        if skipped:
+            dropped = {a for a, sym in symbols.items() if sym and sym[0][0] in skipped}
     if not dropped:
         return dict(profile)
     result = {}

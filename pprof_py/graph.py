@@ -72,51 +72,51 @@ def translate_stack(stack, symbols, granularity, width, show_addresses, memo):
     return keys
 
 
+def _address_keys(symbols, granularity, width, show_addresses):
+    """{address: tuple of its keys} for every address `symbols` names.
+    Addresses share their symbol tuples (see Symbolizer), and the keys of
+    a shared tuple do not depend on the address unless the address itself
+    is printed (an unnamed frame, --addresses, --show_addresses) or it is
+    one of the large addresses that are left out: the others' keys are
+    made once per tuple (a 200,000-stack profile has 700,000 addresses and
+    110,000 distinct tuples)."""
+    memo = {}
+    by_symbols = {}
+    address_free = granularity != "addresses" and not show_addresses
+    for address, triples in symbols.items():
+        keys = by_symbols.get(id(triples)) if address_free and triples else None
+        if keys is None:
+            keys = tuple(_keys_for_address(address, symbols, granularity, width, show_addresses))
+            a = "%0*x" % (width, address)
+            if address_free and triples and a not in keys and not (len(a) > 8 and a > "7fffffffffffffff"):
+                by_symbols[id(triples)] = keys
+        memo[address] = keys
+    return memo
+
+
 def reduce_profile(profile, symbols, granularity, width, show_addresses=False):
     """pprof's ReduceProfile: {tuple of keys (deduplicated): value}."""
-    memo = {}
-    # Addresses share their symbol lists (see Symbolizer), and the keys of a
-    # shared list do not depend on the address unless the address itself is
-    # printed: memoize on the list's identity then.
-    by_list = {}
-    address_free = granularity != "addresses" and not show_addresses
-
-    def keys_of(a):
-        triples = symbols.get(a)
-        if address_free and triples is not None:
-            keys = by_list.get(id(triples))
-            if keys is None:
-                keys = _keys_for_address(a, symbols, granularity, width, show_addresses)
-                if not any(_is_hex(k) for k in keys):
-                    by_list[id(triples)] = keys
-            return keys
-        return _keys_for_address(a, symbols, granularity, width, show_addresses)
-
+    memo = _address_keys(symbols, granularity, width, show_addresses)
     result = {}
+    get = result.get
+    fromkeys = dict.fromkeys
     chain = itertools.chain.from_iterable
     for stack, count in profile.items():
         try:
             parts = [memo[a] for a in stack]
-        except KeyError:
+        except KeyError:            # an address `symbols` does not name
             for a in stack:
                 if a not in memo:
-                    memo[a] = keys_of(a)
+                    memo[a] = tuple(_keys_for_address(a, symbols, granularity, width, show_addresses))
             parts = [memo[a] for a in stack]
         # Each key once per stack (recursion), first occurrence kept, and
         # never the empty key: dict.fromkeys keeps insertion order.
-        unique = dict.fromkeys(chain(parts))
-        unique.pop("", None)
+        unique = fromkeys(chain(parts))
+        if "" in unique:
+            del unique[""]
         path = tuple(unique)
-        result[path] = result.get(path, 0) + count
+        result[path] = get(path, 0) + count
     return result
-
-
-def _is_hex(key):
-    try:
-        int(key, 16)
-        return True
-    except ValueError:
-        return False
 
 
 def flat_and_cumulative(reduced):

@@ -24,12 +24,20 @@ It has the shape of profile.proto (github.com/google/pprof/proto/profile.proto):
 
 Identical stacks are merged by the parsers, so a profile with 200,000 samples
 of 2,000 distinct stacks holds 2,000 rows.
+
+``values``, ``stack_starts`` and ``stack_locations`` read as numpy arrays.  A
+parser may give them as plain lists instead (``values`` as a list of rows):
+the CPU reader does for profiles of ordinary size, so that `pprof --text`
+with a warm symbol cache never imports numpy (see pprof_py/lazynp.py); they
+become arrays the first time one of them is read.  The pipeline reads them
+through ``column()``, ``starts()`` and ``location_indices()``, which give
+lists either way.
 """
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import List, NamedTuple, Optional, Tuple
+from typing import Any, List, NamedTuple, Optional, Tuple
 
-import numpy as np
+from pprof_py.lazynp import np
 
 
 class ProfileKind(str, Enum):
@@ -103,9 +111,9 @@ class Location:
 class Profile:
     kind: ProfileKind
     sample_types: List[ValueType]
-    values: np.ndarray                  # float64 (n_samples, n_types)
-    stack_starts: np.ndarray            # int64 (n_samples + 1,)
-    stack_locations: np.ndarray         # int64, location indices, leaf first
+    values: Any                         # float64 (n_samples, n_types)
+    stack_starts: Any                   # int64 (n_samples + 1,)
+    stack_locations: Any                # int64, location indices, leaf first
     locations: List[Location]
     mappings: List[Mapping] = field(default_factory=list)
     period: int = 0                     # CPU: microseconds per sample
@@ -129,23 +137,76 @@ class Profile:
 
     @property
     def n_samples(self):
-        return len(self.stack_starts) - 1
+        return len(self._stack_starts) - 1
 
     def stack(self, i):
         return self.stack_locations[self.stack_starts[i]:self.stack_starts[i + 1]]
 
     def stacks(self):
         """Yield each sample's location indices (leaf first) as a tuple."""
-        starts = self.stack_starts.tolist()
-        locs = self.stack_locations.tolist()
+        starts = self.starts()
+        locs = self.location_indices()
         for i in range(len(starts) - 1):
             yield tuple(locs[starts[i]:starts[i + 1]])
+
+    # ---- the sample arrays as lists (no numpy needed) --------------------
+    def column(self, j):
+        """Column j of `values` as a list of floats."""
+        values = self._values
+        if isinstance(values, list):
+            return [float(row[j]) for row in values]
+        return values[:, j].tolist()
+
+    def any_value(self):
+        """Whether any sample has a non-zero value."""
+        values = self._values
+        if isinstance(values, list):
+            return any(any(row) for row in values)
+        return bool(values.any())
+
+    def starts(self):
+        """`stack_starts` as a list."""
+        starts = self._stack_starts
+        return starts if isinstance(starts, list) else starts.tolist()
+
+    def location_indices(self):
+        """`stack_locations` as a list."""
+        locs = self._stack_locations
+        return locs if isinstance(locs, list) else locs.tolist()
 
     def sample_index(self, type_name):
         for i, vt in enumerate(self.sample_types):
             if vt.type == type_name:
                 return i
         raise KeyError(type_name)
+
+
+def _array_property(name, dtype, rows=False):
+    """A Profile attribute that holds what the parser gave (list or numpy
+    array) and reads as a numpy array (converted once, on first read)."""
+    private = "_" + name
+
+    def get(self):
+        value = getattr(self, private)
+        if isinstance(value, list):
+            array = np.array(value, dtype=dtype)
+            if rows:
+                array = array.reshape(len(value), len(self.sample_types))
+            value = array
+            setattr(self, private, value)
+        return value
+
+    def set(self, value):
+        setattr(self, private, value)
+
+    return property(get, set)
+
+
+# After @dataclass made __init__ (which assigns these names, so through the
+# properties' setters).
+Profile.values = _array_property("values", "float64", rows=True)
+Profile.stack_starts = _array_property("stack_starts", "int64")
+Profile.stack_locations = _array_property("stack_locations", "int64")
 
 
 class ProfileBuilder:

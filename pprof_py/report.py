@@ -26,13 +26,13 @@ import threading
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
-import numpy as np
 
 from pprof_py import filter as filters
 from pprof_py import graph
 from pprof_py.combine import CombinedMap, translate
 from pprof_py.errors import PprofError
 from pprof_py.formats import read_profile
+from pprof_py.lazynp import np
 from pprof_py.model import Profile, ProfileKind
 
 _OBJTOOL_LOCK = threading.RLock()
@@ -93,9 +93,9 @@ def value_column(kind, options):
 def _address_profile(profile, addresses, column):
     """{stack of addresses: value} of one profile; `addresses` are its
     locations' addresses in the combined space."""
-    values = profile.values[:, column].tolist()
-    starts = profile.stack_starts.tolist()
-    flat = [addresses[i] for i in profile.stack_locations.tolist()]     # every stack's addresses, end to end
+    values = profile.column(column)
+    starts = profile.starts()
+    flat = list(map(addresses.__getitem__, profile.location_indices()))   # every stack's addresses, end to end
     keys = [tuple(flat[starts[i]:starts[i + 1]]) for i in range(len(starts) - 1)]
     result = dict(zip(keys, values))
     if len(result) != len(keys):
@@ -118,7 +118,7 @@ def _warn_truncated(profile, path, notes):
     if profile.truncated is None:
         return
     offset, map_missing = profile.truncated
-    samples = int(profile.values[:, 0].sum()) if profile.values.size else 0
+    samples = int(sum(profile.column(0)))
     notes.append(f"warning: {path}: truncated CPU profile (the program may have crashed or been killed): "
                  f"data ends at byte offset {offset}, "
                  f"{'the memory map is missing, ' if map_missing else ''}"
@@ -173,7 +173,7 @@ def load(program, profile_paths, options, notes=None, progress=None):
     _check_kinds(every, paths)
     for profile, path in zip(every, paths):
         _warn_truncated(profile, path, notes)
-        if profile.truncated is None and not profile.values.any():
+        if profile.truncated is None and not profile.any_value():
             # Header, trailer and map only (a run killed before its first
             # flush, or too short to be sampled): say so, as the report is empty.
             notes.append(f"warning: {path}: the profile has no samples")

@@ -19,15 +19,21 @@ they point into the call instruction, which gives the caller's line.
 Identical stacks are summed.  An optional text line ``--- profile`` may
 precede the binary data (that is how ``pprof --raw`` embeds it).
 """
-import numpy as np
+import sys
+from array import array
 
 from pprof_py.errors import ProfileFormatError
 from pprof_py.formats.procmaps import parse_maps
+from pprof_py.lazynp import np
 from pprof_py.model import Profile, Location, ValueType
 
 MAX_DEPTH = 1 << 16
 # Sample counts must fit profile.proto's int64 (a real one is far smaller).
 MAX_COUNT = (1 << 63) - 1
+# Above this many PCs the stacks are merged with numpy (_merge_numpy);
+# below it in plain Python (_merge_lists), which needs no numpy import
+# (60 ms, more than merging takes on a profile of a few thousand stacks).
+NUMPY_MIN_PCS = 200_000
 
 
 def looks_like_cpu_profile(data):
@@ -62,11 +68,12 @@ def parse_cpu_profile(data, path, base_offset=0, adjust=True):
         raise ProfileFormatError(path, "not a CPU profile (header does not start with a zero word)", base_offset)
 
     n_words = len(data) // width
-    dtype = np.dtype(f"{order}u{width}")
-    words = np.frombuffer(data, dtype=dtype, count=n_words).astype(np.uint64)
-    # memoryview indexing is much faster than numpy scalar indexing for the
-    # record walk below.
-    slots = memoryview(words.view(np.uint64).tobytes()).cast("Q")
+    slots = array("Q" if width == 8 else "I")
+    if slots.itemsize != width:                 # (no C type of that size)
+        slots = array("L" if width == 8 else "H")
+    slots.frombytes(data[:n_words * width])
+    if (order == "<") != (sys.byteorder == "little"):
+        slots.byteswap()
 
     def word_offset(i):
         return base_offset + i * width
@@ -113,18 +120,70 @@ def parse_cpu_profile(data, path, base_offset=0, adjust=True):
         record_starts.append(i)
         i += 2 + depth
 
-    starts = np.array(record_starts, dtype=np.int64)
-    counts = words[starts] if len(starts) else np.zeros(0, np.uint64)
-    if len(counts) and counts.max() > MAX_COUNT:
-        r = int(np.argmax(counts > MAX_COUNT))
-        raise ProfileFormatError(path, f"corrupted CPU profile: sample count {int(counts[r])} too large",
+    counts = [slots[r] for r in record_starts]
+    if counts and max(counts) > MAX_COUNT:
+        r = next(k for k, c in enumerate(counts) if c > MAX_COUNT)
+        raise ProfileFormatError(path, f"corrupted CPU profile: sample count {counts[r]} too large",
                                  word_offset(record_starts[r]))
-    depths = (words[starts + 1] if len(starts) else np.zeros(0, np.uint64)).astype(np.int64)
+    depths = [slots[r + 1] for r in record_starts]
     if partial_depth is not None:
         depths[-1] = partial_depth
+    merge = _merge_numpy if sum(depths) >= NUMPY_MIN_PCS else _merge_lists
+    values, new_csr, inverse, addresses = merge(slots, record_starts, depths, counts, adjust)
+
+    maps_text = data[end * width:].decode("utf-8", "surrogateescape") if end is not None else ""
+    return Profile(
+        kind="cpu",
+        sample_types=[ValueType("samples", "count")],
+        values=values,
+        stack_starts=new_csr,
+        stack_locations=inverse,
+        locations=[Location(a) for a in addresses],
+        mappings=parse_maps(maps_text),
+        period=int(period),
+        address_width=16 if width == 8 else 8,
+        truncated=(truncated, True) if truncated is not None else None,
+    )
+
+
+# Both merges sum identical stacks (keeping the first one's place), turn
+# return addresses into call sites (pc - 1 except at the leaf) when
+# `adjust`, and number the distinct addresses in ascending order.  They
+# return (values, stack starts, location index of each pc, addresses).
+
+def _merge_lists(slots, record_starts, depths, counts, adjust):
+    row_of = {}
+    values = []
+    stacks = []
+    for r, depth, count in zip(record_starts, depths, counts):
+        key = slots[r + 2:r + 2 + depth].tobytes()
+        row = row_of.get(key)
+        if row is None:
+            row_of[key] = len(values)
+            values.append([float(count)])
+            pcs = slots[r + 2:r + 2 + depth].tolist()
+            if adjust:       # (modulo 2**64, as in numpy's uint64: a pc 0 is damage)
+                pcs[1:] = [(pc - 1) & 0xffffffffffffffff for pc in pcs[1:]]
+            stacks.append(pcs)
+        else:
+            values[row][0] += count
+    addresses = sorted({pc for pcs in stacks for pc in pcs})
+    index = {a: i for i, a in enumerate(addresses)}
+    starts = [0]
+    inverse = []
+    for pcs in stacks:
+        inverse.extend([index[pc] for pc in pcs])
+        starts.append(len(inverse))
+    return values, starts, inverse, addresses
+
+
+def _merge_numpy(slots, record_starts, depths, counts, adjust):
+    words = np.frombuffer(slots, dtype=f"u{slots.itemsize}").astype(np.uint64)
+    starts = np.array(record_starts, dtype=np.int64)
+    counts = np.array(counts, dtype=np.float64)
+    depths = np.array(depths, dtype=np.int64)
     # Flat index of every pc slot: for record r, starts[r]+2 .. +depth.
     total = int(depths.sum())
-    rec_of_slot = np.repeat(np.arange(len(starts)), depths)
     first_slot = np.repeat(starts + 2, depths)
     csr = np.zeros(len(starts) + 1, dtype=np.int64)
     np.cumsum(depths, out=csr[1:])
@@ -132,7 +191,6 @@ def parse_cpu_profile(data, path, base_offset=0, adjust=True):
     pcs = words[first_slot + pos_in_stack]
     if adjust:
         pcs = pcs - (pos_in_stack > 0).astype(np.uint64)   # return address -> call site
-    del rec_of_slot
 
     # Merge identical stacks, keeping first-seen order.
     pcs_bytes = pcs.tobytes()
@@ -149,25 +207,11 @@ def parse_cpu_profile(data, path, base_offset=0, adjust=True):
         rows[r] = row
     keep = np.array(keep, dtype=np.int64)
     values = np.zeros((len(keep), 1), dtype=np.float64)
-    np.add.at(values[:, 0], rows, counts.astype(np.float64))
+    np.add.at(values[:, 0], rows, counts)
     kept_depths = depths[keep] if len(keep) else np.zeros(0, np.int64)
     new_csr = np.zeros(len(keep) + 1, dtype=np.int64)
     np.cumsum(kept_depths, out=new_csr[1:])
     gather = (np.repeat(csr[keep] if len(keep) else np.zeros(0, np.int64), kept_depths)
               + np.arange(int(new_csr[-1]), dtype=np.int64) - np.repeat(new_csr[:-1], kept_depths))
-    kept_pcs = pcs[gather]
-    addresses, inverse = np.unique(kept_pcs, return_inverse=True)
-
-    maps_text = data[end * width:].decode("utf-8", "surrogateescape") if end is not None else ""
-    return Profile(
-        kind="cpu",
-        sample_types=[ValueType("samples", "count")],
-        values=values,
-        stack_starts=new_csr,
-        stack_locations=inverse.astype(np.int64).reshape(-1),
-        locations=[Location(int(a)) for a in addresses.tolist()],
-        mappings=parse_maps(maps_text),
-        period=int(period),
-        address_width=16 if width == 8 else 8,
-        truncated=(truncated, True) if truncated is not None else None,
-    )
+    addresses, inverse = np.unique(pcs[gather], return_inverse=True)
+    return values, new_csr, inverse.astype(np.int64).reshape(-1), addresses.tolist()

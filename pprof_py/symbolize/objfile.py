@@ -20,13 +20,13 @@ import bisect
 import os
 import struct
 
-import numpy as np
 from elftools.common.exceptions import ELFError
-from elftools.elf.elffile import ELFFile
 
 from pprof_py.errors import SymbolizationError
 from pprof_py.files import open_regular
+from pprof_py.lazynp import np
 from pprof_py.symbolize.demangle import demangle
+from pprof_py.symbolize.elfheaders import ElfHeaders
 
 SHN_UNDEF = 0
 SHN_ABS = 0xfff1
@@ -40,10 +40,9 @@ SHF_EXECINSTR = 0x4
 # table: pprof then names the frame by its absolute address ("0x...").
 NOT_IN_TABLE = ""
 
-SYM64 = np.dtype([("name", "u4"), ("info", "u1"), ("other", "u1"), ("shndx", "u2"),
-                  ("value", "u8"), ("size", "u8")])
-SYM32 = np.dtype([("name", "u4"), ("value", "u4"), ("size", "u4"), ("info", "u1"),
-                  ("other", "u1"), ("shndx", "u2")])
+# ELF symbol table entries (Elf64_Sym, Elf32_Sym) as numpy dtypes.
+SYM64 = [("name", "u4"), ("info", "u1"), ("other", "u1"), ("shndx", "u2"), ("value", "u8"), ("size", "u8")]
+SYM32 = [("name", "u4"), ("value", "u4"), ("size", "u4"), ("info", "u1"), ("other", "u1"), ("shndx", "u2")]
 
 
 class _NmTable:
@@ -73,6 +72,31 @@ class _NmTable:
         return 3
 
 
+class _DemangledNames:
+    """The names of the nm table, each demangled when first read: a cold
+    run reads a few hundred of them, and demangling all (28,000 in gcc's
+    cc1) took a third of its time.  `entries` holds names and entries to
+    make them from with `make`."""
+
+    def __init__(self, entries, make):
+        self._entries = entries
+        self._make = make
+
+    def __len__(self):
+        return len(self._entries)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        name = self._entries[i]
+        if not isinstance(name, str):
+            name = self._entries[i] = self._make(name)
+        return name
+
+    def __iter__(self):
+        return (self[i] for i in range(len(self._entries)))
+
+
 class ObjectFile:
     def __init__(self, path):
         self.path = path
@@ -82,8 +106,10 @@ class ObjectFile:
         except OSError as exc:
             raise SymbolizationError(f"{path}: cannot open: {exc.strerror or exc}") from None
         try:
-            self.elf = ELFFile(self._file)
-            self._sections = list(self.elf.iter_sections())
+            # The headers are read with struct (elfheaders.py); pyelftools'
+            # ELFFile is made on first use of `elf` (DWARF, versions, PLT).
+            self.headers = ElfHeaders(self._file)
+            self._sections = self.headers.sections
             self._check_sections(path)
         except OSError as exc:          # e.g. /proc/self/mem: EIO
             self._file.close()
@@ -91,7 +117,8 @@ class ObjectFile:
         except (ELFError, struct.error, ValueError) as exc:
             self._file.close()
             raise SymbolizationError(f"{path}: not an ELF file or damaged ({exc})") from None
-        self.is64 = self.elf.elfclass == 64
+        self._elf = None
+        self.is64 = self.headers.elfclass == 64
         self.hex_width = 16 if self.is64 else 8
         self._nm = None
         self._funcsyms = None
@@ -100,6 +127,15 @@ class ObjectFile:
 
     def close(self):
         self._file.close()
+
+    @property
+    def elf(self):
+        """pyelftools' ELFFile of this file, made (and pyelftools imported)
+        on first use: a warm run never needs it."""
+        if self._elf is None:
+            from elftools.elf.elffile import ELFFile
+            self._elf = ELFFile(self._file)
+        return self._elf
 
     def _check_sections(self, path):
         """Every section with contents lies inside the file, so that no
@@ -114,30 +150,27 @@ class ObjectFile:
                 raise SymbolizationError(
                     f"{path}: damaged ELF file: section {sec.name or '#?'} (offset {sec['sh_offset']}, "
                     f"size {sec['sh_size']}) extends past the end of the file ({size} bytes)")
-        entsize = self.elf["e_shentsize"]
-        if self.elf["e_shnum"] and self.elf["e_shoff"] + self.elf["e_shnum"] * entsize > size:
+        entsize = self.headers.e_shentsize
+        if self.headers.e_shnum and self.headers.e_shoff + self.headers.e_shnum * entsize > size:
             self._file.close()
             raise SymbolizationError(f"{path}: damaged ELF file: section table past the end of the file")
 
     # ---- identity -------------------------------------------------------
     @property
     def build_id(self):
-        for sec in self._sections:
-            if sec["sh_type"] == "SHT_NOTE":
-                for note in sec.iter_notes():
-                    if note["n_type"] == "NT_GNU_BUILD_ID":
-                        return note["n_desc"]
-        return ""
+        if not hasattr(self, "_build_id"):
+            self._build_id = self.headers.build_id()
+        return self._build_id
 
     def debuglink(self):
-        sec = self.elf.get_section_by_name(".gnu_debuglink")
+        sec = self.headers.section_by_name(".gnu_debuglink")
         if sec is None:
             return None
         data = sec.data()
         return data.split(b"\0", 1)[0].decode("utf-8", "replace")
 
     def has_dwarf(self):
-        return self.elf.get_section_by_name(".debug_info") is not None
+        return self.headers.section_by_name(".debug_info") is not None
 
     def separate_debug_path(self):
         """Where addr2line (BFD) finds this file's separate debug info: by
@@ -178,25 +211,25 @@ class ObjectFile:
     def text_vma_minus_offset(self):
         """pprof adjusts a mapping's offset by .text's (vma - file offset),
         as read from `objdump -h`."""
-        sec = self.elf.get_section_by_name(".text")
+        sec = self.headers.section_by_name(".text")
         if sec is None:
             return 0
         return sec["sh_addr"] - sec["sh_offset"]
 
     def load_bias_candidates(self):
-        return [seg for seg in self.elf.iter_segments() if seg["p_type"] == "PT_LOAD"]
+        return [seg for seg in self.headers.segments if seg["p_type"] == "PT_LOAD"]
 
     # ---- raw symbol tables ----------------------------------------------
     def _raw_symbols(self, section_name):
         """(array of symbols, string table bytes, section) or None."""
         if section_name in self._symtab_cache:
             return self._symtab_cache[section_name]
-        sec = self.elf.get_section_by_name(section_name)
+        sec = self.headers.section_by_name(section_name)
         result = None
         if sec is not None and sec["sh_size"] > 0 and sec["sh_type"] in ("SHT_SYMTAB", "SHT_DYNSYM"):
             strtab = self._sections[sec["sh_link"]]
-            dtype = SYM64 if self.is64 else SYM32
-            if not self.elf.little_endian:
+            dtype = np.dtype(SYM64 if self.is64 else SYM32)
+            if not self.headers.little_endian:
                 dtype = dtype.newbyteorder(">")
             data = sec.data()
             syms = np.frombuffer(data, dtype=dtype, count=len(data) // dtype.itemsize)
@@ -219,24 +252,72 @@ class ObjectFile:
         symbol can carry a needed version: a copy-relocated libc variable
         such as stdout in a PIE (`stdout@GLIBC_2.2.5`); BFD always prints
         those with a single "@"."""
-        versym = self.elf.get_section_by_name(".gnu.version")
-        verdef = self.elf.get_section_by_name(".gnu.version_d")
-        verneed = self.elf.get_section_by_name(".gnu.version_r")
+        versym = self.headers.section_by_name(".gnu.version")
+        verdef = self.headers.section_by_name(".gnu.version_d")
+        verneed = self.headers.section_by_name(".gnu.version_r")
         if versym is None or (verdef is None and verneed is None):
             return None
+        order = "<" if self.headers.little_endian else ">"
         names = {}
-        if verdef is not None:
-            for vd, aux_iter in verdef.iter_versions():
-                aux = next(iter(aux_iter), None)
-                if aux is not None:
-                    names[vd["vd_ndx"]] = (aux.name, False)
+        # Elf_Verdef: vd_version, vd_flags, vd_ndx, vd_cnt (u16), vd_hash,
+        # vd_aux, vd_next (u32); its first Elf_Verdaux (vda_name, vda_next)
+        # names the version.  sh_info entries, chained by vd_next.
+        for ndx, _count, name in self._version_chain(verdef, order + "HHHHIII", (2, 3, 5, 6), order + "II", 0):
+            if name is not None:
+                names[ndx] = (name, False)
+        # Elf_Verneed: vn_version, vn_cnt (u16), vn_file, vn_aux, vn_next
+        # (u32); each of its vn_cnt Elf_Vernaux (vna_hash u32, vna_flags,
+        # vna_other u16, vna_name, vna_next u32) names a needed version.
         if verneed is not None:
-            for _, aux_iter in verneed.iter_versions():
-                for aux in aux_iter:
-                    names.setdefault(aux["vna_other"], (aux.name, True))
-        order = "<" if self.elf.little_endian else ">"
+            for other, name in self._needed_versions(verneed, order):
+                names.setdefault(other, (name, True))
         raw = np.frombuffer(versym.data(), dtype=f"{order}u2", count=dynsym_count)
         return raw, names
+
+    def _version_strings(self, sec):
+        link = sec["sh_link"]
+        return self._sections[link].data() if 0 < link < len(self._sections) else b""
+
+    def _version_chain(self, sec, fmt, fields, aux_fmt, name_field):
+        """(vd_ndx, vd_cnt, name of the first aux entry) of each Elf_Verdef."""
+        if sec is None:
+            return
+        data, strings = sec.data(), self._version_strings(sec)
+        ndx_at, cnt_at, aux_at, next_at = fields
+        pos = 0
+        for _ in range(min(sec["sh_info"], len(data))):
+            if pos + struct.calcsize(fmt) > len(data):
+                break
+            entry = struct.unpack_from(fmt, data, pos)
+            aux = pos + entry[aux_at]
+            name = None
+            if entry[cnt_at] and aux + struct.calcsize(aux_fmt) <= len(data):
+                name = self._name(strings, struct.unpack_from(aux_fmt, data, aux)[name_field])
+            yield entry[ndx_at], entry[cnt_at], name
+            if not entry[next_at]:
+                break
+            pos += entry[next_at]
+
+    def _needed_versions(self, sec, order):
+        """(vna_other, name) of every Elf_Vernaux of .gnu.version_r."""
+        data, strings = sec.data(), self._version_strings(sec)
+        pos = 0
+        for _ in range(min(sec["sh_info"], len(data))):
+            if pos + 16 > len(data):
+                break
+            _version, count, _file, aux_off, next_off = struct.unpack_from(order + "HHIII", data, pos)
+            aux = pos + aux_off
+            for _ in range(min(count, len(data))):
+                if aux + 16 > len(data):
+                    break
+                _hash, _flags, other, name, aux_next = struct.unpack_from(order + "IHHII", data, aux)
+                yield other, self._name(strings, name)
+                if not aux_next:
+                    break
+                aux += aux_next
+            if not next_off:
+                break
+            pos += next_off
 
     # ---- nm view --------------------------------------------------------
     def nm_table(self):
@@ -388,18 +469,20 @@ class ObjectFile:
                 self._has_fini = True
             last = v
             starts.append(v)
-            full.append(demangled(k) + "<" + (fmt % v) + ">")
+            full.append((k, "<" + (fmt % v) + ">"))     # "name<start>", demangled when read
         ends = starts[1:] + [starts[-1]]
         # pprof keeps the routines in a hash keyed by name: of two routines
         # with one (untagged) name only the last range survives, and the
         # addresses of the lost one fall to the next routine of the table.
-        last_of = {name: j for j, name in enumerate(full)}
-        if len(last_of) != len(full):
-            keep_rows = [j for j, name in enumerate(full) if last_of[name] == j]
+        # (Tagged names are unique: each start is tagged once.)
+        last_of = {name: j for j, name in enumerate(full) if isinstance(name, str)}
+        if any(isinstance(name, str) and last_of[name] != j for j, name in enumerate(full)):
+            keep_rows = [j for j, name in enumerate(full) if not isinstance(name, str) or last_of[name] == j]
             starts = [starts[j] for j in keep_rows]
             ends = [ends[j] for j in keep_rows]
             full = [full[j] for j in keep_rows]
-        return (np.array(starts, dtype=np.uint64), np.array(ends, dtype=np.uint64), full)
+        return (np.array(starts, dtype=np.uint64), np.array(ends, dtype=np.uint64),
+                _DemangledNames(full, lambda entry: demangled(entry[0]) + entry[1]))
 
     def names_only_exported(self):
         """True for a stripped object: nm's names come from .dynsym alone,

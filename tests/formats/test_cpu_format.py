@@ -146,3 +146,68 @@ def test_random_bytes_never_crash(tmp_path_factory, blob):
         read_profile(path)
     except ProfileFormatError:
         pass
+
+
+def _parsed_both_ways(blob, monkeypatch, adjust=True):
+    """The profile as _merge_lists and as _merge_numpy make it."""
+    from pprof_py.formats import cpu_binary
+    out = []
+    for threshold in (1 << 62, 0):
+        monkeypatch.setattr(cpu_binary, "NUMPY_MIN_PCS", threshold)
+        try:
+            profile = parse_cpu_profile(blob, "p", adjust=adjust)
+        except ProfileFormatError as exc:
+            out.append(str(exc))
+            continue
+        out.append((profile.values.tolist(), profile.stack_starts.tolist(), profile.stack_locations.tolist(),
+                    [loc.address for loc in profile.locations], profile.truncated))
+    return out
+
+
+@pytest.mark.parametrize("width,order", [(8, "<"), (8, ">"), (4, "<"), (4, ">")])
+@pytest.mark.parametrize("adjust", [True, False])
+def test_list_and_numpy_merges_agree(width, order, adjust, monkeypatch):
+    """Small profiles are merged without numpy, big ones with it: both give
+    the same profile, field by field."""
+    records, maps = (RECORDS, MAPS) if width == 8 else (RECORDS32, MAPS32)
+    records = records + [(1, [0x401010]), (4, [0x401300, 0x401300, 0x401010])]
+    blob = cpu_profile(records, width=width, order=order, maps=maps)
+    small, big = _parsed_both_ways(blob, monkeypatch, adjust)
+    assert small == big
+    assert len(small[0]) == 4       # the two equal stacks summed
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.data())
+def test_list_and_numpy_merges_agree_on_damaged_files(monkeypatch, data):
+    blob = bytearray(VALID)
+    blob = blob[:data.draw(st.integers(0, len(blob)))]
+    for _ in range(data.draw(st.integers(0, 3))):
+        if blob:
+            blob[data.draw(st.integers(0, len(blob) - 1))] = data.draw(st.integers(0, 255))
+    small, big = _parsed_both_ways(bytes(blob), monkeypatch)
+    assert small == big
+
+
+def test_small_profile_is_read_without_numpy(tmp_path):
+    """A --text run with a warm symbol cache on an ordinary profile imports
+    neither numpy nor pyelftools' ELF/DWARF readers nor urllib (their
+    imports were most of such a run's time)."""
+    import subprocess
+    import sys
+    from helpers import PROFILES, ROOT, localize
+    localize()
+    probe = ("import atexit, runpy, sys\n"
+             "atexit.register(lambda: sys.stderr.write('LOADED %s\\n' % sorted(\n"
+             "    m for m in ('numpy', 'elftools.elf.elffile', 'elftools.dwarf.dwarfinfo', 'urllib.request')\n"
+             "    if m in sys.modules)))\n"
+             "sys.argv = ['pprof'] + sys.argv[1:]\n"
+             "runpy.run_module('pprof_py', run_name='__main__')\n")
+    args = ["fixtures/bin/cxx", f"{PROFILES}/cxx.cpu.prof"]
+    env = dict(os.environ, PYTHONPATH=ROOT, XDG_CACHE_HOME=str(tmp_path))
+    runs = [subprocess.run([sys.executable, "-c", probe, "--text"] + args, cwd=ROOT, env=env,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120)
+            for _ in ("cold", "warm")]
+    assert all(r.returncode == 0 for r in runs), runs[-1].stderr
+    assert runs[0].stdout == runs[1].stdout and b"Total:" in runs[1].stdout
+    assert b"LOADED []" in runs[1].stderr, runs[1].stderr

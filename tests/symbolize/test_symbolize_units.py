@@ -132,3 +132,73 @@ def test_has_fini_without_the_nm_table(path):
     built = ObjectFile(path)
     list(built.nm_table())
     assert answer == built.has_fini
+
+
+def _dwarf_files():
+    """Fixture binaries and a few of this machine's debug files with DWARF."""
+    paths = sorted(glob.glob(os.path.join(ROOT, "fixtures/bin/*")))
+    paths += sorted(glob.glob("/usr/lib/debug/.build-id/*/*.debug"))[:20]
+    return paths
+
+
+def test_header_readers_agree_with_pyelftools():
+    """elfheaders.py (sections, segments, build-id) and dwarf.py's
+    read_aranges / unit_offsets read what pyelftools reads."""
+    from elftools.elf.elffile import ELFFile
+    from pprof_py.symbolize.dwarf import read_aranges, unit_offsets
+    from pprof_py.symbolize.elfheaders import ElfHeaders
+    checked = 0
+    for path in _dwarf_files():
+        with open(path, "rb") as f:
+            elf = ELFFile(f)
+            headers = ElfHeaders(f)
+            theirs = [(s.name, s["sh_type"], s["sh_addr"], s["sh_offset"], s["sh_size"], s["sh_flags"])
+                      for s in elf.iter_sections()]
+            mine = [(s.name, s["sh_type"], s["sh_addr"], s["sh_offset"], s["sh_size"], s["sh_flags"])
+                    for s in headers.sections]
+            assert mine == theirs, path
+            assert [dict(seg.header) for seg in elf.iter_segments() if seg["p_type"] == "PT_LOAD"] == \
+                [seg for seg in headers.segments if seg["p_type"] == "PT_LOAD"], path
+            assert headers.e_type == elf["e_type"] and headers.elfclass == elf.elfclass
+            notes = [n["n_desc"] for s in elf.iter_sections() if s["sh_type"] == "SHT_NOTE"
+                     for n in s.iter_notes() if n["n_type"] == "NT_GNU_BUILD_ID"]
+            assert headers.build_id() == (notes[0] if notes else ""), path
+            if not elf.has_dwarf_info() or elf.get_section_by_name(".debug_info") is None:
+                continue
+            dwarf = elf.get_dwarf_info(relocate_dwarf_sections=False)
+            little = dwarf.config.little_endian
+            assert unit_offsets(dwarf.debug_info_sec.stream.getvalue(), little) == \
+                [cu.cu_offset for cu in dwarf.iter_CUs()], path
+            aranges = dwarf.get_aranges()
+            expected = sorted((e.begin_addr, e.length, e.info_offset) for e in aranges.entries) if aranges else []
+            data = dwarf.debug_aranges_sec.stream.getvalue() if dwarf.debug_aranges_sec else b""
+            assert sorted(read_aranges(data, little)) == expected, path
+            checked += 1
+    assert checked >= 3
+
+
+def test_symbol_versions_agree_with_pyelftools():
+    """ObjectFile._versions reads .gnu.version_d / _r itself: the same
+    version names pyelftools' iterators give."""
+    paths = sorted(glob.glob(os.path.join(ROOT, "fixtures/bin/*"))) + \
+        [p for p in ("/usr/bin/xz", "/usr/bin/git", "/usr/lib/x86_64-linux-gnu/libc.so.6") if os.path.exists(p)]
+    compared = 0
+    for path in paths:
+        obj = ObjectFile(path)
+        verdef = obj.elf.get_section_by_name(".gnu.version_d")
+        verneed = obj.elf.get_section_by_name(".gnu.version_r")
+        names = {}
+        for vd, aux_iter in (verdef.iter_versions() if verdef is not None else ()):
+            aux = next(iter(aux_iter), None)
+            if aux is not None:
+                names[vd["vd_ndx"]] = (aux.name, False)
+        for _, aux_iter in (verneed.iter_versions() if verneed is not None else ()):
+            for aux in aux_iter:
+                names.setdefault(aux["vna_other"], (aux.name, True))
+        mine = obj._versions(1)
+        if mine is None:
+            assert not names, path
+        else:
+            assert mine[1] == names, path
+            compared += 1
+    assert compared >= 2
