@@ -310,11 +310,14 @@ def main(argv=None):
         print("-" * len(header))
         ratios = {}                       # program -> {allocator: (cpu ratio, rss ratio)}
         idle_rss = {}
-        make_real_inputs(tmp)
+        real_inputs_made = False
         for name, label, (binary, *rest) in PROGRAMS:
             if only and name not in only:
                 continue
             if binary == "real":
+                if not real_inputs_made:       # only when a real program runs
+                    make_real_inputs(tmp)
+                    real_inputs_made = True
                 tool = sys.executable if rest[0] == "python3" else shutil.which(rest[0])
                 if tool is None:
                     print(f"{label:<42}  not installed, skipped")

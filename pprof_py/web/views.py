@@ -232,7 +232,7 @@ def graph(state):
                 return None, {}
             raise
         svg = run_dot(dot_text(prepared, "svg"), "svg", "svg").decode("utf-8", "surrogateescape")
-        nearest = nearest_exported_names(prepared)
+        nearest = _nearest_names(state, options)
         names = {"N%d" % n: {"name": key, "re": node_regex(key, options.granularity)}
                  for key, n in number.items()}
         marked = {title for title, node in names.items() if is_nearest_exported(node["name"], nearest)}
@@ -244,6 +244,13 @@ def graph(state):
     return _page(state, "graph.html", title="Graph", svg=svg, nodes_json=_json(names),
                  total=values.label(prepared.total), any_nearest='class="node nearest"' in (svg or ""),
                  notice=None if svg else "No nodes to show: the filters leave nothing.")
+
+
+def _nearest_names(state, options):
+    """The report's names that are only the nearest exported symbol
+    (render/json.py), found once per report: every view asks, and finding
+    them reads the stripped objects' symbol tables."""
+    return state.ui.cached_view(options, "nearest", nearest_exported_names)
 
 
 def _mark_nearest_nodes(svg, titles):
@@ -288,7 +295,7 @@ def top(state):
     prepared = state.ui.prepared(options)
     values = Values(prepared)
     total = sum(prepared.flat.values())
-    nearest = nearest_exported_names(prepared)
+    nearest = _nearest_names(state, options)
     rows = []
     for name, f, c, running in text_rows(prepared):
         rows.append({"name": name, "re": node_regex(name, options.granularity),
@@ -315,7 +322,7 @@ def flamegraph(state):
         diff = is_differential(prepared)
         # The colours are the --flame SVG's (render/flame.py).
         max_delta = max((abs(f.delta) for f in frames if diff and f.depth > 0), default=0)
-        nearest = nearest_exported_names(prepared)
+        nearest = _nearest_names(state, options)
         data = []
         skip_below = None       # the depth of a frame left out: its descendants go too
         for fr in frames:
@@ -376,7 +383,7 @@ def peek(state):
                 seen.add((key, "out", keys[j - 1]))
                 callees[key][keys[j - 1]] = callees[key].get(keys[j - 1], 0) + value
 
-    nearest = nearest_exported_names(prepared)
+    nearest = _nearest_names(state, options)
 
     def edge_rows(edges, node_cum):
         return [{"name": k, "re": node_regex(k, options.granularity), "value": v,
