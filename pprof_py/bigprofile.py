@@ -49,62 +49,86 @@ def applies(inputs, options, profile):
 def totals(inputs, options, column, notes):
     """(total, flat, cum) of the report, or None when the values are not
     whole numbers below 2^53 (then the general path computes them).
-    Appends pprof's frame-removal notes to `notes` like the general path."""
+    Appends pprof's frame-removal notes to `notes` like the general path.
+
+    Memory matters as much as time here (a big profile's frames fill
+    arrays of millions): indices are int32 where they fit, temporaries are
+    dropped as soon as used, and a step that changes nothing (no frame
+    removed) makes no copy."""
     profile = inputs.profiles[0]
     values = profile.values[:, column]
     if len(values) and (not np.all(np.floor(values) == values) or float(np.abs(values).sum()) >= _EXACT_SUM):
         return None
-    starts = profile.stack_starts
-    lengths = starts[1:] - starts[:-1]
-    stack_first = starts[:-1]
     locations = profile.stack_locations
+    if len(locations) >= 2 ** 31 or len(inputs.addresses[0]) >= 2 ** 31:
+        return None
     try:
         location_addresses = np.array(inputs.addresses[0], dtype=np.uint64)
     except OverflowError:           # an address outside 0..2^64-1 (damaged input)
         return None
-    frame_addresses = location_addresses[locations]
+    starts = profile.stack_starts
+    lengths = starts[1:] - starts[:-1]
+    stack_first = starts[:-1]
     total = float(values.sum())
 
-    second = _second_frame_positions(frame_addresses, stack_first, lengths, inputs, options, notes)
-    # Frames kept: each stack's first, and those from its second-frame position on ...
-    stack_of_frame = np.repeat(np.arange(len(lengths), dtype=np.int64), lengths)
-    within = np.arange(len(locations), dtype=np.int64) - np.repeat(stack_first, lengths)
-    keep = (within == 0) | (within >= second[stack_of_frame])
-    # ... but not those of functions pprof skips.
+    # Frames kept: each stack's first, and those from its second-frame
+    # position on, but not those of functions pprof skips.
+    second = _second_frame_positions(location_addresses, locations, stack_first, lengths, inputs, options, notes)
+    keep = None
+    if len(second) and int(second.max()) > 1:
+        within = np.arange(len(locations), dtype=np.int32)
+        within -= np.repeat(stack_first.astype(np.int32), lengths)
+        keep = within == 0
+        keep |= within >= np.repeat(second.astype(np.int32), lengths)
+        del within
     dropped = filters.dropped_addresses(inputs.symbols, inputs.kind, options.no_auto_signal_frames)
     if dropped:
-        keep &= ~np.isin(frame_addresses, np.array(sorted(dropped), dtype=np.uint64))
-    kept_locations = locations[keep]
-    kept_stacks = stack_of_frame[keep]
+        dropped_location = np.isin(location_addresses, np.array(sorted(dropped), dtype=np.uint64))
+        if dropped_location.any():
+            kept = ~dropped_location[locations]
+            keep = kept if keep is None else keep & kept
+    stack_of_frame = np.repeat(np.arange(len(lengths), dtype=np.int32), lengths)
+    if keep is not None:
+        locations, stack_of_frame = locations[keep], stack_of_frame[keep]
+        del keep
 
-    names, location_key_starts, location_key_ids = _location_keys(inputs, options)
-    counts = (location_key_starts[1:] - location_key_starts[:-1])[kept_locations]
-    first_key = location_key_starts[:-1][kept_locations]
-    if len(counts) and int(counts.min()) == int(counts.max()) == 1:       # no inlined frames
-        key_of = location_key_ids[first_key]
-        stack_of = kept_stacks
+    # Every kept frame's keys, in order (a location has one key per frame
+    # of its symbol: more than one where code was inlined).
+    names, key_starts, key_ids = _location_keys(inputs, options)
+    first_key = key_starts[:-1][locations]
+    counts = (key_starts[1:] - key_starts[:-1]).astype(np.int32)[locations]
+    if not len(counts) or int(counts.min()) == int(counts.max()) == 1:      # no inlined frames
+        key_of, stack_of = key_ids[first_key], stack_of_frame
     else:
-        n = int(counts.sum())
-        offset = np.arange(n, dtype=np.int64) - np.repeat(np.cumsum(counts) - counts, counts)
-        key_of = location_key_ids[np.repeat(first_key, counts) + offset]
-        stack_of = np.repeat(kept_stacks, counts)
+        # key index of each expanded key: its frame's first plus its rank
+        first_key -= np.cumsum(counts, dtype=np.int64) - counts
+        index = np.repeat(first_key, counts)
+        del first_key
+        index += np.arange(len(index), dtype=np.int64)
+        key_of = key_ids[index]
+        del index
+        stack_of = np.repeat(stack_of_frame, counts)
+    del counts, stack_of_frame, locations
     if "" in names:
         nonempty = key_of != names.index("")
         key_of, stack_of = key_of[nonempty], stack_of[nonempty]
     return total, *_flat_and_cumulative(names, key_of, stack_of, values)
 
 
-def _second_frame_positions(frame_addresses, stack_first, lengths, inputs, options, notes):
+def _second_frame_positions(location_addresses, locations, stack_first, lengths, inputs, options, notes):
     """Per stack, the position (within it) of its "second frame" after
     pprof removed the frames common to all stacks (1: none removed)."""
     second = np.ones(len(lengths), dtype=np.int64)
     if inputs.kind != "cpu" or not len(lengths):
         return second
-    leaf = frame_addresses[stack_first]
+
+    def address_at(positions):
+        return location_addresses[locations[positions]]
+    leaf = address_at(stack_first)
     while True:
         if np.any(lengths - second < 1):      # a stack with no frame there
             break
-        at = frame_addresses[stack_first + second]
+        at = address_at(stack_first + second)
         address = int(at[0])
         if not address or np.any(at != at[0]):   # pprof treats address 0 as "not the same" too
             break
@@ -114,7 +138,7 @@ def _second_frame_positions(frame_addresses, stack_first, lengths, inputs, optio
         longer = lengths - second > 1
         below_leaf = np.zeros(len(lengths), dtype=bool)
         idx = np.flatnonzero(longer)
-        below_leaf[idx] = (leaf[idx] != 0) & (frame_addresses[stack_first[idx] + second[idx]] == leaf[idx] - 1)
+        below_leaf[idx] = (leaf[idx] != 0) & (address_at(stack_first[idx] + second[idx]) == leaf[idx] - 1)
         second += below_leaf
     return second
 
@@ -148,18 +172,30 @@ def _location_keys(inputs, options):
         ids.extend(made)
         starts.append(len(ids))
     names = list(key_id)            # (ids were given in insertion order)
-    return names, np.array(starts, dtype=np.int64), np.array(ids, dtype=np.int64)
+    return names, np.array(starts, dtype=np.int64), np.array(ids, dtype=np.int32)
 
 
 def _flat_and_cumulative(names, key_of, stack_of, values):
     """{key: flat}, {key: cum} with keys in order of first appearance."""
     nkeys = max(len(names), 1)
-    pairs = np.sort(stack_of * nkeys + key_of)
+    # Cumulative: each (stack, key) pair once (sorted, then deduplicated).
+    pairs = stack_of.astype(np.int64)
+    pairs *= nkeys
+    pairs += key_of
+    pairs.sort()
     if len(pairs) > 1:
-        pairs = pairs[np.concatenate(([True], pairs[1:] != pairs[:-1]))]
-    cum_values = np.bincount(pairs % nkeys, weights=values[pairs // nkeys], minlength=nkeys)
+        distinct = np.empty(len(pairs), dtype=bool)
+        distinct[0] = True
+        np.not_equal(pairs[1:], pairs[:-1], out=distinct[1:])
+        pairs = pairs[distinct]
+        del distinct
+    pair_keys = pairs % nkeys
+    pairs //= nkeys                         # now the stack of each pair
+    cum_values = np.bincount(pair_keys, weights=values[pairs], minlength=nkeys)
+    del pairs, pair_keys
     first_seen = np.full(nkeys, len(key_of), dtype=np.int64)
     np.minimum.at(first_seen, key_of, np.arange(len(key_of), dtype=np.int64))
+    # Flat: the first key of every stack that has one.
     if len(stack_of):
         leaves = np.flatnonzero(np.concatenate(([True], stack_of[1:] != stack_of[:-1])))
     else:

@@ -36,7 +36,7 @@ from pprof_py.errors import SymbolizationError
 from pprof_py.formats.procmaps import SHARED_LIBRARY
 from pprof_py.model import NO_LINE, Frame
 from pprof_py.symbolize import cache as symcache
-from pprof_py.symbolize import coldjobs
+from pprof_py.symbolize import coldjobs, namecache
 from pprof_py.symbolize.objfile import NOT_IN_TABLE, SHF_EXECINSTR, ObjectFile
 
 # Frame((a, b, c)) without NamedTuple's Python-level __new__ (a third of
@@ -218,6 +218,13 @@ class Symbolizer:
         obj = self._open(image)
         if obj is None:
             return
+        if answered is None and self.use_cache:
+            # The last big query of this object, if it asked about these
+            # very addresses (namecache.py): its finished frames.
+            named = namecache.load(obj, [pc - bias for pc in pcs], self.strip_templates, _make_frame, self.warn)
+            if named is not None:
+                symbols.update(zip(pcs, named))
+                return
         if answered is not None:
             for message in answered[2]:
                 self.warn(message)
@@ -240,7 +247,10 @@ class Symbolizer:
             # profile has 700,000 addresses and 110,000 distinct pairs.
             made = {key: self._triples(frames, key[1], False)
                     for key, frames in dict(zip(keys, answers)).items()}
-            symbols.update(zip(pcs, map(made.__getitem__, keys)))
+            named = list(map(made.__getitem__, keys))
+            symbols.update(zip(pcs, named))
+            if self.use_cache and not getattr(obj, "dwarf_damage", None):
+                namecache.store(obj, rels, self.strip_templates, named)
             return
         memo = {}
         for rel, frames, nm_full in zip(rels, answers, nm_names):
