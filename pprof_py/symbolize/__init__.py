@@ -26,9 +26,11 @@ that contain sampled addresses; results per object are cached on disk
 """
 import bisect
 import functools
+import operator
 import os
 import re
 import struct
+from itertools import islice
 
 from elftools.common.exceptions import DWARFError, ELFError
 
@@ -176,7 +178,9 @@ class Symbolizer:
         symbols = Symbols()
         if not addresses:
             return symbols
-        pending = sorted(set(addresses))
+        pending = list(addresses)
+        if not all(map(operator.lt, pending, islice(pending, 1, None))):
+            pending = sorted(set(pending))
         libs = self._library_ranges(mappings, max_pc)
         jobs = []           # (object file to read, bias, its addresses, the program's path or None)
         # Highest start first; Python's sort is stable like Perl's mergesort.
