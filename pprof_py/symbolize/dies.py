@@ -44,14 +44,21 @@ def _names(enum):
 _TAGS = _FORMS = _ATTRS = None
 
 
-def parse_abbrev_table(data, offset):
-    """One .debug_abbrev table (DWARF 5, section 7.5.3): {code: (tag,
-    has_children, [(attribute, form, implicit constant)])}.  pyelftools
-    builds these with construct, which is slow on large programs."""
+def enum_names():
+    """({tag code: name}, {form code: name}, {attribute code: name}), the
+    names pyelftools gives (and this module compares against)."""
     global _TAGS, _FORMS, _ATTRS
     if _TAGS is None:
         from elftools.dwarf.enums import ENUM_DW_AT, ENUM_DW_FORM, ENUM_DW_TAG
         _TAGS, _FORMS, _ATTRS = _names(ENUM_DW_TAG), _names(ENUM_DW_FORM), _names(ENUM_DW_AT)
+    return _TAGS, _FORMS, _ATTRS
+
+
+def parse_abbrev_table(data, offset):
+    """One .debug_abbrev table (DWARF 5, section 7.5.3): {code: (tag,
+    has_children, [(attribute, form, implicit constant)])}.  pyelftools
+    builds these with construct, which is slow on large programs."""
+    enum_names()
     table = {}
     pos = offset
     while True:
@@ -96,7 +103,12 @@ class ScannedDIE:
 
 
 class UnitScanner:
-    def __init__(self, dwarf, cu, info_bytes, abbrevs):
+    """Reads one unit's DIEs: in Python from the parsed abbreviation table
+    `abbrevs`, or, given `native` (a dwarfnative.NativeUnit), with the C
+    decoder, which then does die_at and scan instead."""
+
+    def __init__(self, dwarf, cu, info_bytes, abbrevs, native=None):
+        self.native = native
         self.dwarf = dwarf
         self.cu = cu
         self.data = info_bytes
@@ -147,6 +159,8 @@ class UnitScanner:
     def die_at(self, offset, everything=False):
         """Decode the DIE at `offset` (in this unit): the attributes we use,
         or all of them but blocks with `everything`."""
+        if self.native is not None:
+            return self.native.die_at(offset, everything)
         code, pos = self._uleb(offset)
         tag, has_children, specs = self._abbrev(code)
         attrs = []
@@ -261,11 +275,33 @@ class UnitScanner:
             return self.dwarf.get_addr(self.cu, value)
         return value
 
-    def scan(self, visit):
+    def scan(self, visit, wanted=()):
         """Call visit(die, parent) for every function DIE, where `parent` is
         what visit returned for the enclosing function (None at top level);
         a function's children are scanned only if visit returns something
-        other than None for it."""
+        other than None for it.
+
+        With the native decoder, `wanted` (the sorted addresses visit looks
+        for) lets the C code drop, without calling visit, the functions for
+        which visit (dwarf.py's) would return None or its parent: those
+        whose low/high pc range holds no wanted address, and those without
+        any range."""
+        if self.native is not None:
+            self._scan_native(visit, wanted)
+        else:
+            self.scan_python(visit)
+
+    def _scan_native(self, visit, wanted):
+        results = {}        # record -> what visit returned (None: subtree pruned)
+        for k, die, parent_k in self.native.scan_records(self.cu.cu_die_offset, wanted):
+            if parent_k is None:
+                results[k] = visit(die, None)
+            else:
+                parent = results[parent_k]
+                results[k] = visit(die, parent) if parent is not None else None
+
+    def scan_python(self, visit):
+        """scan() in Python, the reference for the C walk."""
         pos = self.cu.cu_die_offset
         end = self.end
         # Skip the unit DIE itself: its children are what we walk.

@@ -22,6 +22,7 @@ import struct
 
 from elftools.dwarf.ranges import BaseAddressEntry, RangeEntry
 
+from pprof_py.symbolize import dwarfnative
 from pprof_py.symbolize.dies import UnitScanner, parse_abbrev_table
 from pprof_py.symbolize.leb128 import sleb as _sleb, uleb as _uleb
 
@@ -75,8 +76,12 @@ class _CompileUnitIndex:
         self.sequences = []   # list of (start, end, addresses[], rows[])
         self._sequence_starts = []
         self._longest_sequence = 0
+        self._native_lines = None
         lineprog = self.lineprog
         if lineprog is None:
+            return
+        if self.index.native:
+            self._native_lines = dict(zip(self.wanted, self._native_rows(self.wanted)))
             return
         names = self.files
         offset = 0 if lineprog.header["version"] >= 5 else 1
@@ -95,7 +100,33 @@ class _CompileUnitIndex:
         self._sequence_starts = [seq[0] for seq in self.sequences]
         self._longest_sequence = max((seq[1] - seq[0] for seq in self.sequences), default=0)
 
+    def _native_rows(self, addresses):
+        """line_for's answers for the sorted `addresses`, from the C state
+        machine (dwarfnative.line_lookup)."""
+        lineprog = self.lineprog
+        header = lineprog.header
+        stream = lineprog.stream
+        stream.seek(lineprog.program_start_offset)
+        program = stream.read(lineprog.program_end_offset - lineprog.program_start_offset)
+        names = self.files
+        offset = 0 if header["version"] >= 5 else 1
+        rows = []
+        for row in dwarfnative.line_lookup(
+                program, header["version"], getattr(lineprog.structs, "little_endian", True),
+                header["minimum_instruction_length"], header["line_base"], header["line_range"],
+                header["opcode_base"], list(header["standard_opcode_lengths"]), addresses):
+            if row is not None:
+                idx = row[0] - offset
+                row = (names[idx] if 0 <= idx < len(names) else "??", row[1])
+            rows.append(row)
+        return rows
+
     def line_for(self, address):
+        if self._native_lines is not None:
+            row = self._native_lines.get(address, False)
+            if row is False:        # not one of the wanted addresses: ask again
+                row = self._native_lines[address] = self._native_rows([address])[0]
+            return row
         k = bisect.bisect_right(self._sequence_starts, address) - 1
         while k >= 0:
             start, end, addresses, rows = self.sequences[k]
@@ -149,7 +180,7 @@ class _CompileUnitIndex:
                 self.functions.append((lo, hi, me))
             return me
 
-        scanner.scan(visit)
+        scanner.scan(visit, self.wanted)
         self._build_segments()
 
     def _build_segments(self):
@@ -343,9 +374,12 @@ def read_aranges(data, little_endian):
 class DwarfIndex:
     """Address -> addr2line-style frames for one ELF file."""
 
-    def __init__(self, elf, addresses):
+    def __init__(self, elf, addresses, native=None):
         """`addresses`: every address that will be asked about, so that a
-        compile unit is decoded once, and only where it holds them."""
+        compile unit is decoded once, and only where it holds them.
+        `native`: use the C decoders (dwarfnative) for line programs and DIE
+        walks; by default, when the library loads."""
+        self.native = (dwarfnative.library() is not None) if native is None else native
         self.elf = elf
         self.wanted = sorted(set(addresses))
         self.dwarf = elf.get_dwarf_info(relocate_dwarf_sections=False)
@@ -395,11 +429,34 @@ class DwarfIndex:
         scanner = self._scanners.get(cu.cu_offset)
         if scanner is None:
             offset = cu["debug_abbrev_offset"]
-            table = self._abbrevs.get(offset)
-            if table is None:
-                table = self._abbrevs[offset] = parse_abbrev_table(self._abbrev_data, offset)
-            scanner = self._scanners[cu.cu_offset] = UnitScanner(self.dwarf, cu, self._info_bytes(), table)
+            scanner = self._native_scanner(cu, offset) if self.native else None
+            if scanner is None:
+                table = self._abbrevs.get(offset)
+                if table is None:
+                    table = self._abbrevs[offset] = parse_abbrev_table(self._abbrev_data, offset)
+                scanner = UnitScanner(self.dwarf, cu, self._info_bytes(), table)
+            self._scanners[cu.cu_offset] = scanner
         return scanner
+
+    def _native_scanner(self, cu, abbrev_offset):
+        """A UnitScanner reading with the C decoder, or None when it declines
+        this unit's abbreviation table (then the Python reader is used)."""
+        if not hasattr(self, "_native_abbrevs"):
+            self._native_abbrevs = {}
+        table = self._native_abbrevs.get(abbrev_offset)
+        if table is None:
+            try:
+                table = dwarfnative.AbbrevTable(self._abbrev_data, abbrev_offset)
+            except dwarfnative.Unsupported:
+                table = False
+            self._native_abbrevs[abbrev_offset] = table
+        if table is False:
+            return None
+        info = self._info_bytes()
+        unit = dwarfnative.NativeUnit(info, cu.cu_offset, cu.cu_offset + cu.size, cu.header["version"],
+                                      cu.header["address_size"], 8 if cu.dwarf_format() == 64 else 4,
+                                      self.dwarf.config.little_endian, table)
+        return UnitScanner(self.dwarf, cu, info, None, native=unit)
 
     def resolve_reference(self, scanner, form, value):
         """(scanner, DIE) a reference attribute points to, or None."""
