@@ -88,27 +88,27 @@ def _compare(path, limit):
     """frames_for, native vs Python, on `limit`-ish addresses of `path`;
     returns how many addresses got frames."""
     with open(path, "rb") as f:
-        elf = ELFFile(f)
-        addresses = _addresses(elf, limit)
-        native = DwarfIndex(elf, addresses, native=True)
-        python = DwarfIndex(elf, addresses, native=False)
-        assert native.native and not python.native
-        answered = 0
-        for a in addresses:
-            mine, reference = native.frames_for(a), python.frames_for(a)
-            assert mine == reference, (path, hex(a))
-            answered += mine is not None and mine[0][0] is not None
-        # the native units really were read natively, and their tops agree
-        for key, scanner in getattr(native, "_scanners", {}).items():
-            assert scanner.native is not None, (path, key)
-            reference = python.scanner_for(native.dwarf.get_CU_at(key))
-            top, ref_top = scanner.top, reference.top
-            assert (top.offset, top.tag, top.attrs, top.has_children) == \
-                (ref_top.offset, ref_top.tag, ref_top.attrs, ref_top.has_children), (path, key)
-        for offset, unit in native._units.items():
-            if unit.lineprog is not None:
-                ref = python._units[offset]
-                assert [unit.line_for(a) for a in unit.wanted] == [ref.line_for(a) for a in ref.wanted]
+        addresses = _addresses(ELFFile(f), limit)
+    obj = ObjectFile(path)
+    native = DwarfIndex(obj, addresses, native=True)
+    python = DwarfIndex(obj, addresses, native=False)
+    assert native.native and not python.native
+    answered = 0
+    for a in addresses:
+        mine, reference = native.frames_for(a), python.frames_for(a)
+        assert mine == reference, (path, hex(a))
+        answered += mine is not None and mine[0][0] is not None
+    # the native units really were read natively, and their tops agree
+    for key, scanner in getattr(native, "_scanners", {}).items():
+        assert scanner.native is not None, (path, key)
+        reference = python.scanner_for(python.unit_at(key))
+        top, ref_top = scanner.top, reference.top
+        assert (top.offset, top.tag, top.attrs, top.has_children) == \
+            (ref_top.offset, ref_top.tag, ref_top.attrs, ref_top.has_children), (path, key)
+    for offset, unit in native._units.items():
+        if unit.lineprog is not None:
+            ref = python._units[offset]
+            assert [unit.line_for(a) for a in unit.wanted] == [ref.line_for(a) for a in ref.wanted]
     return answered
 
 
@@ -354,7 +354,7 @@ def test_random_die_trees():
     from pprof_py.symbolize.dies import UnitScanner, parse_abbrev_table
     abbrev = _abbrev_bytes()
     table = dwarfnative.AbbrevTable(abbrev, 0)
-    dwarf = SimpleNamespace(config=SimpleNamespace(little_endian=True))
+    dwarf = SimpleNamespace(little_endian=True)
     rng = random.Random(5)
     kept = 0
     for _ in range(400):
