@@ -32,6 +32,39 @@ def _join(directory, name):
     return directory.rstrip("/") + "/" + name
 
 
+class _FileNames:
+    """The full path of each file entry of a line program header, made on
+    first use: a unit's table names every header it includes (hundreds in
+    C++), its samples only a few of them."""
+
+    def __init__(self, header, comp_dir):
+        self.header = header
+        self.comp_dir = comp_dir
+        self._paths = {}
+        self._count = header.file_count()
+
+    def __len__(self):
+        return self._count
+
+    def __getitem__(self, index):
+        path = self._paths.get(index)
+        if path is None:
+            if not 0 <= index < self._count:
+                raise IndexError(index)
+            header = self.header
+            name, dir_index = header.file(index)
+            dirs = header.directory_count()
+            if header.version >= 5:
+                directory = header.directory(dir_index) if dir_index < dirs else ""
+            else:
+                directory = header.directory(dir_index - 1) if 0 < dir_index <= dirs else ""
+            path = _join(directory, name)
+            if not path.startswith("/"):
+                path = _join(self.comp_dir, path)
+            self._paths[index] = path
+        return path
+
+
 class _CompileUnitIndex:
     """Decoded line table and function ranges of one CU."""
 
@@ -54,18 +87,7 @@ class _CompileUnitIndex:
 
     # -- line table --------------------------------------------------------
     def _file_names(self, header):
-        dirs = header.include_directories
-        names = []
-        for name, dir_index in header.files:
-            if header.version >= 5:
-                directory = dirs[dir_index] if dir_index < len(dirs) else ""
-            else:
-                directory = dirs[dir_index - 1] if 0 < dir_index <= len(dirs) else ""
-            path = _join(directory, name)
-            if not path.startswith("/"):
-                path = _join(self.comp_dir, path)
-            names.append(path)
-        return names
+        return _FileNames(header, self.comp_dir)
 
     def _load_lines(self):
         self.sequences = []   # list of (start, end, addresses[], rows[])

@@ -180,7 +180,7 @@ class NativeUnit:
         """ppd_scan_unit's records: [(record index, DIE, parent record index
         or None)], in DIE order."""
         want = array("Q", wanted)
-        cap = max(4096, (self.unit.end - die_offset) // 2)
+        cap = max(4096, (self.unit.end - die_offset) // 16)     # grown below when short
         while True:
             buf = array("Q", bytes(8 * cap))
             rc = self.lib.ppd_scan_unit(ctypes.byref(self.unit), self.abbrevs.handle, die_offset,

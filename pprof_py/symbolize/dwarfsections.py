@@ -181,9 +181,9 @@ _FORM_UDATA, _FORM_BLOCK = 0x0f, 0x09
 class LineProgramHeader:
     """A line program header at `offset` of .debug_line (section 6.2.4):
     the fields decode_line_program needs, the directory and file tables
-    (`include_directories`: [str]; `files`: [(name, directory index)],
-    names decoded as UTF-8 with surrogate escapes), and where the opcodes
-    start and end."""
+    (directory(i), file(i) -> (name, directory index), their counts, and
+    the whole lists as include_directories / files; names decoded as UTF-8
+    with surrogate escapes), and where the opcodes start and end."""
 
     def __init__(self, sections, offset):
         data = sections.get(".debug_line")
@@ -227,6 +227,35 @@ class LineProgramHeader:
         else:
             self._tables_v4(data, pos)
 
+    # Paths are kept as read (bytes, or a string section offset) and
+    # decoded when asked for: most of a table is never printed.
+    def directory_count(self):
+        return len(self._dirs)
+
+    def file_count(self):
+        return len(self._files)
+
+    def directory(self, index):
+        return self._path(self._dirs[index])
+
+    def file(self, index):
+        """(name, directory index) of file entry `index`."""
+        path, dir_index = self._files[index]
+        return self._path(path), dir_index
+
+    @property
+    def include_directories(self):
+        return [self.directory(i) for i in range(len(self._dirs))]
+
+    @property
+    def files(self):
+        return [self.file(i) for i in range(len(self._files))]
+
+    def _path(self, raw):
+        if isinstance(raw, tuple):          # (string section, offset)
+            raw = self._sections.string(raw[1], raw[0])
+        return _text(raw) if isinstance(raw, bytes) else ""
+
     def _tables_v4(self, data, pos):
         dirs = []
         while True:
@@ -234,22 +263,23 @@ class LineProgramHeader:
             if end == pos:
                 pos += 1
                 break
-            dirs.append(_text(data[pos:end]))
+            dirs.append(data[pos:end])
             pos = end + 1
         files = []
         while True:
             end = data.index(b"\0", pos)
             if end == pos:
                 break
-            name = _text(data[pos:end])
+            name = data[pos:end]
             dir_index, pos = uleb(data, end + 1)
             _mtime, pos = uleb(data, pos)
             _length, pos = uleb(data, pos)
             files.append((name, dir_index))
-        self.include_directories = dirs
-        self.files = files
+        self._dirs = dirs
+        self._files = files
 
     def _tables_v5(self, sections, data, pos, offset_size, order):
+        self._sections = sections
         entries = []
         for _table in range(2):
             format_count = data[pos]
@@ -264,29 +294,29 @@ class LineProgramHeader:
             for _ in range(count):
                 path, dir_index = None, 0
                 for content, form in formats:
-                    value, pos = _entry_value(sections, data, pos, form, offset_size, order)
+                    value, pos = _entry_value(data, pos, form, offset_size, order)
                     if content == DW_LNCT_path:
                         path = value
                     elif content == DW_LNCT_directory_index:
                         dir_index = value
-                rows.append((_text(path) if isinstance(path, bytes) else "", dir_index))
+                rows.append((path, dir_index))
             entries.append(rows)
-        self.include_directories = [path for path, _ in entries[0]]
-        self.files = entries[1]
+        self._dirs = [path for path, _ in entries[0]]
+        self._files = entries[1]
 
 
-def _entry_value(sections, data, pos, form, offset_size, order):
+def _entry_value(data, pos, form, offset_size, order):
     """(value, new position) of one field of a DWARF 5 directory or file
-    entry: strings as bytes, constants as integers, blocks skipped."""
-    if form == _FORM_STRING:
-        end = data.index(b"\0", pos)
-        return data[pos:end], end + 1
+    entry: inline strings as bytes, string section references as (section
+    name, offset), constants as integers, blocks skipped."""
     if form in (_FORM_LINE_STRP, _FORM_STRP):
         if pos + offset_size > len(data):
             raise IndexError
         at = int.from_bytes(data[pos:pos + offset_size], "little" if order == "<" else "big")
-        text = sections.line_string(at) if form == _FORM_LINE_STRP else sections.string(at)
-        return text, pos + offset_size
+        return (".debug_line_str" if form == _FORM_LINE_STRP else ".debug_str", at), pos + offset_size
+    if form == _FORM_STRING:
+        end = data.index(b"\0", pos)
+        return data[pos:end], end + 1
     size = _FORM_FIXED.get(form)
     if size is not None:
         if pos + size > len(data):
