@@ -18,6 +18,8 @@ from elftools.elf.elffile import ELFFile
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 SRC = os.path.join(ROOT, "pprof_py", "native", "src", "dwarf")
+# mutated inputs per file and seed (tests/native/sanitize_dwarf.sh runs more)
+ITERATIONS = os.environ.get("DWARF_FUZZ_ITERATIONS", "20000")
 
 
 def _inputs(path, folder, max_units=300):
@@ -62,8 +64,8 @@ def fuzzer(tmp_path_factory):
 
 
 def _sources():
-    """Fixture binaries with DWARF 5 (gcc 12's default), and a DWARF 4 one
-    compiled here."""
+    """Fixture binaries with DWARF 5 (gcc 12's default); the test adds a
+    DWARF 4 one compiled there."""
     paths = [p for p in sorted(glob.glob(os.path.join(ROOT, "fixtures", "bin", "*")))
              if p.endswith(("cxx", "cxx_ctors", "threads"))]
     assert paths
@@ -83,8 +85,8 @@ def test_decoders_stay_in_bounds(fuzzer, tmp_path, seed):
         folder = tmp_path / str(k)
         folder.mkdir()
         f = _inputs(path, str(folder))
-        r = subprocess.run([fuzzer, f["info"], f["abbrev"], f["line"], f["units"], "20000", str(seed * 100 + k)],
-                           capture_output=True, text=True, timeout=300, env=env)
+        r = subprocess.run([fuzzer, f["info"], f["abbrev"], f["line"], f["units"], ITERATIONS, str(seed * 100 + k)],
+                           capture_output=True, text=True, timeout=3000, env=env)
         assert r.returncode == 0, (path, r.stderr[-3000:])
         counts = dict(item.split("=") for item in r.stdout.split())
         # the real inputs decoded, and the mutations hit both outcomes

@@ -13,6 +13,8 @@ import glob
 from bisect import bisect_left
 import os
 import subprocess
+import sys
+import tempfile
 
 import pytest
 from elftools.elf.elffile import ELFFile
@@ -370,3 +372,38 @@ def test_random_die_trees():
         assert mine == reference, info.hex()
         kept += len(mine)
     assert kept > 100
+
+
+def test_python_fallback_end_to_end():
+    """`pprof --text --lines` prints the same report with the C decoders and
+    with the Python ones (PPROF_PY_NATIVE_DWARF=0, what a build without the
+    library gets), on the C++ fixture profile."""
+    from helpers import PROFILES, localize
+    localize()
+    args = ["--text", "--lines", "fixtures/bin/cxx", PROFILES + "/cxx.cpu.prof"]
+    outputs = []
+    for flag in ("1", "0"):
+        env = dict(os.environ, PYTHONPATH=ROOT, PPROF_PY_NATIVE_DWARF=flag,
+                   XDG_CACHE_HOME=tempfile.mkdtemp())      # cold: the DWARF is read
+        r = subprocess.run([sys.executable, "-m", "pprof_py", *args], cwd=ROOT, env=env, capture_output=True,
+                           text=True, timeout=120)
+        assert r.returncode == 0, r.stderr
+        outputs.append(r.stdout)
+    assert outputs[0] == outputs[1]
+    assert ".cc:" in outputs[0]
+
+
+def test_library_missing_means_python(monkeypatch):
+    """When the library cannot be loaded, library() is None and DwarfIndex
+    reads with Python."""
+    import pprof_py.native
+    monkeypatch.setattr(dwarfnative, "_lib", None)
+    monkeypatch.setattr(dwarfnative, "_tried", False)
+
+    def missing(name):
+        raise pprof_py.native.NativeLibraryMissing(name)
+    monkeypatch.setattr(pprof_py.native, "libpath", missing)
+    assert dwarfnative.library() is None
+    path = os.path.join(ROOT, "fixtures", "bin", "cxx")
+    index = DwarfIndex(ObjectFile(path), [0x1000])
+    assert not index.native
