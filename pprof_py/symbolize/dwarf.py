@@ -362,12 +362,11 @@ def read_aranges(data, little_endian):
         pair = order + ("II" if address_size == 4 else "QQ")
         tuple_size = 2 * address_size
         at = -(-header_end // tuple_size) * tuple_size       # (aligned as pyelftools aligns)
-        while at + tuple_size <= min(end, len(data)):
-            begin, size = struct.unpack_from(pair, data, at)
+        count = max(0, (min(end, len(data)) - at) // tuple_size)
+        for begin, size in struct.iter_unpack(pair, data[at:at + count * tuple_size]):
             if begin == 0 and size == 0:
                 break
             entries.append((begin, size, info_offset))
-            at += tuple_size
         pos = end
     return entries
 
