@@ -3,8 +3,8 @@
 Importing numpy takes about 60 ms, a third of a `pprof --text` run on a
 small profile with a warm symbol cache, and such a run needs none of it:
 the CPU reader, the symbol cache and the reduction work on Python lists and
-arrays there, and numpy is used where it pays (big profiles, symbol tables
-of a cold run, combining runs).  Modules on that path write
+arrays there, and numpy is used where it pays (big profiles, combining
+runs).  Modules on that path write
 
     from pprof_py.lazynp import np
 

@@ -36,6 +36,7 @@ from pprof_py.errors import SymbolizationError
 from pprof_py.formats.procmaps import SHARED_LIBRARY
 from pprof_py.model import NO_LINE, Frame
 from pprof_py.symbolize import cache as symcache
+from pprof_py.symbolize import coldjobs
 from pprof_py.symbolize.objfile import NOT_IN_TABLE, SHF_EXECINSTR, ObjectFile
 
 # Frame((a, b, c)) without NamedTuple's Python-level __new__ (a third of
@@ -177,6 +178,7 @@ class Symbolizer:
             return symbols
         pending = sorted(set(addresses))
         libs = self._library_ranges(mappings, max_pc)
+        jobs = []           # (object file to read, bias, its addresses, the program's path or None)
         # Highest start first; Python's sort is stable like Perl's mergesort.
         for path, start, limit, offset, adjust in sorted(libs, key=lambda l: -l[1]):
             # `pending` is sorted: the addresses in [start, limit] are one slice of it.
@@ -187,32 +189,45 @@ class Symbolizer:
             del pending[lo:hi]
             if adjust:
                 offset += self._text_adjustment(path)
-            self._map_to_symbols(path, start - offset, contained, symbols)
-            if self.program and os.path.realpath(path) == os.path.realpath(self.program):
-                self._check_addresses(path, contained, start - offset, symbols)
+            is_program = bool(self.program) and os.path.realpath(path) == os.path.realpath(self.program)
+            jobs.append((debugging_library(path) or path, start - offset, contained,
+                         path if is_program else None))
+        done = coldjobs.run_cold_jobs_in_parallel(self, jobs)
+        for k, (image, bias, contained, program_path) in enumerate(jobs):
+            self._map_to_symbols(image, bias, contained, symbols, done.get(k))
+            if program_path is not None:
+                self._check_addresses(program_path, contained, bias, symbols)
         _disambiguate(symbols)
         return symbols
 
-    def _map_to_symbols(self, image, bias, pcs, symbols):
-        debugging = debugging_library(image)
-        if debugging:
-            image = debugging
+    def object_answers(self, obj, image, bias, pcs, progress=True):
+        """symcache.object_symbols of one object's addresses, with a
+        progress bar when the Symbolizer has one."""
+        bar = self.progress(f"symbolizing {os.path.basename(image)}") if self.progress and progress else None
+        try:
+            return symcache.object_symbols(obj, [pc - bias for pc in pcs], self.use_cache,
+                                           bar.update if bar else None, warn=self.warn)
+        finally:
+            if bar is not None:
+                bar.close()
+
+    def _map_to_symbols(self, image, bias, pcs, symbols, answered=None):
+        """Name `pcs` (addresses of `image` mapped at `bias`) into `symbols`.
+        `answered`: (object_answers' result, DWARF damage note, the warnings
+        it gave) when coldjobs made it already."""
         obj = self._open(image)
         if obj is None:
             return
-        bar = self.progress(f"symbolizing {os.path.basename(image)}") if self.progress else None
+        if answered is not None:
+            for message in answered[2]:
+                self.warn(message)
         try:
-            rels, answers, nm_names = symcache.object_symbols(
-                obj, [pc - bias for pc in pcs], self.use_cache, bar.update if bar else None,
-                warn=self.warn)
+            rels, answers, nm_names = answered[0] if answered else self.object_answers(obj, image, bias, pcs)
         except (ELFError, DWARFError, ValueError, IndexError, KeyError, struct.error, OSError) as exc:
             # A damaged object file: report it and leave its frames unnamed
             # rather than stop the whole report.
             self.warn(f"warning: cannot read symbols of {image}: {exc}; its frames are shown as addresses")
             return
-        finally:
-            if bar is not None:
-                bar.close()
         if getattr(obj, "dwarf_damage", None):
             self.warn(f"warning: damaged debug info in {image} ({obj.dwarf_damage}); "
                       f"using its symbol table only")

@@ -13,8 +13,10 @@ we must give the same names it gives:
   function for an address (BFD's elf_find_function: the closest preceding
   FUNC/NOTYPE/IFUNC symbol of the same section, ties broken by size).
 
-Both are built from the raw symbol table with numpy (one pass, no per-symbol
-Python objects for symbols we never name).
+Both are built from the raw symbol table in plain Python (struct unpacks the
+table into columns; names are decoded only for the symbols kept).  numpy is
+not used here: importing it costs more (50 ms) than building the tables of
+a 20,000-symbol library, and a cold run of a small profile would pay it.
 """
 import bisect
 import os
@@ -24,7 +26,6 @@ from elftools.common.exceptions import ELFError
 
 from pprof_py.errors import SymbolizationError
 from pprof_py.files import open_regular
-from pprof_py.lazynp import np
 from pprof_py.symbolize.demangle import demangle
 from pprof_py.symbolize.elfheaders import ElfHeaders
 
@@ -40,9 +41,32 @@ SHF_EXECINSTR = 0x4
 # table: pprof then names the frame by its absolute address ("0x...").
 NOT_IN_TABLE = ""
 
-# ELF symbol table entries (Elf64_Sym, Elf32_Sym) as numpy dtypes.
-SYM64 = [("name", "u4"), ("info", "u1"), ("other", "u1"), ("shndx", "u2"), ("value", "u8"), ("size", "u8")]
-SYM32 = [("name", "u4"), ("value", "u4"), ("size", "u4"), ("info", "u1"), ("other", "u1"), ("shndx", "u2")]
+# ELF symbol table entries (Elf64_Sym, Elf32_Sym): field names and struct
+# codes in file order.
+SYM64 = (("name", "info", "other", "shndx", "value", "size"), "IBBHQQ")
+SYM32 = (("name", "value", "size", "info", "other", "shndx"), "IIIBBH")
+
+
+class SymbolColumns:
+    """A raw ELF symbol table as columns: ``syms["value"][i]`` is symbol
+    i's st_value (a tuple per field, in table order); len() is the number
+    of entries, the null entry 0 included."""
+
+    def __init__(self, data, is64, little_endian):
+        fields, codes = SYM64 if is64 else SYM32
+        fmt = ("<" if little_endian else ">") + codes
+        size = struct.calcsize(fmt)
+        count = len(data) // size
+        rows = struct.iter_unpack(fmt, memoryview(data)[:count * size])
+        columns = list(zip(*rows)) if count else [()] * len(fields)
+        self._columns = dict(zip(fields, columns))
+        self._count = count
+
+    def __getitem__(self, field):
+        return self._columns[field]
+
+    def __len__(self):
+        return self._count
 
 
 class _NmTable:
@@ -228,11 +252,7 @@ class ObjectFile:
         result = None
         if sec is not None and sec["sh_size"] > 0 and sec["sh_type"] in ("SHT_SYMTAB", "SHT_DYNSYM"):
             strtab = self._sections[sec["sh_link"]]
-            dtype = np.dtype(SYM64 if self.is64 else SYM32)
-            if not self.headers.little_endian:
-                dtype = dtype.newbyteorder(">")
-            data = sec.data()
-            syms = np.frombuffer(data, dtype=dtype, count=len(data) // dtype.itemsize)
+            syms = SymbolColumns(sec.data(), self.is64, self.headers.little_endian)
             result = (syms, strtab.data(), sec)
         self._symtab_cache[section_name] = result
         return result
@@ -271,7 +291,9 @@ class ObjectFile:
         if verneed is not None:
             for other, name in self._needed_versions(verneed, order):
                 names.setdefault(other, (name, True))
-        raw = np.frombuffer(versym.data(), dtype=f"{order}u2", count=dynsym_count)
+        data = versym.data()
+        count = min(dynsym_count, len(data) // 2)
+        raw = struct.unpack_from(f"{order}{count}H", data) if count else ()
         return raw, names
 
     def _version_strings(self, sec):
@@ -339,7 +361,7 @@ class ObjectFile:
             table = self._nm_from("dynsym")
             self.nm_source = "dynsym"
         if table is None:
-            table = (np.zeros(0, np.uint64), np.zeros(0, np.uint64), [])
+            table = ([], [], [])
         if self._has_fini is None:
             self._has_fini = False
         return table
@@ -357,14 +379,12 @@ class ObjectFile:
                 self._has_fini = self._fini_in_nm_listing()
         return self._has_fini
 
-    def _nm_kept(self, syms):
-        """The symbols nm lists (and pprof reads): defined, named, not
-        section or file symbols."""
-        types = syms["info"] & 0xf
-        keep = ((syms["shndx"] != SHN_UNDEF) & (types != STT_SECTION) & (types != STT_FILE)
-                & (syms["name"] != 0))
-        keep[0] = False
-        return keep
+    @staticmethod
+    def _nm_kept(syms):
+        """Indices of the symbols nm lists (and pprof reads): defined,
+        named, not section or file symbols (entry 0 is the null symbol)."""
+        return [i for i, (shndx, info, name) in enumerate(zip(syms["shndx"], syms["info"], syms["name"]))
+                if i and shndx != SHN_UNDEF and name and (info & 0xf) not in (STT_SECTION, STT_FILE)]
 
     def _version_suffix(self, i, name, shndx, versions):
         """The version `nm -D` appends to dynamic symbol `i` ("" for none)."""
@@ -389,24 +409,25 @@ class ObjectFile:
                 continue
             syms, strtab, _ = raw
             keep = self._nm_kept(syms)
-            if not keep.any():
+            if not keep:
                 continue                  # nm_table falls back to .dynsym too
             versions = self._versions(len(syms)) if which == ".dynsym" else None
             # String tables share suffixes ("__libc_fini\0" holds "_fini\0"),
             # so a name is "_fini" when its offset is any occurrence of it.
-            offsets = []
+            offsets = set()
             pos = strtab.find(b"_fini\0")
             while pos >= 0:
-                offsets.append(pos)
+                offsets.add(pos)
                 pos = strtab.find(b"_fini\0", pos + 1)
 
             def listed_name(j):
                 name = self._name(strtab, int(syms["name"][j]))
                 return name + self._version_suffix(j, name, int(syms["shndx"][j]), versions)
-            for i in np.nonzero(keep & np.isin(syms["name"], offsets))[0].tolist():
+            name_offsets, values = syms["name"], syms["value"]
+            for i in [i for i in keep if name_offsets[i] in offsets]:
                 if listed_name(i) != "_fini":
                     continue
-                same = np.nonzero(keep & (syms["value"] == syms["value"][i]))[0].tolist()
+                same = [j for j in keep if values[j] == values[i]]
                 if all(listed_name(j).encode("utf-8", "surrogateescape") >= b"_fini" for j in same):
                     return True
             return False
@@ -417,28 +438,24 @@ class ObjectFile:
         if raw is None:
             return None
         syms, strtab, _ = raw
-        types = syms["info"] & 0xf
-        binds = syms["info"] >> 4
-        shndx = syms["shndx"].astype(np.int64)
-        idx = np.nonzero(self._nm_kept(syms))[0]
-        if not len(idx):
-            return (np.zeros(0, np.uint64), np.zeros(0, np.uint64), [])
-        exec_sections = np.zeros(max(len(self._sections), 1), dtype=bool)
-        for i, sec in enumerate(self._sections):
-            exec_sections[i] = bool(sec["sh_flags"] & SHF_EXECINSTR)
+        idx = self._nm_kept(syms)
+        if not idx:
+            return ([], [], [])
+        exec_sections = {i for i, sec in enumerate(self._sections) if sec["sh_flags"] & SHF_EXECINSTR}
         versions = self._versions(len(syms)) if which == "dynsym" else None
+        all_names, all_shndx, all_info, all_values = syms["name"], syms["shndx"], syms["info"], syms["value"]
 
         names = []          # as nm prints them, before demangling
         suffixes = []       # version suffix ("@@V", "@V" or "")
-        for i in idx.tolist():
-            name = self._name(strtab, int(syms["name"][i]))
-            suffix = self._version_suffix(i, name, int(shndx[i]), versions)
+        for i in idx:
+            name = self._name(strtab, all_names[i])
+            suffix = self._version_suffix(i, name, all_shndx[i], versions)
             names.append(name + suffix)
             suffixes.append(suffix)
-        values = syms["value"][idx].astype(np.uint64)
-        sec_idx = shndx[idx]
-        in_exec = np.where(sec_idx < len(exec_sections), exec_sections[np.minimum(sec_idx, len(exec_sections) - 1)], False)
-        is_text = in_exec & ((binds[idx] == STB_LOCAL) | (binds[idx] == STB_GLOBAL)) & (types[idx] != STT_GNU_IFUNC)
+        values = [all_values[i] for i in idx]
+        # nm's t/T: a local or global symbol, not an IFUNC, in an executable section
+        is_text = [all_shndx[i] in exec_sections and (all_info[i] >> 4) in (STB_LOCAL, STB_GLOBAL)
+                   and (all_info[i] & 0xf) != STT_GNU_IFUNC for i in idx]
 
         def demangled(k):
             # nm --demangle demangles the name and keeps the version suffix
@@ -455,12 +472,12 @@ class ObjectFile:
         # constructors of one class) are not told apart by
         # FillFullnameToShortnameMap: google-pprof reports them as one row.
         raw_names = [n.encode("utf-8", "surrogateescape") for n in names]
-        order = sorted(range(len(names)), key=lambda k: (int(values[k]), raw_names[k]))
+        order = sorted(range(len(names)), key=lambda k: (values[k], raw_names[k]))
         fmt = "%0" + str(self.hex_width) + "x"
         starts, full = [], []
         last = None
         for k in order:
-            v = int(values[k])
+            v = values[k]
             if v == last:
                 if is_text[k]:
                     full[-1] = demangled(k)
@@ -481,8 +498,7 @@ class ObjectFile:
             starts = [starts[j] for j in keep_rows]
             ends = [ends[j] for j in keep_rows]
             full = [full[j] for j in keep_rows]
-        return (np.array(starts, dtype=np.uint64), np.array(ends, dtype=np.uint64),
-                _DemangledNames(full, lambda entry: demangled(entry[0]) + entry[1]))
+        return (starts, ends, _DemangledNames(full, lambda entry: demangled(entry[0]) + entry[1]))
 
     def names_only_exported(self):
         """True for a stripped object: nm's names come from .dynsym alone,
@@ -497,10 +513,10 @@ class ObjectFile:
         starts, ends, full = self.nm_table()
         if not len(full):
             return None
-        i = int(np.searchsorted(ends, np.uint64(address), side="right"))
+        i = bisect.bisect_right(ends, address)
         if i >= len(full) - 1:
             i = len(full) - 1
-        if address < int(ends[i]):
+        if address < ends[i]:
             return full[i]
         return NOT_IN_TABLE
 
@@ -513,15 +529,16 @@ class ObjectFile:
         self._file_of = {}
         if raw is not None:
             syms, strtab, _ = raw
-            types = syms["info"] & 0xf
             # BFD names the source file of a local symbol after the STT_FILE
             # symbol that precedes it in the table.
-            file_positions = np.nonzero(types == STT_FILE)[0]
-            keep = ((types == STT_FUNC) | (types == STT_NOTYPE) | (types == STT_GNU_IFUNC)) & \
-                   (syms["shndx"] != SHN_UNDEF) & (syms["shndx"] < 0xff00) & (syms["name"] != 0)
-            for i in np.nonzero(keep)[0].tolist():
-                entries.setdefault(int(syms["shndx"][i]), []).append(
-                    (int(syms["value"][i]), int(syms["size"][i]), int(types[i]), i))
+            file_positions = []
+            values, sizes = syms["value"], syms["size"]
+            for i, (info, shndx, name) in enumerate(zip(syms["info"], syms["shndx"], syms["name"])):
+                kind = info & 0xf
+                if kind == STT_FILE:
+                    file_positions.append(i)
+                elif kind in (STT_FUNC, STT_NOTYPE, STT_GNU_IFUNC) and SHN_UNDEF < shndx < 0xff00 and name:
+                    entries.setdefault(shndx, []).append((values[i], sizes[i], kind, i))
             for lst in entries.values():
                 lst.sort()
             self._file_positions = file_positions
@@ -597,8 +614,8 @@ class ObjectFile:
         syms, strtab, _ = raw
         index = best[3]
         file_name = None
-        if (int(syms["info"][index]) >> 4) == STB_LOCAL and len(self._file_positions):
-            k = int(np.searchsorted(self._file_positions, index)) - 1
+        if (syms["info"][index] >> 4) == STB_LOCAL and self._file_positions:
+            k = bisect.bisect_left(self._file_positions, index) - 1
             if k >= 0:
-                file_name = self._name(strtab, int(syms["name"][self._file_positions[k]]))
-        return self._name(strtab, int(syms["name"][index])), best[0], file_name
+                file_name = self._name(strtab, syms["name"][self._file_positions[k]])
+        return self._name(strtab, syms["name"][index]), best[0], file_name

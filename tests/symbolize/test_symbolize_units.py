@@ -51,7 +51,7 @@ def test_nm_table_matches_nm():
             listed.setdefault(int(parts[0], 16), []).append(parts[2])
     starts, _, full = ObjectFile(binary).nm_table()
     assert len(full) == len(listed)
-    for start, name in zip(starts.tolist(), full):
+    for start, name in zip(starts, full):
         base = name[:name.rindex("<")]
         assert base in listed[start]
 
