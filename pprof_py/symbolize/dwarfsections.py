@@ -37,7 +37,8 @@ class DwarfSections:
         self.headers = headers
         self.little_endian = self.headers.little_endian
         self._order = "<" if self.little_endian else ">"
-        self._loaded = {}
+        self._loaded = {}          # name -> all its bytes (or None)
+        self._partial = {}         # name -> _PartialInflate, for prefix()
         self._by_name = {sec.name: sec for sec in self.headers.sections}
 
     def has(self, name):
@@ -48,10 +49,39 @@ class DwarfSections:
         None when the file has none."""
         data = self._loaded.get(name, False)
         if data is False:
-            data = self._loaded[name] = self._read(name)
+            partial = self._partial.pop(name, None)
+            if partial is not None:
+                data = partial.upto(None)
+            else:
+                raw = self._raw(name)
+                data = raw if not isinstance(raw, tuple) else _inflate(raw[0], raw[1], name)
+            self._loaded[name] = data
         return data
 
-    def _read(self, name):
+    def prefix(self, name, end):
+        """Section `name` from its start to at least `end` (all of it when
+        shorter), or None when the file has none.  A compressed section is
+        decompressed only that far: a few sampled units' line programs
+        need only the front of libc6-dbg's .debug_line."""
+        data = self._loaded.get(name, False)
+        if data is not False:
+            return data
+        partial = self._partial.get(name)
+        if partial is None:
+            raw = self._raw(name)
+            if not isinstance(raw, tuple):
+                self._loaded[name] = raw
+                return raw
+            partial = self._partial[name] = _PartialInflate(raw[0], raw[1], name)
+        data = partial.upto(end)
+        if partial.done:
+            self._loaded[name] = data
+            del self._partial[name]
+        return data
+
+    def _raw(self, name):
+        """The section's bytes, or (zlib stream, decompressed size) for a
+        compressed one, or None."""
         sec = self._by_name.get(name)
         if sec is None:
             sec = self._by_name.get(".z" + name[1:])        # .zdebug_info
@@ -60,7 +90,7 @@ class DwarfSections:
             raw = sec.data()
             if raw[:4] != b"ZLIB" or len(raw) < 12:
                 return raw
-            return _inflate(raw[12:], int.from_bytes(raw[4:12], "big"), name)
+            return raw[12:], int.from_bytes(raw[4:12], "big")
         if sec["sh_type"] == "SHT_NOBITS":
             return b""
         raw = sec.data()
@@ -76,7 +106,7 @@ class DwarfSections:
             ch_type, size, _align = struct.unpack_from(fmt, raw)
         if ch_type != ELFCOMPRESS_ZLIB:
             raise ValueError(f"section {name} is compressed with an unsupported method ({ch_type})")
-        return _inflate(raw[struct.calcsize(fmt):], size, name)
+        return raw[struct.calcsize(fmt):], size
 
     # -- strings ------------------------------------------------------------
     def string(self, offset, section=".debug_str"):
@@ -114,6 +144,41 @@ def _inflate(data, size, name):
     if len(out) != size:
         raise ValueError(f"section {name}: {len(out)} bytes decompressed, header says {size}")
     return out
+
+
+class _PartialInflate:
+    """A zlib stream decompressed on demand, front first."""
+
+    def __init__(self, stream, size, name):
+        self.name = name
+        self.size = size
+        self._zlib = zlib.decompressobj()
+        self._input = stream
+        self._out = bytearray()
+        self._snapshot = b""
+        self.done = False
+
+    def upto(self, end):
+        """bytes of the output from its start to at least `end` (None: all)."""
+        if end is None or end > len(self._out):
+            # grow at least geometrically: each call copies the front out
+            want = self.size if end is None else max(end, 2 * len(self._out), 1 << 16)
+            try:
+                while len(self._out) < want and not self._zlib.eof:
+                    chunk = self._zlib.decompress(self._input, want - len(self._out))
+                    self._input = self._zlib.unconsumed_tail
+                    self._out += chunk
+                    if not chunk and not self._input:
+                        raise ValueError(f"section {self.name}: compressed data cut short")
+            except zlib.error as exc:
+                raise ValueError(f"section {self.name}: {exc}") from None
+            if self._zlib.eof or len(self._out) >= self.size:
+                self.done = True
+                if len(self._out) != self.size:
+                    raise ValueError(f"section {self.name}: {len(self._out)} bytes decompressed, "
+                                     f"header says {self.size}")
+            self._snapshot = bytes(self._out)
+        return self._snapshot
 
 
 def _initial_length(data, pos, order):
@@ -186,15 +251,20 @@ class LineProgramHeader:
     the fields decode_line_program needs, the directory and file tables
     (directory(i), file(i) -> (name, directory index), their counts, and
     the whole lists as include_directories / files; names decoded as UTF-8
-    with surrogate escapes), and where the opcodes start and end."""
+    with surrogate escapes), where the opcodes start and end, and `data`,
+    the section's bytes up to the end of this unit at least."""
 
     def __init__(self, sections, offset):
-        data = sections.get(".debug_line")
+        # (the unit's length first, then the section up to the unit's end)
+        data = sections.prefix(".debug_line", offset + 12)
         if data is None:
             raise ValueError("DW_AT_stmt_list without a .debug_line section")
         self.little_endian = sections.little_endian
         order = "<" if self.little_endian else ">"
         try:
+            length, _offset_size, pos = _initial_length(data, offset, order)
+            data = sections.prefix(".debug_line", pos + length)
+            self.data = data
             self._parse(sections, data, offset, order)
         except (struct.error, IndexError):
             raise ValueError(f"line program header at {offset:#x} past the end of .debug_line") from None

@@ -144,6 +144,9 @@ def test_damaged_headers_raise_value_error():
         def get(self, name):
             return self.data
 
+        def prefix(self, name, end):
+            return self.data
+
         def has(self, name):
             return True
 
@@ -157,3 +160,37 @@ def test_damaged_headers_raise_value_error():
     # a range list running off its section reads as empty
     assert range_list(Fake(b"\x01\x00"), 4, 8, 0, 0, lambda i: 0) == []
     assert range_list(Fake(b"\x06\x00"), 5, 8, 0, 0, lambda i: 0) == []
+
+
+def test_partial_decompression():
+    """prefix() of a compressed section: the same bytes as the whole one,
+    decompressed only as far as asked (geometrically), then all of it."""
+    libc = ObjectFile("/lib/x86_64-linux-gnu/libc.so.6").dwarf_object()
+    if libc is None:
+        pytest.fail("libc6-dbg is not installed (apt-get install libc6-dbg)")
+    f, sections = _sections(libc.path)
+    with f:
+        whole = DwarfSections(ElfHeaders(f)).get(".debug_line")
+        assert sections._raw(".debug_line")[1] == len(whole)      # (it is compressed)
+        front = sections.prefix(".debug_line", 1000)
+        assert 1000 <= len(front) < len(whole) and whole.startswith(front)
+        middle = sections.prefix(".debug_line", len(whole) // 2)
+        assert len(front) < len(middle) < len(whole) and whole.startswith(middle)
+        assert sections.prefix(".debug_line", 10) is middle         # no new copy for less
+        assert sections.prefix(".debug_line", len(whole) + 5) == whole
+        assert sections.get(".debug_line") == whole
+
+
+def test_cut_compressed_section_is_damage(tmp_path):
+    """A compressed section whose zlib stream is cut short: ValueError from
+    get() and prefix(), never silently shorter data."""
+    import zlib as _zlib
+    from pprof_py.symbolize import dwarfsections
+    data = bytes(range(256)) * 4000
+    stream = _zlib.compress(data)[:-200]
+    partial = dwarfsections._PartialInflate(stream, len(data), ".debug_line")
+    assert partial.upto(100)[:100] == data[:100]
+    with pytest.raises(ValueError):
+        partial.upto(None)
+    with pytest.raises(ValueError):
+        dwarfsections._inflate(stream, len(data), ".debug_info")
