@@ -138,10 +138,11 @@ def test_fixture_binaries():
 
 @pytest.mark.parametrize("flags", [["-gdwarf-2", "-O1"], ["-gdwarf-3", "-O2"], ["-gdwarf-4", "-O2"],
                                    ["-gdwarf-5", "-O2"], ["-gdwarf-5", "-O3", "-fPIE", "-pie"],
-                                   ["-gdwarf-4", "-O2", "-ffunction-sections", "-freorder-blocks-and-partition"]])
+                                   ["-gdwarf-4", "-O2", "-ffunction-sections", "-freorder-blocks-and-partition"],
+                                   ["-gdwarf-5", "-gdwarf64", "-O2"], ["-gdwarf-4", "-gdwarf64", "-O2"]])
 def test_compiled_programs(tmp_path, flags):
     """C++ with inlined methods and templates and hot/cold splitting (DW_AT_ranges),
-    in each DWARF version."""
+    in each DWARF version, and in the 64-bit DWARF format."""
     src, exe = tmp_path / "t.cc", tmp_path / "t"
     src.write_text(CXX_SOURCE)
     subprocess.run(["g++", *flags, "-o", str(exe), str(src)], check=True, timeout=120)
