@@ -363,19 +363,45 @@ class LineProgramHeader:
                 form, pos = uleb(data, pos)
                 formats.append((content, form))
             count, pos = uleb(data, pos)
-            rows = []
-            for _ in range(count):
-                path, dir_index = None, 0
-                for content, form in formats:
-                    value, pos = _entry_value(data, pos, form, offset_size, order)
-                    if content == DW_LNCT_path:
-                        path = value
-                    elif content == DW_LNCT_directory_index:
-                        dir_index = value
-                rows.append((path, dir_index))
+            if formats == [(DW_LNCT_path, _FORM_LINE_STRP)] or \
+                    formats == [(DW_LNCT_path, _FORM_LINE_STRP), (DW_LNCT_directory_index, _FORM_UDATA)]:
+                # what gcc writes, read without a call per field
+                rows, pos = _gcc_entries(data, pos, count, len(formats) == 2, offset_size, order)
+            else:
+                rows = []
+                for _ in range(count):
+                    path, dir_index = None, 0
+                    for content, form in formats:
+                        value, pos = _entry_value(data, pos, form, offset_size, order)
+                        if content == DW_LNCT_path:
+                            path = value
+                        elif content == DW_LNCT_directory_index:
+                            dir_index = value
+                    rows.append((path, dir_index))
             entries.append(rows)
         self._dirs = [path for path, _ in entries[0]]
         self._files = entries[1]
+
+
+def _gcc_entries(data, pos, count, with_dir, offset_size, order):
+    """`count` entries of the format (path: line_strp[, directory index:
+    udata]): ([((".debug_line_str", offset), directory index)], new pos)."""
+    code = order + ("I" if offset_size == 4 else "Q")
+    unpack = struct.Struct(code).unpack_from
+    rows = []
+    for _ in range(count):
+        at, = unpack(data, pos)
+        pos += offset_size
+        dir_index = 0
+        if with_dir:
+            b = data[pos]
+            if b < 0x80:
+                dir_index = b
+                pos += 1
+            else:
+                dir_index, pos = uleb(data, pos)
+        rows.append(((".debug_line_str", at), dir_index))
+    return rows, pos
 
 
 def _entry_value(data, pos, form, offset_size, order):
