@@ -75,18 +75,49 @@ def _second_frame_always_same(stacks):
     return second
 
 
+def skipped_functions(kind, keep_signal_frames=False):
+    """(names, regex or None) of the functions whose frames pprof drops
+    from every stack of a `kind` profile."""
+    if kind in ("heap", "growth"):
+        return HEAP_SKIP, HEAP_SKIP_RE
+    if kind == "contention":
+        return CONTENTION_SKIP, None
+    if kind == "cpu" and not keep_signal_frames:
+        return CPU_SKIP, None
+    return set(), None
+
+
+def dropped_addresses(symbols, kind, keep_signal_frames=False):
+    """The addresses whose frames pprof drops: those naming a skipped
+    function.  Decided from the symbol table (which names every address
+    of the stacks) once per function name; most CPU profiles have none."""
+    skip, skip_re = skipped_functions(kind, keep_signal_frames)
+    if not skip and skip_re is None:
+        return set()
+    names = {sym[0][0] for sym in symbols.values() if sym}
+    skipped = {f for f in names if f in skip or (skip_re is not None and skip_re.search(f))}
+    if not skipped:
+        return set()
+    return {a for a, sym in symbols.items() if sym and sym[0][0] in skipped}
+
+
+def note_common_second_frame(address, symbols, notes, keep_signal_frames):
+    """pprof's words when every stack's second frame is `address`; returns
+    whether that frame is removed (not with --no-auto-signal-frm)."""
+    name = symbols[address][0][0] if address in symbols else "%016x" % address
+    if keep_signal_frames:
+        notes.append(f"All second stack frames are same: `{name}'.")
+        notes.append("Might be stack trace capturing bug.")
+        return False
+    notes.append(f"Removing {name} from all stack traces.")
+    return True
+
+
 def remove_uninteresting_frames(profile, symbols, kind, notes, keep_signal_frames=False):
     """pprof's RemoveUninterestingFrames.  `notes` collects what pprof
     prints on stderr.  `keep_signal_frames` is --no-auto-signal-frm: CPU
     profiles then keep the profiler's signal-handler frames and a second
-    frame common to every stack."""
-    skip, skip_re = set(), None
-    if kind in ("heap", "growth"):
-        skip, skip_re = HEAP_SKIP, HEAP_SKIP_RE
-    elif kind == "contention":
-        skip = CONTENTION_SKIP
-    elif kind == "cpu" and not keep_signal_frames:
-        skip = CPU_SKIP
+    frame common to every stack.  (bigprofile.py does the same on arrays.)"""
     if kind == "cpu":
         # pprof removes the second frame of every stack again and again while
         # it is the same everywhere.  Each stack is kept as its key and the
@@ -98,12 +129,8 @@ def remove_uninteresting_frames(profile, symbols, kind, notes, keep_signal_frame
             second = _second_frame_always_same(stacks)
             if not second:     # pprof treats address 0 as "not the same" too
                 break
-            name = symbols[second][0][0] if second in symbols else "%016x" % second
-            if keep_signal_frames:
-                notes.append(f"All second stack frames are same: `{name}'.")
-                notes.append("Might be stack trace capturing bug.")
+            if not note_common_second_frame(second, symbols, notes, keep_signal_frames):
                 break
-            notes.append(f"Removing {name} from all stack traces.")
             moved = []
             for k, pos in stacks:
                 pos += 1
@@ -116,15 +143,7 @@ def remove_uninteresting_frames(profile, symbols, kind, notes, keep_signal_frame
             for (k, pos), count in zip(stacks, profile.values()):
                 add_entry(result, k[:1] + k[pos:], count)
             profile = result
-    # Which addresses name a skipped function is decided from the symbol
-    # table (which names every address of the stacks) once per function
-    # name; most CPU profiles have none, and then every stack stays as it is.
-    dropped = set()
-    if skip or skip_re is not None:
-        names = {sym[0][0] for sym in symbols.values() if sym}
-        skipped = {f for f in names if f in skip or (skip_re is not None and skip_re.search(f))}
-        if skipped:
-            dropped = {a for a, sym in symbols.items() if sym and sym[0][0] in skipped}
+    dropped = dropped_addresses(symbols, kind, keep_signal_frames)
     if not dropped:
         return dict(profile)
     result = {}

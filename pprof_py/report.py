@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
 
+from pprof_py import bigprofile
 from pprof_py import filter as filters
 from pprof_py import graph
 from pprof_py.combine import CombinedMap, translate
@@ -202,12 +203,29 @@ class Report:
     inputs: Inputs
     options: Options
     total: float                  # before frame removal and focus (pprof's Total:)
-    profile: dict                 # address stacks after every filter (new minus base)
     symbols: dict                 # address -> frames, after --hide/--show
-    reduced: dict                 # key stacks at the granularity
-    flat: dict
-    cum: dict
+    flat: dict                    # key at the granularity -> flat value
+    cum: dict                     # key -> cumulative value
     notes: List[str]
+    # The address stacks after every filter (new minus base); None when the
+    # totals came from arrays (bigprofile.py): then made on first read of
+    # `profile`, for the outputs that walk the stacks.
+    stacks: Optional[dict] = None
+
+    @property
+    def profile(self):
+        """{stack of addresses (leaf first): value} after every filter."""
+        if self.stacks is None:
+            stacks = _combined_stacks(self.inputs, self.options, self.column)
+            self.stacks, _ = _filter(stacks, self.inputs.symbols, self.kind, self.options, self.width, [])
+        return self.stacks
+
+    @property
+    def reduced(self):
+        """pprof's reduced profile: {stack of keys (each once): value}
+        (made on demand: flat and cum do not need it)."""
+        return graph.reduce_profile(self.profile, self.symbols, self.options.granularity, self.width,
+                                    self.options.show_addresses)
 
     # ---- what the inputs say -------------------------------------------------
     @property
@@ -337,14 +355,21 @@ def _filter(stacks, symbols, kind, options, width, notes):
 def _reduced(inputs, options, total, stacks, symbols, notes):
     reduced = graph.reduce_profile(stacks, symbols, options.granularity, inputs.width, options.show_addresses)
     flat, cum = graph.flat_and_cumulative(reduced)
-    return Report(inputs=inputs, options=options, total=total, profile=stacks, symbols=symbols,
-                  reduced=reduced, flat=flat, cum=cum, notes=notes)
+    return Report(inputs=inputs, options=options, total=total, stacks=stacks, symbols=symbols,
+                  flat=flat, cum=cum, notes=notes)
 
 
 def analyze(inputs, options, notes=None):
     """The report of `inputs` for `options`."""
     notes = notes if notes is not None else []
-    stacks = _combined_stacks(inputs, options, value_column(inputs.kind, options))
+    column = value_column(inputs.kind, options)
+    if bigprofile.applies(inputs, options, inputs.profiles[0]):
+        made = bigprofile.totals(inputs, options, column, notes)
+        if made is not None:
+            total, flat, cum = made
+            return Report(inputs=inputs, options=options, total=total, symbols=inputs.symbols,
+                          flat=flat, cum=cum, notes=notes)
+    stacks = _combined_stacks(inputs, options, column)
     total = filters.total(stacks)
     stacks, symbols = _filter(stacks, inputs.symbols, inputs.kind, options, inputs.width, notes)
     return _reduced(inputs, options, total, stacks, symbols, notes)
