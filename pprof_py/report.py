@@ -34,7 +34,7 @@ from pprof_py.combine import CombinedMap, translate
 from pprof_py.errors import PprofError
 from pprof_py.formats import read_profile
 from pprof_py.lazynp import np
-from pprof_py.model import Profile, ProfileKind
+from pprof_py.model import Profile, ProfileKind, location_addresses
 
 _OBJTOOL_LOCK = threading.RLock()
 HEAP_COLUMNS = {"inuse_objects": 0, "inuse_space": 1, "alloc_objects": 2, "alloc_space": 3}
@@ -180,9 +180,9 @@ def load(program, profile_paths, options, notes=None, progress=None):
             notes.append(f"warning: {path}: the profile has no samples")
     main = every[0]
     combined = CombinedMap(main.mappings)
-    addresses = [[loc.address for loc in main.locations]]
+    addresses = [location_addresses(main)]
     for profile in every[1:]:
-        raw = np.array([loc.address for loc in profile.locations], dtype=np.uint64)
+        raw = np.array(location_addresses(profile), dtype=np.uint64)
         addresses.append(translate(raw, profile.mappings, combined).tolist())
     # The main program's catch-all range ends at the first profile's highest
     # address, as in gperftools' pprof.

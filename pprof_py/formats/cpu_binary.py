@@ -25,7 +25,7 @@ from array import array
 from pprof_py.errors import ProfileFormatError
 from pprof_py.formats.procmaps import parse_maps
 from pprof_py.lazynp import np
-from pprof_py.model import Profile, Location, ValueType
+from pprof_py.model import Location, LocationTable, Profile, ValueType
 
 MAX_DEPTH = 1 << 16
 # Sample counts must fit profile.proto's int64 (a real one is far smaller).
@@ -34,6 +34,9 @@ MAX_COUNT = (1 << 63) - 1
 # below it in plain Python (_merge_lists), which needs no numpy import
 # (60 ms, more than merging takes on a profile of a few thousand stacks).
 NUMPY_MIN_PCS = 200_000
+# From this many distinct addresses on, the locations are a LocationTable
+# (columns) rather than one Location object each (model.py says why).
+LOCATION_TABLE_MIN = 1000
 
 
 def looks_like_cpu_profile(data):
@@ -138,7 +141,8 @@ def parse_cpu_profile(data, path, base_offset=0, adjust=True):
         values=values,
         stack_starts=new_csr,
         stack_locations=inverse,
-        locations=[Location(a) for a in addresses],
+        locations=(LocationTable(addresses) if len(addresses) >= LOCATION_TABLE_MIN
+                   else [Location(a) for a in addresses]),
         mappings=parse_maps(maps_text),
         period=int(period),
         address_width=16 if width == 8 else 8,

@@ -15,7 +15,7 @@ renderers see the same names.
 """
 import re
 
-from pprof_py.model import UNKNOWN_LINE, Frame
+from pprof_py.model import UNKNOWN_LINE, Frame, LocationTable
 from pprof_py.symbolize import Symbolizer, Symbols, symbols_from_names
 
 _PPROF_TAG = re.compile(r"<[0-9a-fA-F]+>$")
@@ -64,6 +64,9 @@ def name_profiles(profiles, translated, program, options, width, combined_mappin
         symbols.update(table)
         symbols.display.update(table.display)
     for profile, addrs in zip(profiles, translated):
+        if isinstance(profile.locations, LocationTable):
+            profile.locations.set_frames(map(symbols.get, addrs))
+            continue
         for loc, address in zip(profile.locations, addrs):
             loc.frames = symbols.get(address)
     return symbols

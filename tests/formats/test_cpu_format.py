@@ -154,6 +154,7 @@ def _parsed_both_ways(blob, monkeypatch, adjust=True):
     out = []
     for threshold in (1 << 62, 0):
         monkeypatch.setattr(cpu_binary, "NUMPY_MIN_PCS", threshold)
+        monkeypatch.setattr(cpu_binary, "LOCATION_TABLE_MIN", threshold)
         try:
             profile = parse_cpu_profile(blob, "p", adjust=adjust)
         except ProfileFormatError as exc:
@@ -213,3 +214,29 @@ def test_small_profile_is_read_without_numpy(tmp_path):
     assert b"LOADED []" in runs[1].stderr, runs[1].stderr
     # A cold run reads the symbol tables without numpy too (objfile.py).
     assert b"'numpy'" not in runs[0].stderr, runs[0].stderr
+
+
+def test_location_table_reads_and_writes_like_locations(monkeypatch):
+    """Big profiles keep their locations as columns (model.LocationTable);
+    its rows read and write like Location objects."""
+    from pprof_py.formats import cpu_binary
+    from pprof_py.model import Frame, Location, LocationTable, location_addresses
+    from profile_builders import cpu_profile
+    blob = cpu_profile([(3, [0x401010, 0x401100, 0x401200]), (1, [0x401020, 0x401100])])
+    monkeypatch.setattr(cpu_binary, "LOCATION_TABLE_MIN", 0)
+    table = parse_cpu_profile(blob, "p").locations
+    monkeypatch.setattr(cpu_binary, "LOCATION_TABLE_MIN", 1 << 62)
+    plain = parse_cpu_profile(blob, "p").locations
+    assert isinstance(table, LocationTable) and isinstance(plain, list)
+    assert len(table) == len(plain) == 4 and list(table) == plain and table[-1] == plain[-1]
+    assert table[1:3] == plain[1:3]
+    with pytest.raises(IndexError):
+        table[4]
+    frames = (Frame("main", "m.c:1", "main"),)
+    table[0].frames = frames
+    table[2].names = ("outer", "inner")
+    assert table[0].frames is frames and table[1].frames is None and table[2].names == ("outer", "inner")
+    assert table[0] == Location(plain[0].address, frames)
+    table.set_frames([frames] * 4)
+    assert all(row.frames is frames for row in table)
+    assert location_addresses(type("P", (), {"locations": table})()) == [loc.address for loc in plain]
