@@ -120,7 +120,7 @@ class _CompileUnitIndex:
     def _program(self):
         """The line program's opcodes (bytes)."""
         header = self.lineprog
-        return header.data[header.program_start:header.program_end]
+        return bytes(header.data[header.program_start:header.program_end])
 
     def _native_rows(self, addresses):
         """line_for's answers for the sorted `addresses`, from the C state

@@ -51,7 +51,7 @@ class DwarfSections:
         if data is False:
             partial = self._partial.pop(name, None)
             if partial is not None:
-                data = partial.upto(None)
+                data = bytes(partial.upto(None))
             else:
                 raw = self._raw(name)
                 data = raw if not isinstance(raw, tuple) else _inflate(raw[0], raw[1], name)
@@ -60,9 +60,10 @@ class DwarfSections:
 
     def prefix(self, name, end):
         """Section `name` from its start to at least `end` (all of it when
-        shorter), or None when the file has none.  A compressed section is
-        decompressed only that far: a few sampled units' line programs
-        need only the front of libc6-dbg's .debug_line."""
+        shorter), or None when the file has none: bytes, or a bytearray that
+        later calls extend.  A compressed section is decompressed only that
+        far: a few sampled units' line programs need only the front of
+        libc6-dbg's .debug_line."""
         data = self._loaded.get(name, False)
         if data is not False:
             return data
@@ -75,7 +76,7 @@ class DwarfSections:
             partial = self._partial[name] = _PartialInflate(raw[0], raw[1], name)
         data = partial.upto(end)
         if partial.done:
-            self._loaded[name] = data
+            data = self._loaded[name] = bytes(data)
             del self._partial[name]
         return data
 
@@ -147,38 +148,40 @@ def _inflate(data, size, name):
 
 
 class _PartialInflate:
-    """A zlib stream decompressed on demand, front first."""
+    """A zlib stream decompressed on demand, front first.  The compressed
+    input is fed in small chunks (zlib's unconsumed_tail would copy all of
+    the rest at every step), and the output is the one growing bytearray:
+    readers index, slice and struct.unpack_from it, they keep no view."""
+
+    CHUNK = 1 << 15
 
     def __init__(self, stream, size, name):
         self.name = name
         self.size = size
         self._zlib = zlib.decompressobj()
         self._input = stream
+        self._pos = 0
         self._out = bytearray()
-        self._snapshot = b""
         self.done = False
 
     def upto(self, end):
-        """bytes of the output from its start to at least `end` (None: all)."""
-        if end is None or end > len(self._out):
-            # grow at least geometrically: each call copies the front out
-            want = self.size if end is None else max(end, 2 * len(self._out), 1 << 16)
-            try:
-                while len(self._out) < want and not self._zlib.eof:
-                    chunk = self._zlib.decompress(self._input, want - len(self._out))
-                    self._input = self._zlib.unconsumed_tail
-                    self._out += chunk
-                    if not chunk and not self._input:
-                        raise ValueError(f"section {self.name}: compressed data cut short")
-            except zlib.error as exc:
-                raise ValueError(f"section {self.name}: {exc}") from None
-            if self._zlib.eof or len(self._out) >= self.size:
-                self.done = True
-                if len(self._out) != self.size:
-                    raise ValueError(f"section {self.name}: {len(self._out)} bytes decompressed, "
-                                     f"header says {self.size}")
-            self._snapshot = bytes(self._out)
-        return self._snapshot
+        """The output from its start to at least `end` (None: all of it)."""
+        want = self.size if end is None else min(end, self.size)
+        out = self._out
+        try:
+            while len(out) < want and not self._zlib.eof:
+                chunk = self._input[self._pos:self._pos + self.CHUNK]
+                if not chunk:
+                    raise ValueError(f"section {self.name}: compressed data cut short")
+                self._pos += len(chunk)
+                out += self._zlib.decompress(chunk)
+        except zlib.error as exc:
+            raise ValueError(f"section {self.name}: {exc}") from None
+        if self._zlib.eof or len(out) >= self.size:
+            self.done = True
+            if len(out) != self.size:
+                raise ValueError(f"section {self.name}: {len(out)} bytes decompressed, header says {self.size}")
+        return out
 
 
 def _initial_length(data, pos, order):
@@ -327,7 +330,7 @@ class LineProgramHeader:
     def _path(self, raw):
         if isinstance(raw, tuple):          # (string section, offset)
             raw = self._sections.string(raw[1], raw[0])
-        return _text(raw) if isinstance(raw, bytes) else ""
+        return _text(raw) if isinstance(raw, (bytes, bytearray)) else ""
 
     def _tables_v4(self, data, pos):
         dirs = []

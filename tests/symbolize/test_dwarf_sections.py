@@ -165,7 +165,7 @@ def test_damaged_headers_raise_value_error():
 
 def test_partial_decompression():
     """prefix() of a compressed section: the same bytes as the whole one,
-    decompressed only as far as asked (geometrically), then all of it."""
+    decompressed only about as far as asked, then all of it."""
     libc = ObjectFile("/lib/x86_64-linux-gnu/libc.so.6").dwarf_object()
     if libc is None:
         pytest.fail("libc6-dbg is not installed (apt-get install libc6-dbg)")
@@ -174,10 +174,11 @@ def test_partial_decompression():
         whole = DwarfSections(ElfHeaders(f)).get(".debug_line")
         assert sections._raw(".debug_line")[1] == len(whole)      # (it is compressed)
         front = sections.prefix(".debug_line", 1000)
-        assert 1000 <= len(front) < len(whole) and whole.startswith(front)
+        assert 1000 <= len(front) < len(whole) // 4 and whole.startswith(front)
+        first = len(front)
         middle = sections.prefix(".debug_line", len(whole) // 2)
-        assert len(front) < len(middle) < len(whole) and whole.startswith(middle)
-        assert sections.prefix(".debug_line", 10) is middle         # no new copy for less
+        assert first < len(middle) < len(whole) and whole.startswith(middle)
+        assert sections.prefix(".debug_line", 10) is middle         # no new copy
         assert sections.prefix(".debug_line", len(whole) + 5) == whole
         assert sections.get(".debug_line") == whole
 
