@@ -10,6 +10,7 @@ import pytest
 from elftools.elf.elffile import ELFFile
 
 from helpers import ROOT
+from test_dwarf_native import _addresses
 from pprof_py.symbolize.dwarfsections import DwarfSections, LineProgramHeader, Unit, range_list
 from pprof_py.symbolize.elfheaders import ElfHeaders
 from pprof_py.symbolize.objfile import ObjectFile
@@ -227,3 +228,38 @@ def test_line_header_in_64bit_dwarf(tmp_path):
             table = dump.split("The File Name Table")[1].split("Line Number Statements")[0]
             names = [line.split()[-1] for line in table.splitlines()[2:] if line.strip()]
             assert [name for name, _ in header.files] == names
+
+
+def test_damaged_sections_raise_only_dwarf_damage(tmp_path):
+    """Random bytes changed in a real file's .debug_* sections: DwarfIndex
+    answers or raises one of cache.DWARF_DAMAGE (the symbolizer's one-line
+    warning), with the C decoders and with the Python ones."""
+    import random
+    from pprof_py.symbolize.cache import DWARF_DAMAGE
+    from pprof_py.symbolize.dwarf import DwarfIndex
+    src = os.path.join(ROOT, "fixtures", "bin", "cxx")
+    original = open(src, "rb").read()
+    headers = ElfHeaders(open(src, "rb"))
+    targets = [headers.section_by_name(n) for n in (".debug_info", ".debug_line", ".debug_abbrev",
+                                                     ".debug_aranges", ".debug_rnglists", ".debug_str")]
+    targets = [t for t in targets if t is not None]
+    with open(src, "rb") as f:
+        addresses = _addresses(ELFFile(f), 200)
+    rng = random.Random(11)
+    outcomes = {"answered": 0, "damage": 0}
+    for k in range(120):
+        data = bytearray(original)
+        sec = rng.choice(targets)
+        for _ in range(rng.randrange(1, 12)):
+            data[sec["sh_offset"] + rng.randrange(sec["sh_size"])] = rng.randrange(256)
+        path = tmp_path / f"cxx{k}"
+        path.write_bytes(bytes(data))
+        for native in (True, False):
+            try:
+                index = DwarfIndex(ObjectFile(str(path)), addresses, native=native)
+                for a in addresses:
+                    index.frames_for(a)
+                outcomes["answered"] += 1
+            except DWARF_DAMAGE:
+                outcomes["damage"] += 1
+    assert outcomes["answered"] > 20 and outcomes["damage"] > 20, outcomes
