@@ -115,8 +115,8 @@ def _compare(path, limit):
 
 
 def test_library_loads():
-    """The library is built (setup.py build_ext) and its exports are the
-    interface of dwarfscan.h only."""
+    """The library is built (setup.py build_ext), its exports are the
+    interface of dwarfscan.h only, and it links libc only."""
     lib = dwarfnative.library()
     assert lib is not None, "pprof_py/native/_libdwarf*.so is not built or does not load"
     from pprof_py.native import libpath
@@ -125,6 +125,10 @@ def test_library_loads():
     exported = sorted(line.split()[-1] for line in out.splitlines() if line.split()[1:2] == ["T"])
     assert exported == ["ppd_abbrev_free", "ppd_abbrev_parse", "ppd_decode_die", "ppd_line_lookup",
                         "ppd_scan_unit"]
+    # and it needs nothing but libc
+    needed = subprocess.run(["readelf", "-d", libpath("dwarf")], capture_output=True, text=True, check=True,
+                            timeout=60).stdout
+    assert [line.split("[")[1].rstrip("]") for line in needed.splitlines() if "(NEEDED)" in line] == ["libc.so.6"]
 
 
 def test_fixture_binaries():
