@@ -8,6 +8,12 @@ found through .debug_aranges (or, when that is missing, the CUs' top-level
 address ranges, read without decoding their children); its line table and
 its subprogram / inlined_subroutine DIEs are then decoded once and cached.
 
+Sections, unit and line program headers and range lists are read by
+dwarfsections.py; the two hot loops, the line-number state machine and the
+walk over a unit's DIEs, run in C (dwarfnative.py) when its library loads,
+else in Python here and in dies.py (the reference implementations:
+DwarfIndex(..., native=False); tests/symbolize/test_dwarf_native.py).
+
 Rules copied from BFD's behaviour (what addr2line prints):
 * the line row for an address is the last row at the greatest address <= it
   within the sequence that contains it;
@@ -90,6 +96,8 @@ class _CompileUnitIndex:
         return _FileNames(header, self.comp_dir)
 
     def _load_lines(self):
+        # Python decoder: the sequences holding wanted addresses, searched by
+        # line_for.  C decoder: the answers for the wanted addresses only.
         self.sequences = []   # list of (start, end, addresses[], rows[])
         self._sequence_starts = []
         self._longest_sequence = 0
