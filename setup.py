@@ -1,7 +1,7 @@
 """Build the native parts (CPU sampler, allocator) as plain shared libraries.
 
 Each folder under pprof_py/native/src/ is one library, except common/,
-which every library compiles in.  We build them as
+which every library but those in WITHOUT_COMMON compiles in.  We build them as
 setuptools Extensions so that `pip install .` and `pip install -e .` both put
 them inside the package; they have no Python entry point and are loaded with
 ctypes or LD_PRELOAD, never imported.  pprof_py.native.libpath() finds them
@@ -36,7 +36,14 @@ LIBRARIES = {
     "profiler": (["-fvisibility=hidden"], ["dl", "rt", "pthread"]),
     "malloc": (["-fno-builtin", "-ftls-model=initial-exec", "-fno-optimize-sibling-calls",
                 "-fno-stack-protector", "-funwind-tables"], ["dl", "rt", "pthread", "m"]),
+    # DWARF line tables and DIE walks for the symbolizer, loaded with ctypes
+    # by pprof_py/symbolize/dwarfnative.py: only dwarfscan.h is exported
+    "dwarf": (["-fvisibility=hidden"], []),
 }
+
+# libraries that do not compile in src/common (the stack walkers): the DWARF
+# decoder needs nothing but libc
+WITHOUT_COMMON = {"dwarf"}
 
 # extra link flags per library: the linker-made bounds of the sampler's
 # pp_trampoline section (collector.c) stay internal too
@@ -50,7 +57,8 @@ def native_extensions():
         if not sources:
             continue
         # src/common: code both libraries compile in (hidden symbols)
-        sources += sorted(glob.glob(os.path.join(SRC, "common", "*.c")))
+        if name not in WITHOUT_COMMON:
+            sources += sorted(glob.glob(os.path.join(SRC, "common", "*.c")))
         extensions.append(Extension(
             "pprof_py.native._lib" + name,
             sources=sources,

@@ -1,4 +1,5 @@
-"""Native parts of pprof_py: the CPU sampler and the allocator.
+"""Native parts of pprof_py: the CPU sampler, the allocator and the
+symbolizer's DWARF decoder (symbolize/dwarfnative.py).
 
 They are plain C shared libraries built at install time (see setup.py) and
 shipped inside this package.  Find them with :func:`libpath`; load them with
@@ -16,7 +17,7 @@ class NativeLibraryMissing(RuntimeError):
 
 
 def libpath(name):
-    """Absolute path of the bundled native library `name` ('profiler' or 'malloc')."""
+    """Absolute path of the bundled native library `name` ('profiler', 'malloc' or 'dwarf')."""
     for suffix in importlib.machinery.EXTENSION_SUFFIXES:
         candidate = os.path.join(_HERE, "_lib" + name + suffix)
         if os.path.exists(candidate):

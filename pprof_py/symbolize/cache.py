@@ -549,7 +549,7 @@ def _object_symbols(obj, addresses, use_cache, progress, warn):
         from pprof_py.symbolize.dwarf import DwarfIndex
         dwarf_obj = obj.dwarf_object()
         try:
-            dwarf = DwarfIndex(dwarf_obj.elf, missing) if dwarf_obj is not None else None
+            dwarf = DwarfIndex(dwarf_obj, missing) if dwarf_obj is not None else None
         except DWARF_DAMAGE as exc:
             obj.dwarf_damage = f"{type(exc).__name__}: {exc}"
             dwarf = None

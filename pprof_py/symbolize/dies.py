@@ -5,9 +5,8 @@ the large units of a real program.  We only need subprogram and
 inlined_subroutine DIEs that contain sampled addresses, so this scanner walks
 .debug_info bytes directly (DWARF 2-5, 32- and 64-bit formats, section 7.5),
 skipping every other DIE's attributes by form size and jumping over subtrees
-with DW_AT_sibling when the producer wrote it.  Names behind
-DW_AT_abstract_origin / DW_AT_specification are still resolved through
-pyelftools, but only for the few functions that were sampled.
+with DW_AT_sibling when the producer wrote it.  Strings and indexed
+addresses are read from dwarfsections.DwarfSections.
 """
 from pprof_py.symbolize.leb128 import sleb, uleb
 
@@ -37,21 +36,49 @@ WANTED_ATTRS = {"DW_AT_low_pc", "DW_AT_high_pc", "DW_AT_ranges", "DW_AT_name", "
                 "DW_AT_call_file", "DW_AT_call_line"}
 
 
-def _names(enum):
-    return {value: name for name, value in enum.items()}
+# DWARF 5 (section 7.5.6) and GNU codes, named as pyelftools names them.
+# Every form has a name here (the readers dispatch on them); tags and
+# attributes only those the readers compare against or decode: the others
+# are named "DW_TAG_unknown_0x.." / "DW_AT_unknown_0x..".
+_FORMS = {
+    0x01: "DW_FORM_addr", 0x03: "DW_FORM_block2", 0x04: "DW_FORM_block4", 0x05: "DW_FORM_data2",
+    0x06: "DW_FORM_data4", 0x07: "DW_FORM_data8", 0x08: "DW_FORM_string", 0x09: "DW_FORM_block",
+    0x0a: "DW_FORM_block1", 0x0b: "DW_FORM_data1", 0x0c: "DW_FORM_flag", 0x0d: "DW_FORM_sdata",
+    0x0e: "DW_FORM_strp", 0x0f: "DW_FORM_udata", 0x10: "DW_FORM_ref_addr", 0x11: "DW_FORM_ref1",
+    0x12: "DW_FORM_ref2", 0x13: "DW_FORM_ref4", 0x14: "DW_FORM_ref8", 0x15: "DW_FORM_ref_udata",
+    0x16: "DW_FORM_indirect", 0x17: "DW_FORM_sec_offset", 0x18: "DW_FORM_exprloc",
+    0x19: "DW_FORM_flag_present", 0x1a: "DW_FORM_strx", 0x1b: "DW_FORM_addrx", 0x1c: "DW_FORM_ref_sup4",
+    0x1d: "DW_FORM_strp_sup", 0x1e: "DW_FORM_data16", 0x1f: "DW_FORM_line_strp", 0x20: "DW_FORM_ref_sig8",
+    0x21: "DW_FORM_implicit_const", 0x22: "DW_FORM_loclistx", 0x23: "DW_FORM_rnglistx",
+    0x24: "DW_FORM_ref_sup8", 0x25: "DW_FORM_strx1", 0x26: "DW_FORM_strx2", 0x27: "DW_FORM_strx3",
+    0x28: "DW_FORM_strx4", 0x29: "DW_FORM_addrx1", 0x2a: "DW_FORM_addrx2", 0x2b: "DW_FORM_addrx3",
+    0x2c: "DW_FORM_addrx4", 0x1f01: "DW_FORM_GNU_addr_index", 0x1f02: "DW_FORM_GNU_str_index",
+    0x1f20: "DW_FORM_GNU_ref_alt", 0x1f21: "DW_FORM_GNU_strp_alt",
+}
+_TAGS = {
+    0x0b: "DW_TAG_lexical_block", 0x11: "DW_TAG_compile_unit", 0x1d: "DW_TAG_inlined_subroutine",
+    0x1e: "DW_TAG_module", 0x25: "DW_TAG_catch_block", 0x2e: "DW_TAG_subprogram", 0x32: "DW_TAG_try_block",
+    0x39: "DW_TAG_namespace", 0x41: "DW_TAG_type_unit", 0x3c: "DW_TAG_partial_unit",
+    0x4a: "DW_TAG_skeleton_unit",
+}
+_ATTRS = {
+    0x01: "DW_AT_sibling", 0x03: "DW_AT_name", 0x10: "DW_AT_stmt_list", 0x11: "DW_AT_low_pc",
+    0x12: "DW_AT_high_pc", 0x13: "DW_AT_language", 0x1b: "DW_AT_comp_dir", 0x31: "DW_AT_abstract_origin",
+    0x47: "DW_AT_specification", 0x55: "DW_AT_ranges", 0x58: "DW_AT_call_file", 0x59: "DW_AT_call_line",
+    0x6e: "DW_AT_linkage_name", 0x72: "DW_AT_str_offsets_base", 0x73: "DW_AT_addr_base",
+    0x74: "DW_AT_rnglists_base", 0x2007: "DW_AT_MIPS_linkage_name",
+}
 
 
-_TAGS = _FORMS = _ATTRS = None
+def enum_names():
+    """({tag code: name}, {form code: name}, {attribute code: name})."""
+    return _TAGS, _FORMS, _ATTRS
 
 
 def parse_abbrev_table(data, offset):
     """One .debug_abbrev table (DWARF 5, section 7.5.3): {code: (tag,
     has_children, [(attribute, form, implicit constant)])}.  pyelftools
     builds these with construct, which is slow on large programs."""
-    global _TAGS, _FORMS, _ATTRS
-    if _TAGS is None:
-        from elftools.dwarf.enums import ENUM_DW_AT, ENUM_DW_FORM, ENUM_DW_TAG
-        _TAGS, _FORMS, _ATTRS = _names(ENUM_DW_TAG), _names(ENUM_DW_FORM), _names(ENUM_DW_AT)
     table = {}
     pos = offset
     while True:
@@ -96,8 +123,13 @@ class ScannedDIE:
 
 
 class UnitScanner:
-    def __init__(self, dwarf, cu, info_bytes, abbrevs):
-        self.dwarf = dwarf
+    """Reads one unit's DIEs: in Python from the parsed abbreviation table
+    `abbrevs`, or, given `native` (a dwarfnative.NativeUnit), with the C
+    decoder, which then does die_at and scan instead."""
+
+    def __init__(self, sections, cu, info_bytes, abbrevs, native=None):
+        self.native = native
+        self.sections = sections
         self.cu = cu
         self.data = info_bytes
         header = cu.header
@@ -105,7 +137,7 @@ class UnitScanner:
         self.address_size = header["address_size"]
         self.offset_size = 8 if cu.dwarf_format() == 64 else 4
         self.end = cu.cu_offset + cu.size
-        self.little = dwarf.config.little_endian
+        self.little = sections.little_endian
         self._abbrevs = abbrevs
         self._layouts = {}
         self.str_offsets_base = 8
@@ -147,6 +179,8 @@ class UnitScanner:
     def die_at(self, offset, everything=False):
         """Decode the DIE at `offset` (in this unit): the attributes we use,
         or all of them but blocks with `everything`."""
+        if self.native is not None:
+            return self.native.die_at(offset, everything)
         code, pos = self._uleb(offset)
         tag, has_children, specs = self._abbrev(code)
         attrs = []
@@ -243,29 +277,52 @@ class UnitScanner:
         if not isinstance(value, int):
             return None
         if form == "DW_FORM_strp":
-            return self.dwarf.get_string_from_table(value)
+            return self.sections.string(value)
         if form == "DW_FORM_line_strp":
-            return self.dwarf.get_string_from_linetable(value)
+            return self.sections.line_string(value)
         if form.startswith("DW_FORM_strx") or form == "DW_FORM_GNU_str_index":
-            sec = self.dwarf.debug_str_offsets_sec
-            if sec is None:
+            table = self.sections.get(".debug_str_offsets")
+            if table is None:
                 return None
-            stream = sec.stream
-            stream.seek(self.str_offsets_base + value * self.offset_size)
-            raw = stream.read(self.offset_size)
-            return self.dwarf.get_string_from_table(int.from_bytes(raw, "little" if self.little else "big"))
+            at = self.str_offsets_base + value * self.offset_size
+            raw = table[at:at + self.offset_size]
+            return self.sections.string(int.from_bytes(raw, "little" if self.little else "big"))
         return None
 
     def address(self, form, value):
         if form.startswith("DW_FORM_addrx") or form == "DW_FORM_GNU_addr_index":
-            return self.dwarf.get_addr(self.cu, value)
+            if self.top.get("DW_AT_addr_base") is None:
+                raise ValueError(f"unit at {self.cu.cu_offset:#x}: DW_FORM_addrx without DW_AT_addr_base")
+            return self.sections.address(self.addr_base, value, self.address_size)
         return value
 
-    def scan(self, visit):
+    def scan(self, visit, wanted=()):
         """Call visit(die, parent) for every function DIE, where `parent` is
         what visit returned for the enclosing function (None at top level);
         a function's children are scanned only if visit returns something
-        other than None for it."""
+        other than None for it.
+
+        With the native decoder, `wanted` (the sorted addresses visit looks
+        for) lets the C code drop, without calling visit, the functions for
+        which visit (dwarf.py's) would return None or its parent: those
+        whose low/high pc range holds no wanted address, and those without
+        any range."""
+        if self.native is not None:
+            self._scan_native(visit, wanted)
+        else:
+            self.scan_python(visit)
+
+    def _scan_native(self, visit, wanted):
+        results = {}        # record -> what visit returned (None: subtree pruned)
+        for k, die, parent_k in self.native.scan_records(self.cu.cu_die_offset, wanted):
+            if parent_k is None:
+                results[k] = visit(die, None)
+            else:
+                parent = results[parent_k]
+                results[k] = visit(die, parent) if parent is not None else None
+
+    def scan_python(self, visit):
+        """scan() in Python, the reference for the C walk."""
         pos = self.cu.cu_die_offset
         end = self.end
         # Skip the unit DIE itself: its children are what we walk.

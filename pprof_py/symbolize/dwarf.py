@@ -8,6 +8,12 @@ found through .debug_aranges (or, when that is missing, the CUs' top-level
 address ranges, read without decoding their children); its line table and
 its subprogram / inlined_subroutine DIEs are then decoded once and cached.
 
+Sections, unit and line program headers and range lists are read by
+dwarfsections.py; the two hot loops, the line-number state machine and the
+walk over a unit's DIEs, run in C (dwarfnative.py) when its library loads,
+else in Python here and in dies.py (the reference implementations:
+DwarfIndex(..., native=False); tests/symbolize/test_dwarf_native.py).
+
 Rules copied from BFD's behaviour (what addr2line prints):
 * the line row for an address is the last row at the greatest address <= it
   within the sequence that contains it;
@@ -20,8 +26,8 @@ import bisect
 import heapq
 import struct
 
-from elftools.dwarf.ranges import BaseAddressEntry, RangeEntry
-
+from pprof_py.symbolize import dwarfnative
+from pprof_py.symbolize.dwarfsections import DwarfSections, LineProgramHeader, Unit, range_list
 from pprof_py.symbolize.dies import UnitScanner, parse_abbrev_table
 from pprof_py.symbolize.leb128 import sleb as _sleb, uleb as _uleb
 
@@ -32,12 +38,45 @@ def _join(directory, name):
     return directory.rstrip("/") + "/" + name
 
 
+class _FileNames:
+    """The full path of each file entry of a line program header, made on
+    first use: a unit's table names every header it includes (hundreds in
+    C++), its samples only a few of them."""
+
+    def __init__(self, header, comp_dir):
+        self.header = header
+        self.comp_dir = comp_dir
+        self._paths = {}
+        self._count = header.file_count()
+
+    def __len__(self):
+        return self._count
+
+    def __getitem__(self, index):
+        path = self._paths.get(index)
+        if path is None:
+            if not 0 <= index < self._count:
+                raise IndexError(index)
+            header = self.header
+            name, dir_index = header.file(index)
+            dirs = header.directory_count()
+            if header.version >= 5:
+                directory = header.directory(dir_index) if dir_index < dirs else ""
+            else:
+                directory = header.directory(dir_index - 1) if 0 < dir_index <= dirs else ""
+            path = _join(directory, name)
+            if not path.startswith("/"):
+                path = _join(self.comp_dir, path)
+            self._paths[index] = path
+        return path
+
+
 class _CompileUnitIndex:
     """Decoded line table and function ranges of one CU."""
 
     def __init__(self, index, cu, wanted):
         self.index = index
-        self.dwarf = index.dwarf
+        self.sections = index.sections
         self.cu = cu
         self.wanted = wanted      # sorted addresses this CU is asked about
         self.scanner = index.scanner_for(cu)
@@ -45,43 +84,34 @@ class _CompileUnitIndex:
         comp_dir = top.get("DW_AT_comp_dir")
         self.comp_dir = (self.scanner.string(*comp_dir) if comp_dir else None) or ""
         stmt_list = top.get("DW_AT_stmt_list")
-        self.lineprog = None
-        if stmt_list is not None and self.dwarf.debug_line_sec is not None:
-            self.lineprog = self.dwarf._parse_line_program_at_offset(stmt_list[1], cu.structs)
+        self.lineprog = None        # its LineProgramHeader
+        if stmt_list is not None and self.sections.has(".debug_line"):
+            self.lineprog = LineProgramHeader(self.sections, stmt_list[1])
         self.files = self._file_names(self.lineprog) if self.lineprog is not None else None
         self._load_lines()
         self._load_functions(top)
 
     # -- line table --------------------------------------------------------
-    def _file_names(self, lineprog):
-        header = lineprog.header
-        dirs = [d if isinstance(d, str) else d.decode("utf-8", "surrogateescape")
-                for d in (x.DW_LNCT_path if hasattr(x, "DW_LNCT_path") else x for x in header["include_directory"])]
-        names = []
-        for entry in header["file_entry"]:
-            name = entry.name if isinstance(entry.name, str) else entry.name.decode("utf-8", "surrogateescape")
-            dir_index = entry.dir_index
-            if header["version"] >= 5:
-                directory = dirs[dir_index] if dir_index < len(dirs) else ""
-            else:
-                directory = dirs[dir_index - 1] if 0 < dir_index <= len(dirs) else ""
-            path = _join(directory, name)
-            if not path.startswith("/"):
-                path = _join(self.comp_dir, path)
-            names.append(path)
-        return names
+    def _file_names(self, header):
+        return _FileNames(header, self.comp_dir)
 
     def _load_lines(self):
+        # Python decoder: the sequences holding wanted addresses, searched by
+        # line_for.  C decoder: the answers for the wanted addresses only.
         self.sequences = []   # list of (start, end, addresses[], rows[])
         self._sequence_starts = []
         self._longest_sequence = 0
+        self._native_lines = None
         lineprog = self.lineprog
         if lineprog is None:
             return
+        if self.index.native:
+            self._native_lines = dict(zip(self.wanted, self._native_rows(self.wanted)))
+            return
         names = self.files
-        offset = 0 if lineprog.header["version"] >= 5 else 1
+        offset = 0 if lineprog.version >= 5 else 1
         wanted = self.wanted
-        for start, end, addresses, files, lines in decode_line_program(lineprog, self.cu["address_size"]):
+        for start, end, addresses, files, lines in decode_line_program(lineprog, self._program()):
             # Keep only sequences that hold addresses we were asked about.
             i = bisect.bisect_left(wanted, start)
             if i >= len(wanted) or wanted[i] >= end:
@@ -95,7 +125,34 @@ class _CompileUnitIndex:
         self._sequence_starts = [seq[0] for seq in self.sequences]
         self._longest_sequence = max((seq[1] - seq[0] for seq in self.sequences), default=0)
 
+    def _program(self):
+        """The line program's opcodes (bytes)."""
+        header = self.lineprog
+        return bytes(header.data[header.program_start:header.program_end])
+
+    def _native_rows(self, addresses):
+        """line_for's answers for the sorted `addresses`, from the C state
+        machine (dwarfnative.line_lookup)."""
+        header = self.lineprog
+        names = self.files
+        offset = 0 if header.version >= 5 else 1
+        rows = []
+        for row in dwarfnative.line_lookup(
+                self._program(), header.version, header.little_endian, header.minimum_instruction_length,
+                header.line_base, header.line_range, header.opcode_base, header.standard_opcode_lengths,
+                addresses):
+            if row is not None:
+                idx = row[0] - offset
+                row = (names[idx] if 0 <= idx < len(names) else "??", row[1])
+            rows.append(row)
+        return rows
+
     def line_for(self, address):
+        if self._native_lines is not None:
+            row = self._native_lines.get(address, False)
+            if row is False:        # not one of the wanted addresses: ask again
+                row = self._native_lines[address] = self._native_rows([address])[0]
+            return row
         k = bisect.bisect_right(self._sequence_starts, address) - 1
         while k >= 0:
             start, end, addresses, rows = self.sequences[k]
@@ -118,7 +175,7 @@ class _CompileUnitIndex:
         self.dies = []
         files = self.files
         lineprog = self.lineprog
-        offset = 0 if (lineprog is not None and lineprog.header["version"] >= 5) else 1
+        offset = 0 if (lineprog is not None and lineprog.version >= 5) else 1
         lang_attr = top.get("DW_AT_language")
         # BFD treats a plain DW_AT_name as a linkage name in languages
         # without name mangling (C and friends).
@@ -149,7 +206,7 @@ class _CompileUnitIndex:
                 self.functions.append((lo, hi, me))
             return me
 
-        scanner.scan(visit)
+        scanner.scan(visit, self.wanted)
         self._build_segments()
 
     def _build_segments(self):
@@ -180,7 +237,7 @@ class _CompileUnitIndex:
         return self._seg_dies[i] if i >= 0 else None
 
     def _scanned_ranges(self, scanner, die):
-        return die_ranges(self.dwarf, scanner, die)
+        return die_ranges(self.sections, scanner, die)
 
     def _holds_wanted(self, ranges):
         wanted = self.wanted
@@ -244,7 +301,7 @@ def _bfd_function_name(index, scanner, die, plain_is_linkage, depth=0):
     return name, is_linkage
 
 
-def die_ranges(dwarf, scanner, die):
+def die_ranges(sections, scanner, die):
     """Address ranges of a scanned DIE (low/high pc or a range list)."""
     low = die.get("DW_AT_low_pc")
     high = die.get("DW_AT_high_pc")
@@ -260,29 +317,12 @@ def die_ranges(dwarf, scanner, die):
     if rng is None:
         return []
     base = scanner.top.get("DW_AT_low_pc")
-    return _range_list(dwarf, scanner.cu, rng[0], rng[1], scanner.address(*base) if base else 0)
-
-
-def _range_list(dwarf, cu, form, offset, base):
-    range_lists = dwarf.range_lists()
-    if range_lists is None or form == "DW_FORM_rnglistx" or not isinstance(offset, int):
+    form, offset = rng
+    if form == "DW_FORM_rnglistx" or not isinstance(offset, int):
         return []
-    result = []
-    try:
-        entries = range_lists.get_range_list_at_offset(offset, cu=cu)
-    except Exception:
-        return []
-    for entry in entries:
-        if isinstance(entry, BaseAddressEntry):
-            base = entry.base_address
-        elif isinstance(entry, RangeEntry):
-            if entry.is_absolute:
-                lo, hi = entry.begin_offset, entry.end_offset
-            else:
-                lo, hi = base + entry.begin_offset, base + entry.end_offset
-            if hi > lo:
-                result.append((lo, hi))
-    return result
+    base = scanner.address(*base) if base else 0
+    return range_list(sections, scanner.version, scanner.address_size, offset, base,
+                      lambda index: scanner.address("DW_FORM_addrx", index))
 
 
 def unit_offsets(info, little_endian):
@@ -330,12 +370,11 @@ def read_aranges(data, little_endian):
         pair = order + ("II" if address_size == 4 else "QQ")
         tuple_size = 2 * address_size
         at = -(-header_end // tuple_size) * tuple_size       # (aligned as pyelftools aligns)
-        while at + tuple_size <= min(end, len(data)):
-            begin, size = struct.unpack_from(pair, data, at)
+        count = max(0, (min(end, len(data)) - at) // tuple_size)
+        for begin, size in struct.iter_unpack(pair, data[at:at + count * tuple_size]):
             if begin == 0 and size == 0:
                 break
             entries.append((begin, size, info_offset))
-            at += tuple_size
         pos = end
     return entries
 
@@ -343,12 +382,17 @@ def read_aranges(data, little_endian):
 class DwarfIndex:
     """Address -> addr2line-style frames for one ELF file."""
 
-    def __init__(self, elf, addresses):
-        """`addresses`: every address that will be asked about, so that a
-        compile unit is decoded once, and only where it holds them."""
-        self.elf = elf
+    def __init__(self, elf, addresses, native=None):
+        """`elf`: the file's ObjectFile (or anything with its ElfHeaders as
+        `.headers`).
+        `addresses`: every address that will be asked about, so that a
+        compile unit is decoded once, and only where it holds them.
+        `native`: use the C decoders (dwarfnative) for line programs and DIE
+        walks; by default, when the library loads."""
+        self.native = (dwarfnative.library() is not None) if native is None else native
         self.wanted = sorted(set(addresses))
-        self.dwarf = elf.get_dwarf_info(relocate_dwarf_sections=False)
+        self.sections = DwarfSections(elf.headers)
+        self._unit_headers = {}
         self._cu_ranges = None     # sorted list of (lo, hi, cu_offset)
         self._starts = None
         self._units = {}
@@ -356,10 +400,10 @@ class DwarfIndex:
     def _build_cu_ranges(self):
         ranges = []
         covered = set()
-        section = self.dwarf.debug_aranges_sec
+        section = self.sections.get(".debug_aranges")
         if section is not None:
             try:
-                entries = read_aranges(section.stream.getvalue(), self.dwarf.config.little_endian)
+                entries = read_aranges(section, self.sections.little_endian)
             except (ValueError, struct.error):
                 entries = []
             for begin, length, info_offset in entries:
@@ -370,8 +414,8 @@ class DwarfIndex:
         for offset in self._unit_offsets():
             if offset in covered:
                 continue
-            scanner = self.scanner_for(self.dwarf.get_CU_at(offset))
-            for lo, hi in die_ranges(self.dwarf, scanner, scanner.top):
+            scanner = self.scanner_for(self.unit_at(offset))
+            for lo, hi in die_ranges(self.sections, scanner, scanner.top):
                 ranges.append((lo, hi, offset))
         ranges.sort()
         self._cu_ranges = ranges
@@ -382,24 +426,53 @@ class DwarfIndex:
         lengths alone (pyelftools' iter_CUs parses every header with
         `construct`: 0.1 s for libc's 2,000 units)."""
         if not hasattr(self, "_cu_offsets"):
-            self._cu_offsets = unit_offsets(self._info_bytes(), self.dwarf.config.little_endian)
+            self._cu_offsets = unit_offsets(self._info_bytes(), self.sections.little_endian)
         return self._cu_offsets
+
+    def unit_at(self, offset):
+        """The Unit (header) at `offset` of .debug_info."""
+        unit = self._unit_headers.get(offset)
+        if unit is None:
+            unit = self._unit_headers[offset] = Unit(self._info_bytes(), offset, self.sections.little_endian)
+        return unit
 
     def scanner_for(self, cu):
         """The fast DIE reader for `cu` (one per unit, abbreviation tables
         parsed once per offset)."""
         if not hasattr(self, "_scanners"):
             self._scanners, self._abbrevs = {}, {}
-            abbrev_sec = self.dwarf.debug_abbrev_sec
-            self._abbrev_data = abbrev_sec.stream.getvalue() if abbrev_sec is not None else b""
+            self._abbrev_data = self.sections.get(".debug_abbrev") or b""
         scanner = self._scanners.get(cu.cu_offset)
         if scanner is None:
             offset = cu["debug_abbrev_offset"]
-            table = self._abbrevs.get(offset)
-            if table is None:
-                table = self._abbrevs[offset] = parse_abbrev_table(self._abbrev_data, offset)
-            scanner = self._scanners[cu.cu_offset] = UnitScanner(self.dwarf, cu, self._info_bytes(), table)
+            scanner = self._native_scanner(cu, offset) if self.native else None
+            if scanner is None:
+                table = self._abbrevs.get(offset)
+                if table is None:
+                    table = self._abbrevs[offset] = parse_abbrev_table(self._abbrev_data, offset)
+                scanner = UnitScanner(self.sections, cu, self._info_bytes(), table)
+            self._scanners[cu.cu_offset] = scanner
         return scanner
+
+    def _native_scanner(self, cu, abbrev_offset):
+        """A UnitScanner reading with the C decoder, or None when it declines
+        this unit's abbreviation table (then the Python reader is used)."""
+        if not hasattr(self, "_native_abbrevs"):
+            self._native_abbrevs = {}
+        table = self._native_abbrevs.get(abbrev_offset)
+        if table is None:
+            try:
+                table = dwarfnative.AbbrevTable(self._abbrev_data, abbrev_offset)
+            except dwarfnative.Unsupported:
+                table = False
+            self._native_abbrevs[abbrev_offset] = table
+        if table is False:
+            return None
+        info = self._info_bytes()
+        unit = dwarfnative.NativeUnit(info, cu.cu_offset, cu.cu_offset + cu.size, cu.header["version"],
+                                      cu.header["address_size"], 8 if cu.dwarf_format() == 64 else 4,
+                                      self.sections.little_endian, table)
+        return UnitScanner(self.sections, cu, info, None, native=unit)
 
     def resolve_reference(self, scanner, form, value):
         """(scanner, DIE) a reference attribute points to, or None."""
@@ -412,7 +485,7 @@ class DwarfIndex:
                 k = bisect.bisect_right(offsets, value) - 1
                 if k < 0:
                     return None
-                scanner = self.scanner_for(self.dwarf.get_CU_at(offsets[k]))
+                scanner = self.scanner_for(self.unit_at(offsets[k]))
                 if not scanner.contains(value):
                     return None
             return scanner, scanner.die_at(value)
@@ -421,7 +494,7 @@ class DwarfIndex:
 
     def _info_bytes(self):
         if not hasattr(self, "_info"):
-            self._info = self.dwarf.debug_info_sec.stream.getvalue()
+            self._info = self.sections.get(".debug_info") or b""
         return self._info
 
     def _ranges_of(self, cu_offset):
@@ -440,7 +513,7 @@ class DwarfIndex:
             if lo <= address < hi:
                 unit = self._units.get(cu_offset)
                 if unit is None:
-                    cu = self.dwarf.get_CU_at(cu_offset)
+                    cu = self.unit_at(cu_offset)
                     wanted = set()
                     for lo, hi, _ in self._ranges_of(cu_offset):
                         wanted.update(self.wanted[bisect.bisect_left(self.wanted, lo):
@@ -462,25 +535,21 @@ class DwarfIndex:
         return unit.frames_for(address)
 
 
-def decode_line_program(lineprog, address_size):
-    """Run a DWARF line-number program (DWARF 2-5, section 6.2) and yield
-    each sequence as (start, end, addresses, files, lines), keeping for each
-    address only its last row, as BFD does.  Written for speed: pyelftools'
-    decoder builds an object per row, ten times slower on big units."""
-    header = lineprog.header
-    stream = lineprog.stream
-    stream.seek(lineprog.program_start_offset)
-    data = stream.read(lineprog.program_end_offset - lineprog.program_start_offset)
-    min_inst = header["minimum_instruction_length"]
-    line_base = header["line_base"]
-    line_range = header["line_range"]
-    opcode_base = header["opcode_base"]
-    std_lengths = list(header["standard_opcode_lengths"])
+def decode_line_program(header, data):
+    """Run the DWARF line-number program `data` (the opcodes after the
+    dwarfsections.LineProgramHeader `header`; DWARF 2-5, section 6.2) and
+    yield each sequence as (start, end, addresses, files, lines), keeping
+    for each address only its last row, as BFD does.  The reference for
+    the C state machine (dwarfnative.line_lookup), which cold runs use."""
+    min_inst = header.minimum_instruction_length
+    line_base = header.line_base
+    line_range = header.line_range
+    opcode_base = header.opcode_base
+    std_lengths = header.standard_opcode_lengths
     if line_range == 0:         # a zeroed or damaged header: DWARF damage, not a crash
         raise ValueError("line program header with line_range 0")
     const_add = min_inst * ((255 - opcode_base) // line_range)
-    little = getattr(lineprog.structs, "little_endian", True)
-    order = "little" if little else "big"
+    order = "little" if header.little_endian else "big"
     # Special opcodes: precomputed address and line advances.
     addr_adv = [0] * 256
     line_adv = [0] * 256
@@ -493,7 +562,7 @@ def decode_line_program(lineprog, address_size):
     # starts each sequence of a DWARF 5 table with file entry 0, although
     # DWARF 5 says the file register starts at 1; rows before the first
     # DW_LNS_set_file get the CU's primary file.  We reproduce that.
-    first_file = 0 if header["version"] >= 5 else 1
+    first_file = 0 if header.version >= 5 else 1
     address, file, line = 0, first_file, 1
     addresses, files, lines = [], [], []
     last = -1
