@@ -550,9 +550,16 @@ def _object_symbols(obj, addresses, use_cache, progress, warn):
         dwarf_obj = obj.dwarf_object()
         try:
             dwarf = DwarfIndex(dwarf_obj, missing) if dwarf_obj is not None else None
+            if dwarf is not None:
+                dwarf.sections.prefetch(".debug_info")
         except DWARF_DAMAGE as exc:
             obj.dwarf_damage = f"{type(exc).__name__}: {exc}"
             dwarf = None
+        if dwarf is not None:
+            # Every fact needs both symbol tables: build them while
+            # .debug_info inflates in its own thread.
+            obj.nm_table()[0]
+            dwarf_obj.function_symbol_at(0)
         new_ids = []
         for k, a in enumerate(missing):
             try:

@@ -2,8 +2,8 @@
 
 A cold run (empty symbol cache) spends nearly all its time reading symbol
 tables and DWARF, one object file after another, and the objects do not
-depend on each other: on a python3 profile libpython's DWARF takes 0.3 s and
-libc's (from libc6-dbg's separate debug file) 0.08 s; on gcc's cc1 profile
+depend on each other: on a python3 profile libpython's DWARF takes 60 ms and
+libc's (from libc6-dbg's separate debug file) 45 ms; on gcc's cc1 profile
 cc1's symbols and libc's take about as long as each other.  With two CPUs
 or more, Symbolizer.symbolize hands some objects to one forked worker
 process and names the others itself meanwhile.
@@ -42,11 +42,12 @@ MIN_WORKER_MS = 15
 
 def _estimated_ms(obj, count):
     """Rough cost of naming `count` addresses of `obj` cold, measured on
-    this project's bench profiles: symbol tables cost little per address;
-    DWARF costs a fixed price to open (decompression, unit index) and more
-    per address (line tables and function DIEs of its units)."""
+    this project's bench profiles (with the C DWARF decoders): symbol tables
+    cost little per address; DWARF costs a fixed price to open (inflating
+    .debug_info, the unit index: libc6-dbg's file, 3 addresses, 45 ms) and
+    a little more per address (libpython, 198 addresses, 60 ms)."""
     if obj.dwarf_object() is not None:
-        return 60 + 1.5 * count
+        return 40 + 0.1 * count
     return 1 + 0.05 * count
 
 

@@ -263,3 +263,27 @@ def test_damaged_sections_raise_only_dwarf_damage(tmp_path):
             except DWARF_DAMAGE:
                 outcomes["damage"] += 1
     assert outcomes["answered"] > 20 and outcomes["damage"] > 20, outcomes
+
+
+def test_prefetched_section_is_the_same_and_errors_reach_the_caller(monkeypatch):
+    """prefetch() inflates in a thread: get() then gives the same bytes,
+    and a damaged stream raises ValueError from get(), in the caller."""
+    import zlib as _zlib
+    libc = ObjectFile("/lib/x86_64-linux-gnu/libc.so.6").dwarf_object()
+    if libc is None:
+        pytest.fail("libc6-dbg is not installed (apt-get install libc6-dbg)")
+    f, sections = _sections(libc.path)
+    with f:
+        whole = DwarfSections(ElfHeaders(f)).get(".debug_info")
+        assert isinstance(sections._raw(".debug_info"), tuple)        # (it is compressed)
+        sections.prefetch(".debug_info")
+        sections.prefetch(".debug_info")                              # twice: one thread
+        assert len(sections._pending) == 1
+        assert sections.get(".debug_info") == whole and not sections._pending
+    data = bytes(range(256)) * 4000
+    f, sections = _sections(libc.path)
+    with f:
+        monkeypatch.setattr(sections, "_raw", lambda name: (_zlib.compress(data)[:-200], len(data)))
+        sections.prefetch(".debug_info")
+        with pytest.raises(ValueError):
+            sections.get(".debug_info")
