@@ -404,12 +404,18 @@ def _private_dir(path):
 
 
 def _store(path, store, has_fini):
-    """Write the cache file atomically (a temporary file renamed over it),
-    0600 in a 0700 directory.  Failing to write is not an error."""
+    """Write the cache file.  Failing to write is not an error."""
     try:
         data = _encode(store, has_fini)
     except (_Unrepresentable, TypeError, ValueError):
         return
+    write_private_file(path, data)
+
+
+def write_private_file(path, data):
+    """Write `data` to `path` atomically (a temporary file renamed over
+    it), 0600 in a 0700 directory of this user.  Failing to write is not
+    an error: the cache is only a cache."""
     directory = os.path.dirname(path)
     tmp = None
     try:

@@ -32,9 +32,7 @@ range) is a miss, said once like a damaged symbol cache, and rewritten.
 import hashlib
 import json
 import operator
-import os
 import sys
-import tempfile
 from array import array
 from itertools import islice
 
@@ -219,21 +217,4 @@ def store(obj, addresses, strip_templates, named):
     for column in columns:
         raw = column.tobytes()
         out.append(raw + b"\0" * (-len(raw) % 8))
-    directory = os.path.dirname(path)
-    tmp = None
-    try:
-        if not symcache._private_dir(directory):
-            return
-        fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp")     # O_EXCL, 0600
-        with os.fdopen(fd, "wb") as f:
-            f.write(b"".join(out))
-        os.replace(tmp, path)
-        tmp = None
-    except OSError:
-        pass
-    finally:
-        if tmp is not None:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
+    symcache.write_private_file(path, b"".join(out))
