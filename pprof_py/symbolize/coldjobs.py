@@ -91,6 +91,21 @@ def _answer(symbolizer, obj, job, progress):
     return answer, getattr(obj, "dwarf_damage", None), warnings
 
 
+def is_cold(symbolizer, obj):
+    """Whether `obj` has no symbol cache file yet (or the cache is off)."""
+    path = symcache._cache_path(obj) if symbolizer.use_cache else None
+    return path is None or not os.path.exists(path)
+
+
+def prefetch(objects):
+    """Start inflating the .debug_info of each of `objects` (cold ones),
+    each in a thread, before any is named: on two CPUs libc6-dbg's and
+    libpython's inflate side by side, and beside the naming of the others."""
+    for obj in objects:
+        if obj is not None:
+            obj.prefetch_debug_info()
+
+
 def run_cold_jobs_in_parallel(symbolizer, jobs):
     """Answers for some of `jobs` ([(image, bias, addresses, _)]), made by
     this process and one worker at the same time: {job index: (answer,
@@ -101,10 +116,7 @@ def run_cold_jobs_in_parallel(symbolizer, jobs):
     costs = {}
     for k, (image, _bias, pcs, _) in enumerate(jobs):
         obj = symbolizer._open(image)
-        if obj is None:
-            continue
-        path = symcache._cache_path(obj) if symbolizer.use_cache else None
-        if path is not None and os.path.exists(path):
+        if obj is None or not is_cold(symbolizer, obj):
             continue                # warm: reading the cache is quick
         costs[k] = _estimated_ms(obj, len(pcs))
     mine, theirs, their_ms = _split(costs)
@@ -122,11 +134,14 @@ def run_cold_jobs_in_parallel(symbolizer, jobs):
         try:
             os.close(read_end)
             done = {}
+            objects = {}
             for k in theirs:
                 try:
-                    obj = ObjectFile(jobs[k][0])     # its own file offsets (see above)
+                    objects[k] = ObjectFile(jobs[k][0])     # its own file offsets (see above)
                 except Exception:
                     continue
+            prefetch(objects.values())
+            for k, obj in objects.items():
                 result = _answer(symbolizer, obj, jobs[k], progress=False)
                 if result is not None:
                     done[k] = result
@@ -138,6 +153,7 @@ def run_cold_jobs_in_parallel(symbolizer, jobs):
     os.close(write_end)
     done = {}
     try:
+        prefetch(symbolizer._open(jobs[k][0]) for k in mine)
         for k in mine:
             obj = symbolizer._open(jobs[k][0])
             result = _answer(symbolizer, obj, jobs[k], progress=True)

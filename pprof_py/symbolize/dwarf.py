@@ -391,7 +391,8 @@ class DwarfIndex:
         walks; by default, when the library loads."""
         self.native = (dwarfnative.library() is not None) if native is None else native
         self.wanted = sorted(set(addresses))
-        self.sections = DwarfSections(elf.headers)
+        # (an ObjectFile keeps one reader, which may be inflating already)
+        self.sections = elf.dwarf_sections() if hasattr(elf, "dwarf_sections") else DwarfSections(elf.headers)
         self._unit_headers = {}
         self._cu_ranges = None     # sorted list of (lo, hi, cu_offset)
         self._starts = None

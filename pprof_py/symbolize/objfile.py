@@ -232,6 +232,26 @@ class ObjectFile:
                         pass
         return self._dwarf_object
 
+    def dwarf_sections(self):
+        """This file's .debug_* sections (dwarfsections.DwarfSections), one
+        reader per file, so that a section inflated ahead of time (see
+        prefetch_debug_info) is there when the DWARF index reads it."""
+        if not hasattr(self, "_dwarf_sections"):
+            from pprof_py.symbolize.dwarfsections import DwarfSections
+            self._dwarf_sections = DwarfSections(self.headers)
+        return self._dwarf_sections
+
+    def prefetch_debug_info(self):
+        """Start inflating the .debug_info this file's DWARF lives in (in a
+        thread; see DwarfSections.prefetch).  A damaged section is left for
+        the reader to report."""
+        dwarf = self.dwarf_object()
+        if dwarf is not None:
+            try:
+                dwarf.dwarf_sections().prefetch(".debug_info")
+            except ValueError:
+                pass
+
     def text_vma_minus_offset(self):
         """pprof adjusts a mapping's offset by .text's (vma - file offset),
         as read from `objdump -h`."""

@@ -287,3 +287,22 @@ def test_prefetched_section_is_the_same_and_errors_reach_the_caller(monkeypatch)
         sections.prefetch(".debug_info")
         with pytest.raises(ValueError):
             sections.get(".debug_info")
+
+
+def test_objects_prefetch_into_the_reader_the_index_uses():
+    """ObjectFile.prefetch_debug_info starts inflating the .debug_info of
+    the file its DWARF is in; DwarfIndex then reads that same reader."""
+    from pprof_py.symbolize.dwarf import DwarfIndex
+    libc = ObjectFile("/lib/x86_64-linux-gnu/libc.so.6")
+    debug = libc.dwarf_object()
+    if debug is None:
+        pytest.fail("libc6-dbg is not installed (apt-get install libc6-dbg)")
+    libc.prefetch_debug_info()
+    assert ".debug_info" in debug.dwarf_sections()._pending
+    index = DwarfIndex(debug, [0x1000])
+    assert index.sections is debug.dwarf_sections()
+    index.frames_for(0x1000)
+    assert not index.sections._pending and index.sections._loaded[".debug_info"]
+    stripped = ObjectFile(os.path.join(ROOT, "fixtures", "bin", "stripped"))
+    stripped.prefetch_debug_info()                 # no DWARF anywhere: nothing to do
+    assert stripped.dwarf_object() is None
