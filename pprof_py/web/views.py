@@ -404,18 +404,29 @@ def peek(state):
                  notice=None if entries else f"No node matches {pattern}.")
 
 
+def _listing_page(state, template, title, action, items_name, make):
+    """The source and disassembly pages: the functions matching the search
+    box (`f=`), each made into a view by make(prepared, options) once per
+    set of options (cached like the other views)."""
+    pattern = state.params.get("f")
+    if not pattern:
+        return _page(state, template, title=title, **{items_name: []},
+                     notice="Type a regular expression naming functions in the search box "
+                            f"(or select nodes) and choose {action}.")
+    options = state.options(granularity="addresses", output_regex=pattern)
+    items = state.ui.cached_view(options, items_name, lambda prepared: make(prepared, options))
+    prepared = state.ui.prepared(options)
+    values = Values(prepared)
+    return _page(state, template, title=title, unit=values.unit, total=values.label(prepared.total),
+                 notice=None if items else f"No function matches {pattern}.", **{items_name: items})
+
+
 def source(state):
     from pprof_py.render.listing import clean_file_name
     from pprof_py.render.source import each_listing
     from pprof_py.symbolize import short_function_name
-    pattern = state.params.get("f")
-    if not pattern:
-        return _page(state, "source.html", title="Source", listings=[],
-                     notice="Type a regular expression naming functions in the search box "
-                            "(or select nodes) and choose Source.")
-    options = state.options(granularity="addresses", output_regex=pattern)
 
-    def make(prepared):
+    def make(prepared, options):
         values = Values(prepared)
         out = []
         for li in each_listing(prepared):
@@ -434,25 +445,13 @@ def source(state):
                         "flat": values.cli(li.total_flat), "cum": values.cli(li.total_cum),
                         "missing": li.lines is None, "rows": rows})
         return out
-
-    listings = state.ui.cached_view(options, "source", make)
-    prepared = state.ui.prepared(options)
-    values = Values(prepared)
-    return _page(state, "source.html", title="Source", listings=listings, unit=values.unit,
-                 total=values.label(prepared.total),
-                 notice=None if listings else f"No function matches {pattern}.")
+    return _listing_page(state, "source.html", "Source", "Source", "listings", make)
 
 
 def disasm(state):
     from pprof_py.render.disasm import disasm_routines
-    pattern = state.params.get("f")
-    if not pattern:
-        return _page(state, "disasm.html", title="Disassembly", routines=[],
-                     notice="Type a regular expression naming functions in the search box "
-                            "(or select nodes) and choose Disassemble.")
-    options = state.options(granularity="addresses", output_regex=pattern)
 
-    def make(prepared):
+    def make(prepared, options):
         values = Values(prepared)
         out = []
         for r in disasm_routines(prepared):
@@ -469,13 +468,7 @@ def disasm(state):
             out.append({"name": r.name, "flat": values.cli(r.flat), "cum": values.cli(r.cum),
                         "share": r.share, "groups": groups})
         return out
-
-    routines = state.ui.cached_view(options, "disasm", make)
-    prepared = state.ui.prepared(options)
-    values = Values(prepared)
-    return _page(state, "disasm.html", title="Disassembly", routines=routines, unit=values.unit,
-                 total=values.label(prepared.total),
-                 notice=None if routines else f"No function matches {pattern}.")
+    return _listing_page(state, "disasm.html", "Disassembly", "Disassemble", "routines", make)
 
 
 def download(state):
