@@ -42,11 +42,17 @@ def _files(tmp_path):
         exe = tmp_path / name
         subprocess.run(["gcc", *flags, "-O2", "-o", str(exe), str(src)], check=True, timeout=120)
         paths.append(str(exe))
+    libc = _libc_debug_file()
+    paths.append(libc.path)
+    return paths
+
+
+def _libc_debug_file():
+    """libc's separate debug file (libc6-dbg: compressed .debug_* sections)."""
     libc = ObjectFile("/lib/x86_64-linux-gnu/libc.so.6").dwarf_object()
     if libc is None:
         pytest.fail("libc6-dbg is not installed (apt-get install libc6-dbg)")
-    paths.append(libc.path)
-    return paths
+    return libc
 
 
 def _sections(path):
@@ -167,9 +173,7 @@ def test_damaged_headers_raise_value_error():
 def test_partial_decompression():
     """prefix() of a compressed section: the same bytes as the whole one,
     decompressed only about as far as asked, then all of it."""
-    libc = ObjectFile("/lib/x86_64-linux-gnu/libc.so.6").dwarf_object()
-    if libc is None:
-        pytest.fail("libc6-dbg is not installed (apt-get install libc6-dbg)")
+    libc = _libc_debug_file()
     f, sections = _sections(libc.path)
     with f:
         whole = DwarfSections(ElfHeaders(f)).get(".debug_line")
@@ -269,9 +273,7 @@ def test_prefetched_section_is_the_same_and_errors_reach_the_caller(monkeypatch)
     """prefetch() inflates in a thread: get() then gives the same bytes,
     and a damaged stream raises ValueError from get(), in the caller."""
     import zlib as _zlib
-    libc = ObjectFile("/lib/x86_64-linux-gnu/libc.so.6").dwarf_object()
-    if libc is None:
-        pytest.fail("libc6-dbg is not installed (apt-get install libc6-dbg)")
+    libc = _libc_debug_file()
     f, sections = _sections(libc.path)
     with f:
         whole = DwarfSections(ElfHeaders(f)).get(".debug_info")
