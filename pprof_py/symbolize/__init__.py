@@ -155,7 +155,7 @@ class Symbolizer:
             # its .text section (as linked) name its code, before the main
             # program's catch-all range (pprof's opt_lib entry).
             obj = self._open(self.add_lib)
-            text = obj.elf.get_section_by_name(".text") if obj is not None else None
+            text = obj.headers.section_by_name(".text") if obj is not None else None
             if text is not None:
                 start = text["sh_addr"]
                 result.append((self.add_lib, start, start + text["sh_size"], start, False))

@@ -247,7 +247,10 @@ def _plt_entries(obj):
     # .rela.plt: JUMP_SLOT relocations of .plt/.plt.sec stubs; .rela.dyn:
     # GLOB_DAT ones, whose stubs are in .plt.got (e.g. __cxa_finalize)
     for rela_name in (".rela.plt", ".rela.dyn"):
-        rela = elf.get_section_by_name(rela_name)
+        try:
+            rela = elf.get_section_by_name(rela_name)
+        except symcache.DWARF_DAMAGE:       # a damaged section table: no stub names
+            return {}
         if rela is None or not hasattr(rela, "iter_relocations"):
             continue
         try:
@@ -413,8 +416,16 @@ class LineInfo:
         self.obj = obj
         self.use_cache = use_cache
         dwarf_obj = obj.dwarf_object()
-        self._dwarf = dwarf_obj.elf.get_dwarf_info(relocate_dwarf_sections=False) \
-            if dwarf_obj is not None else None
+        self._dwarf = None
+        if dwarf_obj is not None:
+            try:
+                self._dwarf = dwarf_obj.elf.get_dwarf_info(relocate_dwarf_sections=False)
+            except symcache.DWARF_DAMAGE:
+                # pyelftools reads every section header first and gives
+                # up on any damaged one (a .symtab whose size is not a
+                # multiple of its entries'); the lines then come from the
+                # symbolizer alone (frames()), without discriminators.
+                self._dwarf = None
         self._aranges = None
         self._sequences = {}        # CU offset -> [(start, end, addresses, discriminators)]
 

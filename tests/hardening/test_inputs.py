@@ -226,6 +226,22 @@ def test_damaged_elf_section_table(tmp_path, section, field, value):
             assert_clean_error(proc)
 
 
+def test_symbol_table_size_not_a_multiple_of_its_entries(tmp_path):
+    """pyelftools then refuses every section lookup of the file (ELFError
+    from its section table), which listings used for line details and PLT
+    names (found by the fuzzer): the reports still come out."""
+    data = open(CHAIN, "rb").read()
+    size, = struct.unpack_from("<Q", data, _elf_sections(data)[".symtab"] + 0x20)
+    program = damaged_chain(tmp_path, ".symtab", "size", size - 5)
+    prof = write(tmp_path, "cpu.prof", cpu_profile([(5, [SPIN, MAIN + 1])]))
+    for args in (["--text"], ["--list=spin"], ["--disasm=spin"], ["--text", "--add_lib=" + program]):
+        proc = pprof(args + [program, prof], timeout=30)
+        if proc.returncode == 0:
+            assert_report(proc)
+        else:
+            assert_clean_error(proc)
+
+
 @pytest.mark.parametrize("section", [".debug_line", ".debug_line_str", ".shstrtab", ".debug_info",
                                      ".debug_abbrev", ".debug_str"])
 def test_zeroed_debug_section(tmp_path, section):
