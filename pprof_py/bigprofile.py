@@ -145,30 +145,27 @@ def _second_frame_positions(location_addresses, locations, stack_first, lengths,
 
 def _location_keys(inputs, options):
     """The keys of every location at the report granularity: (key names,
-    CSR starts per location, key ids).  Locations sharing one symbol tuple
-    share their keys unless the keys spell the address (graph._address_keys
-    has the same rule)."""
-    symbols, granularity, width = inputs.symbols, options.granularity, inputs.width
-    show_addresses = options.show_addresses
-    address_free = granularity != "addresses" and not show_addresses
+    CSR starts per location, key ids).  Locations whose keys are one shared
+    tuple (graph.shared_keys) share their ids."""
+    symbols = inputs.symbols
+    addresses = inputs.addresses[0]
     key_id = {}
     starts = [0]
     ids = []
-    by_symbols = {}
-    for address in inputs.addresses[0]:
-        triples = symbols.get(address)
-        made = by_symbols.get(id(triples)) if address_free and triples else None
+    made_for = {}           # id(keys) -> (keys, their ids); keys kept so ids are not reused
+    for keys in graph.shared_keys(((a, symbols.get(a)) for a in addresses), symbols,
+                                  options.granularity, inputs.width, options.show_addresses):
+        made = made_for.get(id(keys))
         if made is None:
-            keys = graph._keys_for_address(address, symbols, granularity, width, show_addresses)
             made = []
             for k in keys:
                 i = key_id.get(k)
                 if i is None:
                     i = key_id[k] = len(key_id)
                 made.append(i)
-            a = "%0*x" % (width, address)
-            if address_free and triples and a not in keys and not (len(a) > 8 and a > "7fffffffffffffff"):
-                by_symbols[id(triples)] = made
+            made_for[id(keys)] = (keys, made)
+        else:
+            made = made[1]
         ids.extend(made)
         starts.append(len(ids))
     names = list(key_id)            # (ids were given in insertion order)

@@ -72,26 +72,31 @@ def translate_stack(stack, symbols, granularity, width, show_addresses, memo):
     return keys
 
 
-def _address_keys(symbols, granularity, width, show_addresses):
-    """{address: tuple of its keys} for every address `symbols` names.
-    Addresses share their symbol tuples (see Symbolizer), and the keys of
-    a shared tuple do not depend on the address unless the address itself
-    is printed (an unnamed frame, --addresses, --show_addresses) or it is
-    one of the large addresses that are left out: the others' keys are
-    made once per tuple (a 200,000-stack profile has 700,000 addresses and
+def shared_keys(pairs, symbols, granularity, width, show_addresses):
+    """The keys (a tuple) of each (address, its symbol tuple) of `pairs`,
+    in order.  Addresses share their symbol tuples (see Symbolizer), and
+    the keys of a shared tuple do not depend on the address unless the
+    address itself is printed (an unnamed frame, --addresses,
+    --show_addresses) or it is one of the large addresses that are left
+    out: the others' keys are made once per tuple, and those addresses get
+    the same keys object (a 200,000-stack profile has 700,000 addresses and
     110,000 distinct tuples)."""
-    memo = {}
     by_symbols = {}
     address_free = granularity != "addresses" and not show_addresses
-    for address, triples in symbols.items():
+    for address, triples in pairs:
         keys = by_symbols.get(id(triples)) if address_free and triples else None
         if keys is None:
             keys = tuple(_keys_for_address(address, symbols, granularity, width, show_addresses))
             a = "%0*x" % (width, address)
             if address_free and triples and a not in keys and not (len(a) > 8 and a > "7fffffffffffffff"):
                 by_symbols[id(triples)] = keys
-        memo[address] = keys
-    return memo
+        yield keys
+
+
+def _address_keys(symbols, granularity, width, show_addresses):
+    """{address: tuple of its keys} for every address `symbols` names
+    (shared_keys)."""
+    return dict(zip(symbols, shared_keys(symbols.items(), symbols, granularity, width, show_addresses)))
 
 
 def reduce_profile(profile, symbols, granularity, width, show_addresses=False):

@@ -220,13 +220,6 @@ class Report:
             self.stacks, _ = _filter(stacks, self.inputs.symbols, self.kind, self.options, self.width, [])
         return self.stacks
 
-    @property
-    def reduced(self):
-        """pprof's reduced profile: {stack of keys (each once): value}
-        (made on demand: flat and cum do not need it)."""
-        return graph.reduce_profile(self.profile, self.symbols, self.options.granularity, self.width,
-                                    self.options.show_addresses)
-
     # ---- what the inputs say -------------------------------------------------
     @property
     def kind(self):

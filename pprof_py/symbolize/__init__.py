@@ -198,8 +198,7 @@ class Symbolizer:
                          path if is_program else None))
         done = coldjobs.run_cold_jobs_in_parallel(self, jobs)
         if not done and len(jobs) > 1:
-            coldjobs.prefetch(obj for obj in map(self._open, (job[0] for job in jobs))
-                              if obj is not None and coldjobs.is_cold(self, obj))
+            coldjobs.prefetch_cold(self, jobs)
         for k, (image, bias, contained, program_path) in enumerate(jobs):
             self._map_to_symbols(image, bias, contained, symbols, done.get(k))
             if program_path is not None:

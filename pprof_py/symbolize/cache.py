@@ -192,41 +192,72 @@ def _read_private_file(path):
         os.close(fd)
 
 
-def _decode(data):
-    """(header, {name: array}) of a cache file; raises CacheDamaged."""
-    if not data.startswith(MAGIC):
-        raise CacheDamaged("not a pprof_py symbol cache")
-    nl = data.find(b"\n", len(MAGIC), len(MAGIC) + MAX_HEADER)
+def read_header(data, magic, version, what):
+    """The JSON header of a plain-data file (the layout above: `magic`,
+    one JSON line) and where its arrays start; raises CacheDamaged unless
+    it is one of ours at `version`.  (namecache.py's files share the
+    layout.)"""
+    if not data.startswith(magic):
+        raise CacheDamaged(f"not a pprof_py {what}")
+    nl = data.find(b"\n", len(magic), len(magic) + MAX_HEADER)
     if nl < 0:
         raise CacheDamaged("truncated header")
     try:
-        header = json.loads(data[len(MAGIC):nl].decode("ascii"))
-        if header["version"] != CACHE_VERSION:
-            raise CacheDamaged(f"format version {header['version']!r}, not {CACHE_VERSION}")
-        layout = [(str(n), str(t), int(c)) for n, t, c in header["arrays"]]
-        if not isinstance(header["has_fini"], bool):
-            raise CacheDamaged("damaged header")
-    except CacheDamaged:
-        raise
+        header = json.loads(data[len(magic):nl].decode("ascii"))
+        found = header["version"]
     except (ValueError, KeyError, TypeError, UnicodeDecodeError):
         raise CacheDamaged("damaged header") from None
-    if [(n, t) for n, t, _ in layout] != list(ARRAYS.items()):
-        raise CacheDamaged("unexpected arrays")
+    if found != version:
+        raise CacheDamaged(f"format version {found!r}, not {version}")
+    return header, nl + 1
+
+
+def read_arrays(data, pos, layout):
+    """{name: array} of the arrays at `pos`: `layout` lists (name, array
+    typecode, count), each padded to 8 bytes, and nothing may follow them;
+    raises CacheDamaged."""
     arrays = {}
-    pos = nl + 1
     view = memoryview(data)
-    for name, dtype, count in layout:
-        values = array(_TYPECODES[dtype])
+    for name, typecode, count in layout:
+        values = array(typecode)
         size = values.itemsize * count
         if count < 0 or pos + size > len(data):
             raise CacheDamaged("truncated")
         values.frombytes(view[pos:pos + size])
-        if sys.byteorder != "little":
+        if sys.byteorder != "little" and values.itemsize > 1:
             values.byteswap()
         arrays[name] = values
         pos += (size + 7) & ~7
     if pos != len(data):
         raise CacheDamaged("trailing bytes")
+    return arrays
+
+
+def pack_file(magic, header, columns):
+    """The bytes of a plain-data file: `magic`, `header` as one JSON line,
+    then each array of `columns` little-endian, padded to 8 bytes."""
+    out = [magic, json.dumps(header).encode("ascii") + b"\n"]
+    for column in columns:
+        if sys.byteorder != "little" and column.itemsize > 1:
+            column = array(column.typecode, column)
+            column.byteswap()
+        raw = column.tobytes()
+        out.append(raw + b"\0" * (-len(raw) % 8))
+    return b"".join(out)
+
+
+def _decode(data):
+    """(header, {name: array}) of a cache file; raises CacheDamaged."""
+    header, pos = read_header(data, MAGIC, CACHE_VERSION, "symbol cache")
+    try:
+        layout = [(str(n), str(t), int(c)) for n, t, c in header["arrays"]]
+        if not isinstance(header["has_fini"], bool):
+            raise CacheDamaged("damaged header")
+    except (ValueError, KeyError, TypeError):
+        raise CacheDamaged("damaged header") from None
+    if [(n, t) for n, t, _ in layout] != list(ARRAYS.items()):
+        raise CacheDamaged("unexpected arrays")
+    arrays = read_arrays(data, pos, [(n, _TYPECODES[t], c) for n, t, c in layout])
     _check(arrays)
     return header, arrays
 
@@ -376,15 +407,9 @@ def _encode(store, has_fini):
             arrays[name] = array(_TYPECODES[dtype], cols[name])
         except OverflowError:
             raise _Unrepresentable() from None
-        if sys.byteorder != "little":
-            arrays[name].byteswap()
     layout = [[name, dtype, len(arrays[name])] for name, dtype in ARRAYS.items()]
     header = {"version": CACHE_VERSION, "has_fini": bool(has_fini), "arrays": layout}
-    out = [MAGIC, json.dumps(header).encode("ascii") + b"\n"]
-    for name in ARRAYS:
-        raw = arrays[name].tobytes()
-        out.append(raw + b"\0" * (-len(raw) % 8))
-    return b"".join(out)
+    return pack_file(MAGIC, header, [arrays[name] for name in ARRAYS])
 
 
 def _private_dir(path):
@@ -565,7 +590,7 @@ def _object_symbols(obj, addresses, use_cache, progress, warn):
             # Every fact needs both symbol tables: build them while
             # .debug_info inflates in its own thread.
             obj.nm_table()[0]
-            dwarf_obj.function_symbol_at(0)
+            dwarf_obj.build_function_symbols()
         new_ids = []
         for k, a in enumerate(missing):
             try:

@@ -106,6 +106,12 @@ def prefetch(objects):
             obj.prefetch_debug_info()
 
 
+def prefetch_cold(symbolizer, jobs):
+    """prefetch() for every job's object that has no cache file yet."""
+    objects = (symbolizer._open(job[0]) for job in jobs)
+    prefetch(obj for obj in objects if obj is not None and is_cold(symbolizer, obj))
+
+
 def run_cold_jobs_in_parallel(symbolizer, jobs):
     """Answers for some of `jobs` ([(image, bias, addresses, _)]), made by
     this process and one worker at the same time: {job index: (answer,

@@ -30,9 +30,7 @@ Any file that fails a check (magic, version, lengths, an index out of
 range) is a miss, said once like a damaged symbol cache, and rewritten.
 """
 import hashlib
-import json
 import operator
-import sys
 from array import array
 from itertools import islice
 
@@ -40,7 +38,6 @@ from pprof_py.symbolize import cache as symcache
 
 MAGIC = b"PPROFPY-NAMES\n"
 NAMES_VERSION = 1
-MAX_HEADER = 4096
 # Queries below this many addresses are named quickly enough from the facts.
 MIN_ADDRESSES = 20000
 ARRAYS = ("answer_of_address", "answer_starts", "frame_short", "frame_line", "frame_full",
@@ -110,38 +107,16 @@ def load(obj, addresses, strip_templates, make_frame, warn=None):
 
 def _decode(data):
     """(header, {name: array}); raises CacheDamaged."""
-    if not data.startswith(MAGIC):
-        raise symcache.CacheDamaged("not a pprof_py names cache")
-    nl = data.find(b"\n", len(MAGIC), len(MAGIC) + MAX_HEADER)
-    if nl < 0:
-        raise symcache.CacheDamaged("truncated header")
+    header, pos = symcache.read_header(data, MAGIC, NAMES_VERSION, "names cache")
     try:
-        header = json.loads(data[len(MAGIC):nl].decode("ascii"))
-        if header["version"] != NAMES_VERSION:
-            raise symcache.CacheDamaged(f"format version {header['version']!r}, not {NAMES_VERSION}")
         counts = [int(c) for c in header["counts"]]
         str(header["query"])
-    except symcache.CacheDamaged:
-        raise
-    except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+    except (ValueError, KeyError, TypeError):
         raise symcache.CacheDamaged("damaged header") from None
     if len(counts) != len(ARRAYS):
         raise symcache.CacheDamaged("unexpected arrays")
-    arrays = {}
-    pos = nl + 1
-    view = memoryview(data)
-    for name, count in zip(ARRAYS, counts):
-        values = array("B" if name == "text" else "q")
-        size = values.itemsize * count
-        if count < 0 or pos + size > len(data):
-            raise symcache.CacheDamaged("truncated")
-        values.frombytes(view[pos:pos + size])
-        if sys.byteorder != "little" and name != "text":
-            values.byteswap()
-        arrays[name] = values
-        pos += (size + 7) & ~7
-    if pos != len(data):
-        raise symcache.CacheDamaged("trailing bytes")
+    arrays = symcache.read_arrays(data, pos, [(name, "B" if name == "text" else "q", count)
+                                              for name, count in zip(ARRAYS, counts)])
     _check(arrays)
     return header, arrays
 
@@ -208,13 +183,5 @@ def store(obj, addresses, strip_templates, named):
         return
     columns = [array("q", answer_of_address), array("q", starts), array("q", short), array("q", line),
                array("q", full), array("q", offsets), array("B", text)]
-    if sys.byteorder != "little":
-        for column in columns[:-1]:
-            column.byteswap()
-    header = {"version": NAMES_VERSION, "query": query,
-              "counts": [len(c) for c in columns]}
-    out = [MAGIC, json.dumps(header).encode("ascii") + b"\n"]
-    for column in columns:
-        raw = column.tobytes()
-        out.append(raw + b"\0" * (-len(raw) % 8))
-    symcache.write_private_file(path, b"".join(out))
+    header = {"version": NAMES_VERSION, "query": query, "counts": [len(c) for c in columns]}
+    symcache.write_private_file(path, symcache.pack_file(MAGIC, header, columns))

@@ -520,6 +520,12 @@ class ObjectFile:
             full = [full[j] for j in keep_rows]
         return (starts, ends, _DemangledNames(full, lambda entry: demangled(entry[0]) + entry[1]))
 
+    def build_function_symbols(self):
+        """Build addr2line's function-symbol table now (it is otherwise
+        built on first use): a cold run does it while .debug_info inflates
+        in its thread."""
+        self._function_symbols()
+
     def names_only_exported(self):
         """True for a stripped object: nm's names come from .dynsym alone,
         so a function that is not exported is named after the exported
