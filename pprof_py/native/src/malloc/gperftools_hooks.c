@@ -63,11 +63,18 @@ static int list_empty(int kind) {
     return 1;
 }
 
+/* pp_hooks_on's mirror bit in free()'s one test; hooks_lock held */
+static void store_hooks_on(int on) {
+    __atomic_store_n(&pp_hooks_on, on, __ATOMIC_RELEASE);
+    if (on) __atomic_fetch_or(&pp_free_checks, PP_FREE_CHECK_HOOKS, __ATOMIC_SEQ_CST);
+    else __atomic_fetch_and(&pp_free_checks, ~PP_FREE_CHECK_HOOKS, __ATOMIC_SEQ_CST);
+}
+
 /* Recomputes the flags the entry points test; hooks_lock held. */
 static void update_flags(void) {
     int user = !list_empty(NEW) || !list_empty(DELETE);
     int old = pp_hooks_on;
-    __atomic_store_n(&pp_hooks_on, user ? (old | ON_USER) : (old & ~ON_USER), __ATOMIC_RELEASE);
+    store_hooks_on(user ? (old | ON_USER) : (old & ~ON_USER));
     int m = 0;
     for (int k = PRE_MMAP; k < KINDS; k++) m |= !list_empty(k);
     __atomic_store_n(&mmap_hooks_on, m, __ATOMIC_RELEASE);
@@ -76,7 +83,7 @@ static void update_flags(void) {
 void pp_hooks_set_bit(int bit, int on) {
     pp_lock(&hooks_lock);
     int old = pp_hooks_on;
-    __atomic_store_n(&pp_hooks_on, on ? (old | bit) : (old & ~bit), __ATOMIC_RELEASE);
+    store_hooks_on(on ? (old | bit) : (old & ~bit));
     pp_unlock(&hooks_lock);
 }
 

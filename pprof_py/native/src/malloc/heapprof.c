@@ -32,7 +32,7 @@
 #define EXPORT __attribute__((visibility("default")))
 
 volatile int pp_prof_mode;
-volatile int pp_any_sampled;
+volatile int pp_free_checks;            /* PP_FREE_CHECK_* bits (internal.h) */
 volatile size_t pp_sample_rate;
 
 static int prof_running;            /* HEAPPROFILE / HeapProfilerStart active */
@@ -172,7 +172,8 @@ void pp_prof_record(void *p, size_t size, void *frame) {
             nd->size = size;
             nd->bucket = b;
             span_t *s = pp_span_of(p);
-            if (!pp_any_sampled) __atomic_store_n(&pp_any_sampled, 1, __ATOMIC_SEQ_CST);
+            if (!(pp_free_checks & PP_FREE_CHECK_SAMPLED))
+                __atomic_fetch_or(&pp_free_checks, PP_FREE_CHECK_SAMPLED, __ATOMIC_SEQ_CST);
             __atomic_add_fetch(&s->sampled, 1, __ATOMIC_RELAXED);
             pp_lock(&map_stripes[st].lock);
             nd->next = pp_map_heads[idx];

@@ -140,7 +140,12 @@ static inline int pp_classmap_get(uintptr_t page) {
    less, but 32 GiB of address space, which made every later mmap fail in
    a program that lowers RLIMIT_AS (issue 13.8). */
 static inline int pp_class_of_page(uintptr_t page) { return pp_classmap_get(page); }
-extern PP_HIDDEN volatile int pp_any_sampled;     /* some object is in the profiler's table */
+/* free()'s single test for its rarer checks (api.c's do_free): the bits
+   below, set while new/delete hooks run (pp_hooks_on != 0) and once some
+   object is in the heap profiler's table (its span then counts it). */
+#define PP_FREE_CHECK_HOOKS 1
+#define PP_FREE_CHECK_SAMPLED 2
+extern PP_HIDDEN volatile int pp_free_checks;
 
 /* ---- thread cache ---- */
 typedef struct {

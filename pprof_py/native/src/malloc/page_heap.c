@@ -96,6 +96,7 @@ static void ph_unlink_free(span_t *s) {
 
 /* Merge free neighbours into s (s is not on a list); returns the survivor. */
 static span_t *ph_coalesce(span_t *s) {
+    int merged = 0;
     for (int side = 0; side < 2; side++) {
         span_t *o = side == 0 ? pp_pagemap_get(s->start - 1) : pp_pagemap_get(s->start + s->npages);
         /* merge only spans of the same kind (resident with resident,
@@ -115,9 +116,10 @@ static span_t *ph_coalesce(span_t *s) {
         keep->location = (uint8_t)loc;
         keep->fresh = s->fresh && o->fresh;
         span_delete(gone);
-        pp_pagemap_set_ends(keep);
         s = keep;
+        merged = 1;
     }
+    if (merged) pp_pagemap_set_ends(s);     /* once, after both sides */
     return s;
 }
 
@@ -131,8 +133,8 @@ static span_t *ph_coalesce(span_t *s) {
  * for memory it needs again at once (issue 13.6: releasing in bulk above
  * 4x a threshold cost malloc-large 6x tcmalloc's page faults), while a
  * program that frees memory and goes idle gets its RSS back within about
- * 1.5 x decay_ms.  The check runs at most every decay_ms / 2: on the
- * page heap's next operation, and from a background thread (below) so
+ * 1.5 x decay_ms.  The check runs at most every decay_ms / 2: when the
+ * page heap next takes a free span back, and from a background thread (below) so
  * that an idle program releases too.  Free spans record when they were
  * freed (freed_at, ms); a list's tail is its oldest span.  The decay
  * stops once no more than keep_bytes of free pages are resident
@@ -253,14 +255,16 @@ void pp_ph_after_fork_child(void) {
  * a span of n pages is returned, the next one goes after RELEASE_RATE * n
  * more pages were freed (RELEASE_DELAY when there was nothing to
  * release), taking the oldest span of the next size list, round robin.
- * Measured (bench_malloc.py's programs, 1 page per 500 freed): malloc-
- * large keeps tcmalloc's page-fault count (123 k) and 0.97x its peak RSS,
- * largemix 0.83x tcmalloc's RSS (27 MB -> 17 MB without this release);
- * 1 per 1000 and 1 per 200 measured no better.  Releasing in bulk above a
- * threshold instead cost malloc-large 6x tcmalloc's page faults (issue
- * 13.6), and a cap at 1/4 of the pages in use 8x. */
+ * Measured on bench_malloc.py's largemix (8 B-1 MiB, 10 M operations;
+ * tcmalloc: 14.6 k page faults, 20 MB peak RSS, 21.1 ns per operation):
+ * 1 page per 500 freed: 22.0 k faults, 17 MB, 24.2 ns; per 1000: 19.4 k,
+ * 17.6 MB, 23.6 ns; per 2000: 15.0 k, 19.4 MB, 22.1 ns (no release at all:
+ * 27 MB).  malloc-large keeps tcmalloc's page-fault count (123 k) at each
+ * of these rates.  Releasing in bulk above a threshold instead cost
+ * malloc-large 6x tcmalloc's page faults (issue 13.6), and a cap at 1/4
+ * of the pages in use 8x. */
 #ifndef RELEASE_RATE
-#define RELEASE_RATE 500
+#define RELEASE_RATE 2000
 #endif
 #ifndef RELEASE_DELAY
 #define RELEASE_DELAY ((long)1 << 14)
@@ -398,7 +402,9 @@ static span_t *ph_find(size_t n) {
    from the OS.  When the heap must grow it maps `reserve` pages (>= n; a
    growing block asks for room after itself), or n if that fails. */
 static span_t *ph_alloc_reserve_locked(size_t n, size_t reserve, int *zeroed) {
-    ph_maybe_decay(now_ms());
+    /* no decay check here: allocating makes no free span older, and the
+       check runs on every free and from the background thread (one clock
+       read less per large malloc/free pair) */
     span_t *s = ph_find(n);
     if (!s && ph.unmapped_bytes > 0 && ph.free_bytes + ph.unmapped_bytes >= ph.system_bytes / 4 &&
         ph.system_bytes / FORCED_COALESCE_BYTES != (ph.system_bytes + (n << PAGE_SHIFT)) / FORCED_COALESCE_BYTES) {
