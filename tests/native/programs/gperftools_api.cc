@@ -407,10 +407,13 @@ static void test_malloc_hook() {
   check(new_calls == 1 && last_new == p && last_size == 123, "new hook on malloc");
   free(p);
   check(delete_calls == 1 && last_delete == p, "delete hook on free");
+  void *volatile no_block = NULL;  // volatile: the compiler drops a literal free(NULL)
+  free(no_block);  // tcmalloc reports it too (our free's fast path sends it to the hooks by its class 0)
+  check(delete_calls == 2 && last_delete == NULL, "delete hook on free(NULL)");
   int *q = new int[7];
   check(new_calls == 2 && last_new == q, "new hook on operator new[]");
   delete[] q;
-  check(delete_calls == 2 && last_delete == q, "delete hook on operator delete[]");
+  check(delete_calls == 3 && last_delete == q, "delete hook on operator delete[]");
   p = calloc(3, 5);
   p = realloc(p, 100000);
   check(new_calls == 4 && last_new == p, "new hook on calloc and moving realloc");

@@ -290,16 +290,28 @@ static inline void *do_calloc(size_t a, size_t b, void *frame) {
  * A block the heap profiler sampled keeps its recorded size while the
  * request fits (as in gperftools), but is never resized in place beyond
  * that: it moves, so that the profiler records the new size and site. */
-static void *do_realloc(void *old, size_t n, void *frame) {
+static inline __attribute__((always_inline)) void *do_realloc(void *old, size_t n, void *frame) {
     if (!old) return do_malloc(n, frame);
     if (n == 0) {
         do_free(old);
         return NULL;
     }
-    size_t have = usable_size(old);
-    span_t *s = pp_span_of(old);
+    /* a small block's size from the class map alone (free's lookup): a
+       request that still fits returns without touching the span, which
+       is most calls of a program growing strings in small steps (sqlite3's
+       string builder: a million reallocs in bench-malloc's workload) */
+    int cl = pp_class_of_page((uintptr_t)old >> PAGE_SHIFT);
+    size_t have;
+    span_t *s = NULL;                 /* looked up for large blocks only */
+    if (cl) {
+        have = pp_class_size[cl];
+    } else {
+        s = pp_span_of(old);
+        if (!s || s->location != SPAN_IN_USE) pp_fatal("realloc(): invalid pointer", old);
+        have = s->sizeclass ? pp_class_size[s->sizeclass] : s->npages << PAGE_SHIFT;
+    }
     if (n <= have && n >= have / 2) return old;
-    if (!s->sampled && s->sizeclass == 0 && n > MAX_SMALL_SIZE && n <= ((size_t)1 << 46) &&
+    if (s && !s->sampled && s->sizeclass == 0 && n > MAX_SMALL_SIZE && n <= ((size_t)1 << 46) &&
         pp_large_resize(s, (n + PAGE_SIZE - 1) >> PAGE_SHIFT))
         return old;
     void *p = NULL;
