@@ -41,16 +41,31 @@ check() {
     fi
 }
 
-# (the .cc files are the gperftools C++ layer; gcc compiles them as C++ and,
-# like setup.py, links without libstdc++; -fno-sanitize=vptr because that
-# check needs the C++ runtime)
+# The allocator's sources compiled once with UBSan into $WORK/alloc/*.o.
+# The .cc files are the gperftools C++ layer; as in setup.py they are
+# compiled as C++ without exceptions, except the one *_eh.cc file that
+# catches them, and linked without libstdc++; -fno-sanitize=vptr because
+# that check needs the C++ runtime.
+UBSAN_FLAGS=(-O1 -g -fsanitize=undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+             -fno-builtin -fno-optimize-sibling-calls -pthread -ftls-model=initial-exec
+             -Wno-alloc-size-larger-than -Wno-free-nonheap-object -fno-sanitize=vptr
+             -I"$INC" -I"$SRC" -I"$SRC/../common")
+mkdir -p "$WORK/alloc"
+for src in "$SRC"/*.c "$SRC"/../common/*.c "$SRC"/*.cc; do
+    obj="$WORK/alloc/$(basename "$src").o"
+    case "$src" in
+        *_eh.cc) gcc "${UBSAN_FLAGS[@]}" -std=c++17 -fexceptions -c "$src" -o "$obj" ;;
+        *.cc) gcc "${UBSAN_FLAGS[@]}" -std=c++17 -fno-exceptions -fno-threadsafe-statics -c "$src" -o "$obj" ;;
+        *) gcc "${UBSAN_FLAGS[@]}" -c "$src" -o "$obj" ;;
+    esac
+done
+# link_ubsan PROGRAM.c OUTPUT: the program and the allocator in one executable
+link_ubsan() {
+    gcc "${UBSAN_FLAGS[@]}" -rdynamic "$1" "$WORK"/alloc/*.o -o "$2" -ldl -lm
+}
+
 step "UBSan: allocator + torture program in one static-linked executable"
-gcc -O1 -g -fsanitize=undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer \
-    -fno-builtin -fno-optimize-sibling-calls -pthread -ftls-model=initial-exec -rdynamic \
-    -Wno-alloc-size-larger-than -Wno-free-nonheap-object \
-    -fno-exceptions -fno-sanitize=vptr \
-    -I"$INC" -I"$SRC" -I"$SRC/../common" "$SRC"/*.c "$SRC"/*.cc "$SRC"/../common/*.c "$PROG/malloc_stress.c" \
-    -o "$WORK/stress_ubsan" -ldl -lm
+link_ubsan "$PROG/malloc_stress.c" "$WORK/stress_ubsan"
 for mode in "stress 4 4000" "stress 1 20000" fork threadexit edge xthread stats; do
     # shellcheck disable=SC2086
     check "ubsan $mode" timeout 300 env UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
@@ -58,11 +73,7 @@ for mode in "stress 4 4000" "stress 1 20000" fork threadexit edge xthread stats;
 done
 # the realloc, limits and release programs, each linked with the allocator
 for prog in malloc_realloc malloc_limits malloc_release; do
-    gcc -O1 -g -fsanitize=undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer \
-        -fno-builtin -fno-optimize-sibling-calls -pthread -ftls-model=initial-exec -rdynamic \
-        -fno-exceptions -fno-sanitize=vptr \
-        -I"$INC" -I"$SRC" -I"$SRC/../common" "$SRC"/*.c "$SRC"/*.cc "$SRC"/../common/*.c "$PROG/$prog.c" \
-        -o "$WORK/${prog}_ubsan" -ldl -lm
+    link_ubsan "$PROG/$prog.c" "$WORK/${prog}_ubsan"
 done
 for run in "malloc_realloc grow 4096 16777216" "malloc_realloc grow 100 4194304" "malloc_realloc inplace" \
            "malloc_limits huge" "malloc_limits mallinfo" "malloc_release reuse" "malloc_release idle"; do
