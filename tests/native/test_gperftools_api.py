@@ -21,11 +21,24 @@ SOURCE = os.path.join(HERE, "programs", "gperftools_api.cc")
 GPERFTOOLS_INCLUDE = "/usr/include/gperftools"
 
 
+_dump_dir = None
+
+
+@pytest.fixture(autouse=True, scope="module")
+def leak_dumps_in_a_temporary_folder(tmp_path_factory):
+    """The named HeapLeakCheckers' dump files (HEAP_CHECK_DUMP_DIRECTORY,
+    /tmp by default) go to pytest's temporary folder, not /tmp."""
+    global _dump_dir
+    _dump_dir = str(tmp_path_factory.mktemp("leak_dumps"))
+
+
 def clean_env(**extra):
     env = dict(os.environ)
     for k in ("HEAPPROFILE", "HEAPCHECK", "TCMALLOC_SAMPLE_PARAMETER", "LD_PRELOAD", "CPUPROFILE",
               "CANCEL_GLOBAL", "LEAK_AT_EXIT", "SAMPLE_FILE", "GROWTH_FILE", "GLOBAL_CHECK_NOW"):
         env.pop(k, None)
+    if _dump_dir:
+        env["HEAP_CHECK_DUMP_DIRECTORY"] = _dump_dir
     env.update(extra)
     return env
 
