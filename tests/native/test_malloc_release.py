@@ -62,3 +62,21 @@ def test_memory_reused_at_once_is_not_refaulted(release):
     faults, peak_pages = int(fields["faults"]), int(fields["peak_kib"]) // 4
     # page faults bounded by the footprint, not by the 400 replacements
     assert faults < 1.5 * peak_pages, fields
+
+
+def test_heap_regions_stay_adjacent_when_other_mappings_come_between(release):
+    # Each 4 MiB block grows the heap, and a mapping not ours is made after
+    # each: the heap's regions come from address space reserved ahead, so
+    # they stay adjacent, the freed blocks coalesce, and a 20 MiB block fits
+    # in them without the heap growing (without the reservation: +20 MiB).
+    fields = run(release, "interleaved", "20")
+    assert int(fields["heap_after"]) == int(fields["heap_before"]), fields
+
+
+def test_resident_and_released_neighbours_join_before_the_heap_grows(release):
+    # The steady release gives one of the 8 freed blocks back to the OS, so
+    # the free run is resident and released spans, which do not coalesce by
+    # themselves; the page heap joins them rather than growing for 30 MiB.
+    # (No background thread: its start-up allocation would land in the run.)
+    fields = run(release, "interleaved", "30", PPROFPY_MALLOC_BACKGROUND_THREAD="0")
+    assert int(fields["heap_after"]) == int(fields["heap_before"]), fields

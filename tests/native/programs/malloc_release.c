@@ -11,6 +11,13 @@
  *                          zero-filled, 400 times; prints
  *                          "faults=F peak_kib=P" (minor page faults
  *                          during the loop, peak RSS)
+ *   malloc_release interleaved MIB  8 blocks of 4 MiB, each one making
+ *                          the heap grow, with a 1 MiB mapping of someone
+ *                          else's made after each (as CPython's arenas
+ *                          are); all freed, then one block of MIB MiB;
+ *                          prints "heap_before=B heap_after=A" (mallinfo2's
+ *                          arena before and after that block: equal when
+ *                          the freed regions were adjacent and coalesced)
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
@@ -18,6 +25,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <malloc.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
@@ -91,9 +100,29 @@ static void mode_reuse(void) {
     printf("faults=%ld peak_kib=%ld\n", r1.ru_minflt - r0.ru_minflt, r1.ru_maxrss);
 }
 
+static void mode_interleaved(size_t mib) {
+    enum { N = 8 };
+    char *blocks[N];
+    for (int i = 0; i < N; i++) {
+        blocks[i] = malloc((size_t)4 << 20);
+        memset(blocks[i], 1, (size_t)4 << 20);
+        char *other = mmap(NULL, (size_t)1 << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (other == MAP_FAILED) exit(3);
+        other[0] = 1;
+    }
+    for (int i = 0; i < N; i++) free(blocks[i]);
+    size_t before = mallinfo2().arena;
+    char *big = malloc(mib << 20);
+    memset(big, 2, mib << 20);
+    size_t after = mallinfo2().arena;
+    free(big);
+    printf("heap_before=%zu heap_after=%zu\n", before, after);
+}
+
 int main(int argc, char **argv) {
     if (argc >= 2 && !strcmp(argv[1], "idle")) mode_idle(argc >= 3 ? atol(argv[2]) : 20000);
     else if (argc >= 2 && !strcmp(argv[1], "reuse")) mode_reuse();
+    else if (argc >= 2 && !strcmp(argv[1], "interleaved")) mode_interleaved(argc >= 3 ? (size_t)atol(argv[2]) : 20);
     else return 2;
     return 0;
 }

@@ -229,7 +229,6 @@ PP_HIDDEN int pp_pagemap_ensure(uintptr_t page, size_t n);   /* leaves for n pag
 PP_HIDDEN void pp_pagemap_set(uintptr_t page, span_t *s);
 PP_HIDDEN void pp_pagemap_set_range(uintptr_t page, size_t n, span_t *s);
 PP_HIDDEN void pp_pagemap_set_ends(span_t *s);
-PP_HIDDEN int pp_pagemap_has(uintptr_t page, size_t n);
 PP_HIDDEN void pp_classmap_set_range(uintptr_t page, size_t n, int cl);
 
 /* ---- OS memory and metadata (system_alloc.c) ---- */

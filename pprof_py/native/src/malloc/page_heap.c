@@ -146,13 +146,15 @@ static uint64_t now_ms(void) {
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-static void ph_release_span(span_t *s) {
+/* Returns the released span after merging with its released neighbours. */
+static span_t *ph_release_span(span_t *s) {
     ph_unlink_free(s);
     madvise((void *)(s->start << PAGE_SHIFT), s->npages << PAGE_SHIFT, MADV_DONTNEED);
     s->location = SPAN_RETURNED;
     s->fresh = 0;
     s = ph_coalesce(s);
     ph_link_free(s);
+    return s;
 }
 
 /* Release every resident free span (pprofpy_release_free_memory, malloc_trim). */
@@ -398,6 +400,54 @@ static span_t *ph_find(size_t n) {
     return best;
 }
 
+static inline int is_free_kind(const span_t *t) {
+    return t->location == SPAN_FREE || t->location == SPAN_RETURNED;
+}
+
+/* Before the heap grows for n pages.  ph_coalesce keeps resident and
+ * released free spans apart, so a run of adjacent free pages can hold n
+ * pages while no single span does (a block that the steady release gave
+ * back between resident neighbours: 8 freed 4 MiB blocks could not take a
+ * 30 MiB one, and the heap grew by 30 MiB).  Find the first run of both
+ * kinds with n pages and release its resident spans, which then merge with
+ * the released ones into one span; their pages fault in again when used,
+ * as fresh ones from growing would, but the heap does not grow.  Scans at
+ * most MAX_JOIN_SCAN free spans (this runs only when the heap must grow).
+ * Returns whether it made such a span. */
+#define MAX_JOIN_SCAN 4096
+static int ph_join_mixed_run(size_t n) {
+    if (!ph.free_bytes || !ph.unmapped_bytes || ((ph.free_bytes + ph.unmapped_bytes) >> PAGE_SHIFT) < n) return 0;
+    int scanned = 0;
+    for (int k = 0; k < 2 * (MAX_PAGES_LISTS + 1) && scanned < MAX_JOIN_SCAN; k++) {
+        /* large lists first, then the exact ones */
+        span_list_t *l = k == 0 ? &ph.large_normal : k == 1 ? &ph.large_returned
+                       : k % 2 ? &ph.returned[k / 2] : &ph.normal[k / 2];
+        for (span_t *s = l->head.next; s != &l->head && scanned < MAX_JOIN_SCAN; s = s->next, scanned++) {
+            span_t *left = pp_pagemap_get(s->start - 1);
+            if (left && is_free_kind(left) && left->start + left->npages == s->start)
+                continue;                               /* not the first span of its run */
+            size_t total = 0;
+            int mixed = 0;
+            uintptr_t end = s->start;
+            for (span_t *t = s; t && t->start == end && is_free_kind(t) && total < n; t = pp_pagemap_get(end)) {
+                total += t->npages;
+                mixed |= t->location != s->location;
+                end += t->npages;
+            }
+            if (total < n || !mixed) continue;
+            /* release the run's resident spans, left to right; each merges
+               with the released spans next to it */
+            for (uintptr_t page = s->start; page < end;) {
+                span_t *t = pp_pagemap_get(page);      /* a free span starts at page */
+                if (t->location == SPAN_FREE) t = ph_release_span(t);
+                page = t->start + t->npages;
+            }
+            return 1;
+        }
+    }
+    return 0;
+}
+
 /* Allocate a span of n pages; *zeroed tells whether all of it is fresh
    from the OS.  When the heap must grow it maps `reserve` pages (>= n; a
    growing block asks for room after itself), or n if that fails. */
@@ -413,6 +463,7 @@ static span_t *ph_alloc_reserve_locked(size_t n, size_t reserve, int *zeroed) {
         ph_release_all_locked();
         s = ph_find(n);
     }
+    if (!s && ph_join_mixed_run(n)) s = ph_find(n);
     if (!s) {
         if (!(reserve > n && ph_grow(reserve)) && !ph_grow(n)) return NULL;
         s = ph_find(n);

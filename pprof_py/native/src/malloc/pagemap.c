@@ -30,13 +30,6 @@ int pp_pagemap_ensure(uintptr_t page, size_t n) {
     return 1;
 }
 
-/* Whether leaves exist for all of pages [page, page + n). */
-int pp_pagemap_has(uintptr_t page, size_t n) {
-    for (uintptr_t key = page >> PM_LEAF_BITS; key <= (page + n - 1) >> PM_LEAF_BITS; key++)
-        if (key >= ((uintptr_t)1 << PM_ROOT_BITS) || !pp_pagemap_root[key]) return 0;
-    return 1;
-}
-
 void pp_classmap_set_range(uintptr_t page, size_t n, int cl) {
     for (size_t i = 0; i < n; i++) {
         uintptr_t p = page + i;
