@@ -80,3 +80,12 @@ def test_resident_and_released_neighbours_join_before_the_heap_grows(release):
     # (No background thread: its start-up allocation would land in the run.)
     fields = run(release, "interleaved", "30", PPROFPY_MALLOC_BACKGROUND_THREAD="0")
     assert int(fields["heap_after"]) == int(fields["heap_before"]), fields
+
+
+def test_cached_objects_go_back_before_the_heap_grows_for_a_big_block(release):
+    # 64 MiB of 1-4 KiB objects freed in random order leave free objects in
+    # the thread and transfer caches, spread over the heap; before growing
+    # for a 48 MiB block the caller's cache and the transfer caches go back
+    # to their spans, which coalesce, and the block fits (without: +48 MiB).
+    fields = run(release, "cached")
+    assert int(fields["heap_after"]) == int(fields["heap_before"]), fields

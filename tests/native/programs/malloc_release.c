@@ -18,6 +18,10 @@
  *                          prints "heap_before=B heap_after=A" (mallinfo2's
  *                          arena before and after that block: equal when
  *                          the freed regions were adjacent and coalesced)
+ *   malloc_release cached  64 MiB of 1-4 KiB objects, freed in random
+ *                          order (many stay in the caches), then one
+ *                          48 MiB block; prints "heap_before=B heap_after=A"
+ *                          as above
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
@@ -119,9 +123,34 @@ static void mode_interleaved(size_t mib) {
     printf("heap_before=%zu heap_after=%zu\n", before, after);
 }
 
+static void mode_cached(void) {
+    enum { N = 24000 };
+    static char *objs[N];
+    uint64_t s = 99;
+    for (int i = 0; i < N; i++) {
+        size_t n = 1024 + (size_t)(rnd(&s) % 3072);
+        objs[i] = malloc(n);
+        memset(objs[i], 1, n);
+    }
+    for (int i = N - 1; i > 0; i--) {              /* free in a random order */
+        int j = (int)(rnd(&s) % (uint64_t)(i + 1));
+        char *t = objs[i];
+        objs[i] = objs[j];
+        objs[j] = t;
+    }
+    for (int i = 0; i < N; i++) free(objs[i]);
+    size_t before = mallinfo2().arena;
+    char *big = malloc((size_t)48 << 20);
+    memset(big, 2, (size_t)48 << 20);
+    size_t after = mallinfo2().arena;
+    free(big);
+    printf("heap_before=%zu heap_after=%zu\n", before, after);
+}
+
 int main(int argc, char **argv) {
     if (argc >= 2 && !strcmp(argv[1], "idle")) mode_idle(argc >= 3 ? atol(argv[2]) : 20000);
     else if (argc >= 2 && !strcmp(argv[1], "reuse")) mode_reuse();
+    else if (argc >= 2 && !strcmp(argv[1], "cached")) mode_cached();
     else if (argc >= 2 && !strcmp(argv[1], "interleaved")) mode_interleaved(argc >= 3 ? (size_t)atol(argv[2]) : 20);
     else return 2;
     return 0;

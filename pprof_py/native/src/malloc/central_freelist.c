@@ -189,6 +189,21 @@ void pp_central_flush_idle(void) {
     }
 }
 
+/* Every class's transfer cache back into its spans (before the page heap
+   grows for a large block: page_heap.c). */
+void pp_central_flush_transfer(void) {
+    for (int cl = 1; cl < pp_num_classes; cl++) {
+        central_t *c = &central[cl];
+        if (!__atomic_load_n(&c->used, __ATOMIC_RELAXED)) continue;
+        pp_lock(&c->lock);
+        while (c->used > 0) {
+            c->used--;
+            central_release_to_spans(c, cl, c->slot_head[c->used], pp_class_batch[cl]);
+        }
+        pp_unlock(&c->lock);
+    }
+}
+
 void pp_central_lock_all(void) {
     for (int cl = 1; cl < pp_num_classes; cl++) pp_lock(&central[cl].lock);
 }
