@@ -506,10 +506,10 @@ static span_t *ph_alloc_locked(size_t n, int *zeroed) { return ph_alloc_reserve_
  * grows the heap for it (tests/native/test_malloc_release.py: 48 MiB after
  * 64 MiB of 1-4 KiB objects, +48 MiB without the flush, +0 with it; the
  * bench's CPython json round trip, 29 MiB cached when its 44 MiB string
- * comes: peak RSS 337 -> 294 MiB).  The flush costs a refill of the
- * caller's lists, at most once per growth (every 4 MiB or more).  Not
- * while the heap profiler or leak checker runs (they allocate on their own
- * paths). */
+ * comes: peak RSS 337 -> 294 MiB in the runs where it was 337).  The
+ * flush costs a refill of the caller's lists, at most once per growth
+ * (every 4 MiB or more).  Not while the heap profiler or leak checker runs
+ * (they allocate on their own paths). */
 #define GROW_FLUSH_PAGES 128
 
 void *pp_large_alloc(size_t bytes, size_t align, int *zeroed) {

@@ -53,8 +53,25 @@ int pp_owned_region(uintptr_t addr, uintptr_t *end) {
 
 size_t pp_metadata_bytes;   /* bytes mapped for metadata (page map leaves included) */
 
+/* Metadata mappings (page-map leaves, the metadata arena, the profiler's
+ * tables) are asked for at their own stretch of address space, starting
+ * META_ZONE_GAP below the heap's first reservation (see below) and going
+ * up, so that they do not take the place right below the heap where its
+ * next reservation should join it: a page-map leaf there made realloc's
+ * growth to 64 MiB move the block instead of growing it in place (2x the
+ * time, 151 instead of 87 MiB peak RSS).  Each call claims its own range;
+ * one the kernel cannot give (something is there) is mapped wherever it
+ * puts it. */
+#define META_ZONE_GAP ((uintptr_t)64 << 30)
+static uintptr_t meta_zone_next;          /* 0: no reservation yet, no hint */
+
 void *pp_os_map(size_t bytes) {
-    void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    void *hint = NULL;
+    if (__atomic_load_n(&meta_zone_next, __ATOMIC_RELAXED)) {
+        size_t claim = (bytes + 4095) & ~(size_t)4095;
+        hint = (void *)__atomic_fetch_add(&meta_zone_next, claim, __ATOMIC_RELAXED);
+    }
+    void *p = mmap(hint, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (p == MAP_FAILED) return NULL;
     pp_register_region(p, bytes);
     return p;
@@ -137,6 +154,8 @@ static int reserve_more(size_t bytes) {
             if (reserve_hi > reserve_lo) munmap((void *)reserve_lo, reserve_hi - reserve_lo);
             reserve_lo = a;
             reserve_hi = a + size;
+            if (!__atomic_load_n(&meta_zone_next, __ATOMIC_RELAXED) && a > 2 * META_ZONE_GAP)
+                __atomic_store_n(&meta_zone_next, a - META_ZONE_GAP, __ATOMIC_RELAXED);
             return 1;
         }
         if (size <= bytes) return 0;
