@@ -32,7 +32,9 @@ void pp_note_heap_growth(size_t bytes) {
     pp_lock(&growth_lock);
     if (ngrowths == growth_cap) {
         size_t cap = growth_cap ? growth_cap * 2 : 1024;
-        void *m = pp_raw_mmap(NULL, cap * sizeof(struct growth), PROT_READ | PROT_WRITE,
+        /* with the other metadata, away from the heap (system_alloc.c) */
+        void *m = pp_raw_mmap(pp_meta_zone_hint(cap * sizeof(struct growth)), cap * sizeof(struct growth),
+                              PROT_READ | PROT_WRITE,
                               MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         if (m == MAP_FAILED) {
             pp_unlock(&growth_lock);

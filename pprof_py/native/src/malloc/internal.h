@@ -234,6 +234,7 @@ PP_HIDDEN void pp_classmap_set_range(uintptr_t page, size_t n, int cl);
 
 /* ---- OS memory and metadata (system_alloc.c) ---- */
 PP_HIDDEN void *pp_meta_alloc(size_t bytes);
+PP_HIDDEN void *pp_meta_zone_hint(size_t bytes);   /* where metadata mappings go (system_alloc.c) */
 PP_HIDDEN void *pp_os_map(size_t bytes);       /* raw mmap, registered as allocator-owned region */
 PP_HIDDEN void pp_register_region(void *p, size_t bytes);
 PP_HIDDEN void *pp_os_map_heap(size_t bytes, size_t align);   /* aligned anonymous memory, not registered */

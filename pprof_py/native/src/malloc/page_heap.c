@@ -238,9 +238,25 @@ static void ph_background_poke(void) {
     int ok = pthread_attr_init(&attr) == 0;
     if (ok) {
         pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-        pthread_attr_setstacksize(&attr, 64 << 10);
-        ok = pthread_create(&th, &attr, bg_main, NULL) == 0;
+        /* its stack comes from the metadata mappings (system_alloc.c),
+           not from a mapping of glibc's, which the kernel would put right
+           below the heap's reservation where the next one should join it
+           (realloc's growth to 64 MiB then copied 1.4x its final size in
+           one run of six); never freed, like the thread.  256 KiB,
+           untouched but for what it uses, since glibc also puts the
+           thread's static TLS in a stack it is given; if that does not
+           fit, glibc's own stack it is. */
+        size_t stack = (size_t)256 << 10;
+        void *mem = pp_os_map(stack);
+        ok = mem && pthread_attr_setstack(&attr, mem, stack) == 0 &&
+             pthread_create(&th, &attr, bg_main, NULL) == 0;
         pthread_attr_destroy(&attr);
+        if (!ok && pthread_attr_init(&attr) == 0) {
+            pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+            pthread_attr_setstacksize(&attr, (size_t)64 << 10);
+            ok = pthread_create(&th, &attr, bg_main, NULL) == 0;
+            pthread_attr_destroy(&attr);
+        }
     }
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     __atomic_store_n(&bg_state, ok ? BG_RUNNING : BG_OFF, __ATOMIC_RELEASE);

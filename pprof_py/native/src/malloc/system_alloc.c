@@ -65,12 +65,15 @@ size_t pp_metadata_bytes;   /* bytes mapped for metadata (page map leaves includ
 #define META_ZONE_GAP ((uintptr_t)64 << 30)
 static uintptr_t meta_zone_next;          /* 0: no reservation yet, no hint */
 
+/* The address to ask mmap for `bytes` of metadata (NULL: anywhere). */
+void *pp_meta_zone_hint(size_t bytes) {
+    if (!__atomic_load_n(&meta_zone_next, __ATOMIC_RELAXED)) return NULL;
+    size_t claim = (bytes + 4095) & ~(size_t)4095;
+    return (void *)__atomic_fetch_add(&meta_zone_next, claim, __ATOMIC_RELAXED);
+}
+
 void *pp_os_map(size_t bytes) {
-    void *hint = NULL;
-    if (__atomic_load_n(&meta_zone_next, __ATOMIC_RELAXED)) {
-        size_t claim = (bytes + 4095) & ~(size_t)4095;
-        hint = (void *)__atomic_fetch_add(&meta_zone_next, claim, __ATOMIC_RELAXED);
-    }
+    void *hint = pp_meta_zone_hint(bytes);
     void *p = mmap(hint, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (p == MAP_FAILED) return NULL;
     pp_register_region(p, bytes);
