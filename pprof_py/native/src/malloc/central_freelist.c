@@ -156,15 +156,23 @@ void pp_central_init(void) {
     }
 }
 
-/* Empty every transfer cache into the spans (empty spans go to the page heap). */
+/* Class cl's transfer cache into its spans; c->lock held. */
+static void drain_transfer_locked(central_t *c, int cl) {
+    while (c->used > 0) {
+        c->used--;
+        central_release_to_spans(c, cl, c->slot_head[c->used], pp_class_batch[cl]);
+    }
+}
+
+/* Empty every transfer cache into the spans (empty spans go to the page
+   heap): malloc_trim and the like (init.c), and the page heap before it
+   grows for a large block (page_heap.c). */
 void pp_central_flush(void) {
     for (int cl = 1; cl < pp_num_classes; cl++) {
         central_t *c = &central[cl];
+        if (!__atomic_load_n(&c->used, __ATOMIC_RELAXED)) continue;
         pp_lock(&c->lock);
-        while (c->used > 0) {
-            c->used--;
-            central_release_to_spans(c, cl, c->slot_head[c->used], pp_class_batch[cl]);
-        }
+        drain_transfer_locked(c, cl);
         pp_unlock(&c->lock);
     }
 }
@@ -179,27 +187,8 @@ void pp_central_flush_idle(void) {
         central_t *c = &central[cl];
         if (!__atomic_load_n(&c->used, __ATOMIC_RELAXED) && c->ops == c->ops_seen) continue;
         pp_lock(&c->lock);
-        if (c->ops == c->ops_seen)
-            while (c->used > 0) {
-                c->used--;
-                central_release_to_spans(c, cl, c->slot_head[c->used], pp_class_batch[cl]);
-            }
+        if (c->ops == c->ops_seen) drain_transfer_locked(c, cl);
         c->ops_seen = c->ops;
-        pp_unlock(&c->lock);
-    }
-}
-
-/* Every class's transfer cache back into its spans (before the page heap
-   grows for a large block: page_heap.c). */
-void pp_central_flush_transfer(void) {
-    for (int cl = 1; cl < pp_num_classes; cl++) {
-        central_t *c = &central[cl];
-        if (!__atomic_load_n(&c->used, __ATOMIC_RELAXED)) continue;
-        pp_lock(&c->lock);
-        while (c->used > 0) {
-            c->used--;
-            central_release_to_spans(c, cl, c->slot_head[c->used], pp_class_batch[cl]);
-        }
         pp_unlock(&c->lock);
     }
 }

@@ -203,7 +203,6 @@ PP_HIDDEN uint32_t pp_central_remove(int cl, uint32_t n, void **head, void **tai
 PP_HIDDEN void *pp_central_alloc_one(int cl);
 PP_HIDDEN void pp_central_free_one(void *p, int cl);
 PP_HIDDEN void pp_central_flush(void);
-PP_HIDDEN void pp_central_flush_transfer(void);
 PP_HIDDEN void pp_central_flush_idle(void);     /* background thread: idle classes' transfer caches */
 PP_HIDDEN void pp_central_lock_all(void);
 PP_HIDDEN void pp_central_unlock_all(void);

@@ -235,28 +235,22 @@ static void ph_background_poke(void) {
     pthread_sigmask(SIG_SETMASK, &all, &old);
     pthread_attr_t attr;
     pthread_t th;
-    int ok = pthread_attr_init(&attr) == 0;
-    if (ok) {
+    /* its stack comes from the metadata mappings (system_alloc.c), not
+       from a mapping of glibc's, which the kernel would put right below
+       the heap's reservation where the next one should join it (realloc's
+       growth to 64 MiB then copied 1.4x its final size in one run of six);
+       never freed, like the thread.  256 KiB, untouched but for what it
+       uses, since glibc also puts the thread's static TLS in a stack it is
+       given; if that does not fit, glibc's own 64 KiB stack it is. */
+    size_t stack = (size_t)256 << 10;
+    void *mem = pp_os_map(stack);
+    int ok = 0;
+    for (int own = mem != NULL; !ok && own >= 0; own--) {
+        if (pthread_attr_init(&attr) != 0) break;
         pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-        /* its stack comes from the metadata mappings (system_alloc.c),
-           not from a mapping of glibc's, which the kernel would put right
-           below the heap's reservation where the next one should join it
-           (realloc's growth to 64 MiB then copied 1.4x its final size in
-           one run of six); never freed, like the thread.  256 KiB,
-           untouched but for what it uses, since glibc also puts the
-           thread's static TLS in a stack it is given; if that does not
-           fit, glibc's own stack it is. */
-        size_t stack = (size_t)256 << 10;
-        void *mem = pp_os_map(stack);
-        ok = mem && pthread_attr_setstack(&attr, mem, stack) == 0 &&
-             pthread_create(&th, &attr, bg_main, NULL) == 0;
+        int set = own ? pthread_attr_setstack(&attr, mem, stack) : pthread_attr_setstacksize(&attr, (size_t)64 << 10);
+        ok = set == 0 && pthread_create(&th, &attr, bg_main, NULL) == 0;
         pthread_attr_destroy(&attr);
-        if (!ok && pthread_attr_init(&attr) == 0) {
-            pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-            pthread_attr_setstacksize(&attr, (size_t)64 << 10);
-            ok = pthread_create(&th, &attr, bg_main, NULL) == 0;
-            pthread_attr_destroy(&attr);
-        }
     }
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     __atomic_store_n(&bg_state, ok ? BG_RUNNING : BG_OFF, __ATOMIC_RELEASE);
@@ -540,7 +534,7 @@ void *pp_large_alloc(size_t bytes, size_t align, int *zeroed) {
     if (!s && flush_first) {
         pp_unlock(&ph.lock);
         if (pp_tc) pp_tc_flush(pp_tc);
-        pp_central_flush_transfer();
+        pp_central_flush();
         pp_lock(&ph.lock);
         s = ph_alloc_reserve_locked(want, want, zeroed, 1);
     }

@@ -116,9 +116,9 @@ void *pp_os_map_heap(size_t bytes, size_t align) {
  * (PROT_NONE: no RSS, no commit charge) downwards, so consecutive regions
  * are adjacent and their free spans coalesce, even when something else maps
  * memory between two of our growths.  Without it every such mapping split
- * the heap: CPython's 1 MiB pymalloc arenas landed between our 4 MiB
- * regions, and so did our own page-map leaves whenever the heap crossed a
- * 2 GiB boundary (malloc-large's peak RSS: 466 MiB, but 490-520 MiB in the
+ * the heap (CPython's 1 MiB pymalloc arenas land between 4 MiB regions;
+ * so did our own page-map leaves whenever the heap crossed a 2 GiB
+ * boundary: malloc-large's peak RSS was 466 MiB, but 490-520 MiB in the
  * quarter of runs whose randomised addresses put a boundary in the way).
  * A new reservation is asked for right below the previous one (so the two
  * join); it is 64 MiB, or half of what the reservations gave so far, or
