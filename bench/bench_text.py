@@ -27,6 +27,9 @@ For each profile the tools run in the same session:
   google-pprof --text BIN PROF
   go pprof    -top BIN PROF (bench/out/go-pprof, built from Debian's
               golang-github-google-pprof-dev if missing)
+  before      with --before CHECKOUT: ours cold and warm again, run from
+              another checkout (git worktree add /tmp/old <commit>), so a
+              change is compared with the code before it in the same run
 
 Before timing, the package's modules are byte-compiled (compileall), as
 `pip install` does: without it, a run under PYTHONDONTWRITEBYTECODE=1
@@ -331,13 +334,17 @@ def ratio(a, b, key):
     return "%.2fx" % (x / y)
 
 
-def bench_profile(label, binary, prof, tools, timeout):
+def bench_profile(label, binary, prof, tools, timeout, before=None):
     results = {}
-    with tempfile.TemporaryDirectory(prefix="pprof-bench-cache-") as cache:
-        ours = [sys.executable, "-m", "pprof_py", "--text", binary, prof]
-        env = {"XDG_CACHE_HOME": cache}
-        results["ours cold"] = measure(ours, timeout, env=env)
-        results["ours warm"] = measure(ours, timeout, env=env)
+    ours = [sys.executable, "-m", "pprof_py", "--text", binary, prof]
+    checkouts = [("ours", ROOT)] + ([("before", before)] if before else [])
+    for name, root in checkouts:
+        # python -m runs the pprof_py of the current directory, so cwd picks
+        # the checkout; each gets its own empty cache for the cold run.
+        with tempfile.TemporaryDirectory(prefix="pprof-bench-cache-") as cache:
+            env = {"XDG_CACHE_HOME": cache}
+            results[name + " cold"] = measure(ours, timeout, cwd=root, env=env)
+            results[name + " warm"] = measure(ours, timeout, cwd=root, env=env)
     if tools.get("google-pprof"):
         results["google-pprof"] = measure(
             [tools["google-pprof"], "--text", binary, prof], timeout)
@@ -354,9 +361,15 @@ def bench_profile(label, binary, prof, tools, timeout):
     print("\n%s profile: %s (%.1f MB), binary %s" % (label, os.path.relpath(prof, ROOT),
                                                     size / 1e6, binary))
     print("%-14s %10s %12s" % ("tool", "seconds", "peak RSS MB"))
-    for name in ("ours cold", "ours warm", "google-pprof", "go pprof"):
+    names = ["ours cold", "ours warm"] + (["before cold", "before warm"] if before else [])
+    for name in names + ["google-pprof", "go pprof"]:
         print("%-14s %10s %12s" % (name, fmt_secs(results[name]), fmt_rss(results[name])))
     print("%-24s %10s %10s" % ("ratio", "time", "RSS"))
+    if before:
+        for mine in ("cold", "warm"):
+            a, b = results["ours " + mine], results["before " + mine]
+            print("%-24s %10s %10s" % ("ours / before (%s)" % mine, ratio(a, b, "seconds"),
+                                       ratio(a, b, "maxrss_kb")))
     for mine in ("ours cold", "ours warm"):
         for peer in ("google-pprof", "go pprof"):
             print("%-24s %10s %10s" % ("%s / %s" % (mine, peer),
@@ -383,11 +396,15 @@ def main():
     ap.add_argument("--regen", action="store_true",
                     help="rebuild the profiles even if present")
     ap.add_argument("--json", metavar="FILE", help="also write results as JSON")
+    ap.add_argument("--before", metavar="CHECKOUT",
+                    help="also time the pprof_py of another checkout (for example a git "
+                         "worktree of an older commit) in the same run, as 'before'")
     opts = ap.parse_args()
     os.makedirs(OUT, exist_ok=True)
 
-    subprocess.run([sys.executable, "-m", "compileall", "-q", os.path.join(ROOT, "pprof_py")],
-                   stdout=subprocess.DEVNULL, check=False)
+    for root in [ROOT] + ([opts.before] if opts.before else []):
+        subprocess.run([sys.executable, "-m", "compileall", "-q", os.path.join(root, "pprof_py")],
+                       stdout=subprocess.DEVNULL, check=False)
     tools = {"google-pprof": shutil.which("google-pprof")}
     go, why = go_pprof(opts.timeout)
     tools["go pprof"] = go
@@ -430,7 +447,8 @@ def main():
 
     all_results = {}
     for label, binary, prof in profiles:
-        all_results[label] = bench_profile(label, binary, prof, tools, opts.timeout)
+        all_results[label] = bench_profile(label, binary, prof, tools, opts.timeout,
+                                           before=opts.before and os.path.abspath(opts.before))
     if opts.json:
         with open(opts.json, "w") as f:
             json.dump(all_results, f, indent=1)

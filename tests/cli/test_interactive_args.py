@@ -1,4 +1,4 @@
-"""How the interactive shell reads a command's arguments (issue 15.5):
+"""How the interactive shell reads a command's arguments:
 `top 3` is a row count as in gperftools' and Go pprof's shells, a regexp
 that matches nothing is said to, and each command says how it read its
 arguments."""

@@ -1,4 +1,4 @@
-"""The README's commands print what the README shows (issue 15.2).
+"""The README's commands print what the README shows.
 
 Each test runs one of the README's examples as written and compares its
 output with the README's block, line by line, modulo what differs from run

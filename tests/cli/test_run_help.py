@@ -1,5 +1,5 @@
-"""`pprof-run --version` and the environment variables in `pprof-run --help`
-(issue 15.9)."""
+"""`pprof-run --version`, and the environment variables that
+`pprof-run --help` lists."""
 import glob
 import os
 import re

@@ -1,4 +1,4 @@
-"""The README's set-up works on a stock Debian/Ubuntu (issue 15.1).
+"""The README's set-up works on a stock Debian/Ubuntu.
 
 Debian's and Ubuntu's /usr/bin/python3 are PEP 668 "externally managed":
 `pip install` outside a virtualenv fails there, so the Makefile creates and

@@ -1,4 +1,4 @@
-"""Profiles fetched over HTTP (issue 15.7, pprof_py/formats/remote.py),
+"""Profiles fetched over HTTP (pprof_py/formats/remote.py),
 against a local http.server on 127.0.0.1 serving gperftools' profile
 pages from the fixtures."""
 import http.server

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""A mutation fuzzer for the analyzer (issue 16): every input family through
+"""A mutation fuzzer for the analyzer: every input family through
 the main outputs, each case in its own process with a timeout and an
 address-space limit.
 

@@ -1,4 +1,4 @@
-"""The symbol cache (issue 16, item 1): plain data that cannot run code,
+"""The symbol cache: plain data that cannot run code,
 written atomically and privately; anything wrong with a cache file is a
 miss (one warning, rebuilt), never a crash."""
 import json
@@ -84,7 +84,7 @@ def test_cache_file_is_private_and_not_a_pickle(cache_home):
 
 
 class _Planted:
-    """Unpickling this runs os.system: the attack of the issue."""
+    """Unpickling this runs os.system: a cache file planted by someone else must never be unpickled."""
 
     def __init__(self, marker):
         self.marker = marker

@@ -1,4 +1,4 @@
-"""Hostile frame names cannot inject into any output (issue 16, items 2-4):
+"""Hostile frame names cannot inject into any output:
 DOT labels are escaped completely, SVG/HTML are well-formed XML and JSON is
 strict for any name or number, and control characters reach a terminal
 only as `cat -v` shows them."""
@@ -13,7 +13,7 @@ import pytest
 
 from hardening.helpers import assert_clean_error, assert_report, pprof, pprof_forked
 
-# The issue's reproduction: closes the label, adds a javascript: URL.
+# A name that closes the DOT label and adds a javascript: URL to the node.
 EVIL = 'evil\\"]Z[label=<X>,URL=<javascript:alert(document.domain)>]//'
 # Everything else a name may hold: quotes, backslash escapes dot knows,
 # HTML-like brackets, ampersands, terminal escapes, NUL and DEL, a C1 CSI,

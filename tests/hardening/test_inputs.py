@@ -1,5 +1,5 @@
 """Hostile and corrupt inputs end in one clear line or a correct report,
-within seconds and bounded memory (issue 16, items 7-10).  Each case is the
+within seconds and bounded memory.  Each case is the
 minimal input of one failure class the fuzzer found, generated here."""
 import gzip
 import os

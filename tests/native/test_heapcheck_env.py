@@ -1,5 +1,5 @@
-"""The leak checker's modes and variables (issue 13.12: gperftools'
-heap_checker.html), its dump files (16.5) and its pprof command (16.6)."""
+"""The leak checker's modes and variables (as in gperftools'
+heap_checker.html), its dump files and its pprof command."""
 import os
 import re
 import shutil

@@ -1,4 +1,4 @@
-"""The leak report's frames are readable (issue 13.14): each "@ 0x..." line
+"""The leak report's frames are readable: each "@ 0x..." line
 (the form tools parse) is followed by the demangled function and its
 file:line, from our own pprof run at exit; without it, bare addresses."""
 import os

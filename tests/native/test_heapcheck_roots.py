@@ -1,4 +1,4 @@
-"""Leak checker roots (issue 13.13): only live stack and registers count.
+"""Leak checker roots: only live stack and registers count.
 
 Pointers left in frames that have returned (below the live stack pointer),
 in the checker's own frames or in exit()'s frames must not keep a leak

@@ -1,4 +1,4 @@
-"""Heap profiler under real use (issue 13.11, 13.12, 16.16): children's
+"""Heap profiler under real use: children's
 profile names, gperftools' dump triggers and variables, failed dumps."""
 import glob
 import os

@@ -1,4 +1,4 @@
-"""The allocator at the system's limits (issue 13.7, 13.8, 13.9): requests
+"""The allocator at the system's limits: requests
 no machine can back, a lowered RLIMIT_AS, and glibc's statistics calls.
 
 tests/native/programs/malloc_limits.c runs each case; every run is a

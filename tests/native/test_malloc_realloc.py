@@ -1,4 +1,4 @@
-"""realloc growth without quadratic copying (issue 13.5).
+"""realloc growth without quadratic copying.
 
 Growing one buffer in small steps must move it O(log n) times and copy
 O(n) bytes in total: large blocks grow in place into free pages after

@@ -1,4 +1,4 @@
-"""Returning memory to the OS by age (issue 13.6).
+"""Returning memory to the OS by age.
 
 Memory freed and left idle goes back to the OS without the program calling
 the allocator again (the background release thread), and memory freed and

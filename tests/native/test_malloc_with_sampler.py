@@ -1,4 +1,4 @@
-"""The allocator together with the CPU sampler in one process (issue 13.1).
+"""The allocator together with the CPU sampler in one process.
 
 A CPU profile and a heap profile (or a leak check) of one run is a normal
 request.  This once deadlocked: the sampler's writer thread calls

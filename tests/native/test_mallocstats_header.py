@@ -1,5 +1,5 @@
 """MALLOCSTATS=1: each process's report starts with a line naming its pid
-and program (issue 15.10), so that the reports of a program run through a
+and program, so that the reports of a program run through a
 wrapper (pyenv's shims, shell scripts: one report per process) can be told
 apart."""
 import os

@@ -1,5 +1,5 @@
-"""Frames in a stripped library named after the nearest exported symbol
-(issue 15.8): --text keeps gperftools' name, --json marks them."""
+"""Frames in a stripped library named after the nearest exported symbol:
+--text keeps gperftools' name, --json marks them."""
 import json
 
 from helpers import err, pprof, stripped_library_profile as _profile, text

@@ -93,7 +93,7 @@ def test_bad_regexp_is_one_line(flag):
 
 @pytest.mark.parametrize("flag", ["--list", "--disasm", "--weblist"])
 def test_no_matching_routine_is_one_line_error(flag):
-    # gperftools' pprof prints nothing and exits 0 here (issue 15.6).
+    # gperftools' pprof prints nothing and exits 0 here.
     proc = pprof([f"{flag}=^no_such_function_anywhere$", *CHAIN])
     assert proc.returncode == 1
     assert proc.stdout == b""

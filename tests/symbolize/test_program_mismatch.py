@@ -1,5 +1,5 @@
-"""A program that does not match the profile gets one warning line
-(issue 15.4): by build-id where one can be compared, else by the layout of
+"""A program that does not match the profile gets one warning line:
+by build-id where one can be compared, else by the layout of
 its code against the profile's mapping, else when no sampled address of
 the program's mapping falls in its code.  The matching program, and a
 stripped copy of it, get none."""

@@ -1,5 +1,5 @@
 """The web UI marks names that are only the nearest exported symbol before
-a sampled address in a stripped object (issue 15.8), as --json does: the
+a sampled address in a stripped object, as --json does: the
 top table, peek, the flame graph's tooltips and the call graph's nodes."""
 import json
 import re

@@ -275,7 +275,7 @@ static inline void *do_calloc(size_t a, size_t b, void *frame) {
 }
 
 /* realloc.  Growing a buffer step by step must cost amortised O(1) per
- * byte (issue 13.5: allocating exactly the new size and copying every
+ * byte (allocating exactly the new size and copying every
  * time made 4 KiB steps to 64 MiB quadratic):
  *   - a request that still fits, and uses at least half of the block,
  *     keeps it;

@@ -138,7 +138,7 @@ static inline int pp_classmap_get(uintptr_t page) {
    heap's 2 GiB range stays in L1).  An earlier version kept one flat byte
    array for all 2^35 pages, reserved at load with MAP_NORESERVE: one load
    less, but 32 GiB of address space, which made every later mmap fail in
-   a program that lowers RLIMIT_AS (issue 13.8). */
+   a program that lowers RLIMIT_AS. */
 static inline int pp_class_of_page(uintptr_t page) { return pp_classmap_get(page); }
 /* free()'s single test for its rarer checks (api.c's do_free): the bits
    below, set while new/delete hooks run (pp_hooks_on != 0) and once some

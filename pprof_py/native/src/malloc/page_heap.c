@@ -130,7 +130,7 @@ static span_t *ph_coalesce(span_t *s) {
  * (madvise MADV_DONTNEED; the pages stay mapped and fault in again, zero,
  * when reused).  Releasing by age rather than by the amount freed keeps a
  * program that frees and soon reuses big blocks from paying page faults
- * for memory it needs again at once (issue 13.6: releasing in bulk above
+ * for memory it needs again at once (releasing in bulk above
  * 4x a threshold cost malloc-large 6x tcmalloc's page faults), while a
  * program that frees memory and goes idle gets its RSS back within about
  * 1.5 x decay_ms.  The check runs at most every decay_ms / 2: when the
@@ -273,7 +273,7 @@ void pp_ph_after_fork_child(void) {
  * 17.6 MB, 23.6 ns; per 2000: 15.0 k, 19.4 MB, 22.1 ns (no release at all:
  * 27 MB).  malloc-large keeps tcmalloc's page-fault count (123 k) at each
  * of these rates.  Releasing in bulk above a threshold instead cost
- * malloc-large 6x tcmalloc's page faults (issue 13.6), and a cap at 1/4
+ * malloc-large 6x tcmalloc's page faults, and a cap at 1/4
  * of the pages in use 8x. */
 #ifndef RELEASE_RATE
 #define RELEASE_RATE 2000

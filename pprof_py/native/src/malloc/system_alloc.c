@@ -86,7 +86,7 @@ void *pp_os_map(size_t bytes) {
  * power of two >= 4 KiB).  No MAP_NORESERVE: heap memory goes through the
  * kernel's overcommit check (vm.overcommit_memory), so a request no machine
  * can back, such as malloc(2^40), fails with ENOMEM as it does with glibc
- * and tcmalloc instead of succeeding and faulting later (issue 13.7).
+ * and tcmalloc instead of succeeding and faulting later.
  * Exactly `bytes` is mapped first: the kernel places it right below the
  * previous region, so the two are adjacent and their free spans can
  * coalesce.  Only a misaligned result is remapped with slack and trimmed

@@ -252,7 +252,7 @@ void pp_register_self(int ours) {
   /* Our own threads run with every signal blocked and are never sampled:
    * they need no stack bounds, and pthread_getattr_np allocates under the
    * thread's lock (an allocator that asks for the same bounds in its slow
-   * path deadlocked the writer's start, issue 13 item 1). */
+   * path deadlocked the writer's start). */
   if (!ours && pthread_getattr_np(pthread_self(), &attr) == 0) {
     void *addr;
     size_t size;
