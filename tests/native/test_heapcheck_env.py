@@ -127,7 +127,7 @@ def test_pointer_alignment(modes, tmp_path):
     assert "HEAP_CHECK_POINTER_SOURCE_ALIGNMENT must be 1, 2, 4 or 8" in r.stderr
 
 
-# ---- dump files (16.5) and the suggested command (16.6) ----
+# ---- dump files and the suggested command ----
 
 def test_dump_is_new_private_and_unique_in_dump_directory(modes, tmp_path):
     names = []
@@ -173,7 +173,7 @@ def test_command_quotes_the_program_path_and_uses_pprof_path(modes, tmp_path):
     assert os.path.exists(argv[2])
 
 
-# ---- which processes are checked (16.17) ----
+# ---- which processes are checked ----
 
 def test_forked_child_without_exec_does_not_check(modes, tmp_path):
     """gperftools checks in the process that started the checker only."""

@@ -108,7 +108,7 @@ def test_unsupported_mmap_variables_say_so(envprog, tmp_path, var):
 
 @pytest.mark.parametrize("where", ["missing", "readonly"])
 def test_dump_to_unwritable_directory_says_it_failed(envprog, tmp_path, where):
-    """16.16: no "Dumping heap profile to" for a file that is not written,
+    """No "Dumping heap profile to" for a file that is not written,
     but one line saying why."""
     d = tmp_path / where
     if where == "readonly" and os.geteuid() == 0:

@@ -84,7 +84,7 @@ def _samples(prof):
     return period, total_samples(samples)
 
 
-# ------------------------------------------------- 16.11: our descriptors
+# ------------------------------------------------------------- our descriptors
 
 def test_program_closing_inherited_fds_keeps_its_file_and_the_profile(progs, tmp_path):
     """The program closes every descriptor above 2 and opens its data file
@@ -125,7 +125,7 @@ def test_many_threads_leave_the_program_its_descriptors(progs, tmp_path):
     assert rows["thread_work"][1] >= 0.5 * total and total >= 100, rows
 
 
-# ------------------------------------- 16.12/16.18: the program's handlers
+# ------------------------------------------------------ the program's handlers
 
 @pytest.mark.parametrize("own_hz", [0, 100])
 @pytest.mark.parametrize("timer", ["perf", "itimer", "posix"])
@@ -185,10 +185,23 @@ def test_signal_pending_at_exec_is_discarded(progs, tmp_path, timer):
     extra = {"CPUPROFILE_REALTIME": "1"} if timer == "realtime" else {"PPROF_PY_CPU_TIMER": timer}
     proc = run_profiled([progs["sampler_execpending"], "0.1"], prof, frequency=1000, **extra)
     assert proc.returncode == 0, (proc.returncode, proc.stderr)
-    assert proc.stdout.strip() == "ok"
+    assert proc.stdout.strip() == "ok execve"
 
 
-# ---------------------------------------------- 16.15: interrupted runs
+@pytest.mark.parametrize("form", ["execv", "execvp", "execvpe", "execl", "execlp", "execle"])
+def test_every_exec_form_discards_the_pending_signal(progs, tmp_path, form):
+    """Each exec function the sampler wraps (the list forms gather their
+    arguments on the stack) runs the new image with its arguments and, for
+    execvpe/execle, its environment, and without the pending signal."""
+    prof = tmp_path / "pending.prof"
+    proc = run_profiled([progs["sampler_execpending"], "0.05", form], prof, frequency=1000,
+                        PPROF_PY_CPU_TIMER="perf")
+    assert proc.returncode == 0, (proc.returncode, proc.stderr)
+    expected = "ok " + form if form in ("execvpe", "execle") else "ok"
+    assert proc.stdout.strip() == expected
+
+
+# ------------------------------------------------------------ interrupted runs
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_interrupted_run_keeps_its_samples_and_dies_of_the_signal(progs, tmp_path, sig):
@@ -227,7 +240,7 @@ def test_python_still_gets_keyboard_interrupt(tmp_path):
     assert proc.stdout.strip() == "caught"
 
 
-# ------------------------------------------- 16.14: the program's alarm()
+# ------------------------------------------------------- the program's alarm()
 
 def test_realtime_profile_leaves_the_programs_alarm_alone(progs, tmp_path):
     """A watchdog alarm(1) must still end the program (SIGALRM) under
@@ -241,7 +254,7 @@ def test_realtime_profile_leaves_the_programs_alarm_alone(progs, tmp_path):
     assert count >= 20, count
 
 
-# ------------------------------------------------ 13.3: our own frames
+# -------------------------------------------------------------- our own frames
 
 def test_no_frame_of_ours_in_thread_stacks(progs, tmp_path):
     """Threads start through our pthread_create wrapper; its trampoline
@@ -257,7 +270,7 @@ def test_no_frame_of_ours_in_thread_stacks(progs, tmp_path):
     assert rows["start_thread"][1] >= alpha, rows
 
 
-# ------------------------------------------------ 16.16: static programs
+# ------------------------------------------------------------- static programs
 
 @pytest.mark.parametrize("option", [["--cpu", "out.prof"], ["--heap", "out"], ["--malloc"], ["--heapcheck"]])
 def test_pprof_run_says_static_programs_cannot_be_reached(tmp_path, option):
@@ -275,7 +288,7 @@ def test_pprof_run_says_static_programs_cannot_be_reached(tmp_path, option):
     assert not list(tmp_path.glob("out*"))
 
 
-# ----------------------------------------- 16.17: the program's environment
+# --------------------------------------------------- the program's environment
 
 def test_no_variable_of_ours_in_the_programs_environment(tmp_path):
     """The child-naming rule (<file>_<pid> for programs a profiled process
@@ -289,7 +302,7 @@ def test_no_variable_of_ours_in_the_programs_environment(tmp_path):
     assert len(list(tmp_path.glob("env.prof_*"))) == 2, os.listdir(tmp_path)
 
 
-# ------------------------------------------------- 13.4: exported symbols
+# ------------------------------------------------------------ exported symbols
 
 INTERPOSED = {"pthread_create", "execve", "execvpe", "fexecve", "execv", "execvp", "execl", "execlp",
               "execle", "sigaction", "signal", "bsd_signal", "sysv_signal"}
@@ -315,7 +328,7 @@ def test_library_exports_only_the_api_and_documented_interposition():
         assert f"`{name}`" in doc, f"{name} is interposed but not documented in docs/sampler.md"
 
 
-# ------------------------------------- 13.1 (sampler side): with our malloc
+# ---------------------------------------------- with our malloc (sampler side)
 
 @pytest.mark.parametrize("option", [["--malloc"], ["--heap", "HEAP"], ["--heapcheck"]])
 def test_cpu_profile_together_with_our_allocator_does_not_hang(progs, tmp_path, option):

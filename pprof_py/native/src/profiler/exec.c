@@ -66,49 +66,38 @@ PP_EXPORT int execv(const char *path, char *const argv[]) { return execve(path, 
 
 PP_EXPORT int execvp(const char *file, char *const argv[]) { return execvpe(file, argv, environ); }
 
-/* The list forms: collect the arguments (on the stack, no malloc) and call
- * the vector forms above. */
-#define COLLECT_ARGS(first, ap, out, count)              \
-  do {                                                   \
-    va_list copy_;                                       \
-    va_copy(copy_, ap);                                  \
-    count = 1;                                           \
-    while (va_arg(copy_, char *) != NULL) count++;       \
-    va_end(copy_);                                       \
-  } while (0)
+/* The list forms: gather the NULL-terminated list that starts at `arg`
+ * into `argv`, a variable-length array on the stack (no malloc: this may
+ * run in a vfork child), and leave `ap` just past the NULL, where execle's
+ * environment is.  The caller ends with va_end(ap) and a vector form. */
+#define LIST_TO_ARGV(arg, ap, argv)                                   \
+  va_list ap;                                                         \
+  size_t count_ = 1;                                                  \
+  va_start(ap, arg);                                                  \
+  {                                                                   \
+    va_list copy_;                                                    \
+    va_copy(copy_, ap);                                               \
+    while (va_arg(copy_, char *) != NULL) count_++;                   \
+    va_end(copy_);                                                    \
+  }                                                                   \
+  char *argv[count_ + 1];                                             \
+  argv[0] = (char *)arg;                                              \
+  for (size_t i_ = 1; i_ <= count_; i_++) argv[i_] = va_arg(ap, char *)
 
 PP_EXPORT int execl(const char *path, const char *arg, ...) {
-  va_list ap;
-  size_t n;
-  va_start(ap, arg);
-  COLLECT_ARGS(arg, ap, argv, n);
-  char *argv[n + 1];
-  argv[0] = (char *)arg;
-  for (size_t i = 1; i <= n; i++) argv[i] = va_arg(ap, char *);
+  LIST_TO_ARGV(arg, ap, argv);
   va_end(ap);
   return execve(path, argv, environ);
 }
 
 PP_EXPORT int execlp(const char *file, const char *arg, ...) {
-  va_list ap;
-  size_t n;
-  va_start(ap, arg);
-  COLLECT_ARGS(arg, ap, argv, n);
-  char *argv[n + 1];
-  argv[0] = (char *)arg;
-  for (size_t i = 1; i <= n; i++) argv[i] = va_arg(ap, char *);
+  LIST_TO_ARGV(arg, ap, argv);
   va_end(ap);
   return execvpe(file, argv, environ);
 }
 
 PP_EXPORT int execle(const char *path, const char *arg, ...) {
-  va_list ap;
-  size_t n;
-  va_start(ap, arg);
-  COLLECT_ARGS(arg, ap, argv, n);
-  char *argv[n + 1];
-  argv[0] = (char *)arg;
-  for (size_t i = 1; i <= n; i++) argv[i] = va_arg(ap, char *);
+  LIST_TO_ARGV(arg, ap, argv);
   char *const *envp = va_arg(ap, char *const *);
   va_end(ap);
   return execve(path, argv, envp);

@@ -266,13 +266,13 @@ static void write_remaining(void) {
   out_tail();
 }
 
-/* Writer thread: a checkpoint.  Samples wait in the table until their
- * entry is evicted, so a run killed (SIGKILL, the OOM killer) before
- * ProfilerStop would lose all of them; once a second the writer moves
- * every entry into the buffers and writes them, as libprofiler's evict
- * buffer is written as it fills.  The writer has every signal blocked, so
- * it may take the table's spinlock. */
-static void checkpoint(void) {
+static void wait_for_writer(void);
+
+/* Moves every table entry into the output buffers, then publishes the
+ * buffer being filled.  When all buffers are full, room is made: the
+ * writer thread writes them itself, another thread (ProfilerFlush) waits
+ * for the writer to. */
+static void evict_all(int in_writer) {
   for (size_t i = 0; i < (size_t)PP_SETS * PP_WAYS; i++) {
     struct pp_entry *e = &pp_table[i];
     for (;;) {
@@ -280,12 +280,25 @@ static void checkpoint(void) {
       int ok = e->count == 0 || pp_evict_locked(e);
       pp_unlock();
       if (ok) break;
-      drain_full_buffers(); /* all buffers full: make room */
+      if (in_writer)
+        drain_full_buffers();
+      else
+        wait_for_writer();
     }
   }
   pp_lock();
   pp_publish_current_locked();
   pp_unlock();
+}
+
+/* Writer thread: a checkpoint.  Samples wait in the table until their
+ * entry is evicted, so a run killed (SIGKILL, the OOM killer) before
+ * ProfilerStop would lose all of them; once a second the writer moves
+ * every entry into the buffers and writes them, as libprofiler's evict
+ * buffer is written as it fills.  The writer has every signal blocked, so
+ * it may take the table's spinlock. */
+static void checkpoint(void) {
+  evict_all(1);
   drain_full_buffers();
   if (out_seekable) out_tail();
 }
@@ -704,19 +717,7 @@ void ProfilerFlush(void) {
   }
   sigset_t old;
   block_profiling_signals(&old);
-  for (size_t i = 0; i < (size_t)PP_SETS * PP_WAYS; i++) {
-    struct pp_entry *e = &pp_table[i];
-    for (;;) {
-      pp_lock();
-      int ok = e->count == 0 || pp_evict_locked(e);
-      pp_unlock();
-      if (ok) break;
-      wait_for_writer();
-    }
-  }
-  pp_lock();
-  pp_publish_current_locked();
-  pp_unlock();
+  evict_all(0);
   while (any_buffer_full()) wait_for_writer();
   pthread_sigmask(SIG_SETMASK, &old, NULL);
   pthread_mutex_unlock(&ctl_mu);
