@@ -37,6 +37,7 @@ from pprof_py.graph import translate_stack
 # Well-formed XML for any name: control characters and undecodable bytes
 # shown as `cat -v` does, quotes too (render/escaping.py).
 from pprof_py.render.escaping import xml_text as escape
+from pprof_py.render.webscripts import static_script
 from pprof_py.units import unparse, units
 
 WIDTH_PX = 1200
@@ -282,7 +283,7 @@ def render_flame(prepared, icicle=False):
                'Reset Search</text>\n' % (WIDTH_PX - PAD_X - 60))
     out.append('<text id="matched" x="%d" y="36" text-anchor="end"></text>\n' % (WIDTH_PX - PAD_X))
     out.append("</g>\n")
-    out.append('<script type="text/ecmascript"><![CDATA[\n%s]]></script>\n' % _SCRIPT)
+    out.append('<script type="text/ecmascript"><![CDATA[\n%s]]></script>\n' % _script())
     out.append("</svg>\n")
     return "".join(out).encode("utf-8", "surrogateescape")
 
@@ -302,7 +303,10 @@ g.f.gone { display: none; }
 
 # The viewer script.  Frame geometry comes from each frame's data-x / data-w
 # (value units) and data-d (depth); names from the first line of its title.
-_SCRIPT = r"""(function () {
+# Which frames a zoom keeps and what a search covers are the web UI's flame
+# graph's too, so that code lives once, in pprof_py/web/static/flamegeom.js,
+# and goes into the SVG ahead of this (see _script).
+_VIEWER = r"""(function () {
   "use strict";
   var svg = document.documentElement;
   var WIDTH = %(width)d, PAD = %(pad)d, CHAR = %(char)s;
@@ -347,17 +351,16 @@ _SCRIPT = r"""(function () {
     var x0 = z ? z.x : 0, w0 = z ? z.w : total;
     var scale = w0 > 0 ? (WIDTH - 2 * PAD) / w0 : 0;
     for (var i = 0; i < frames.length; i++) {
-      var f = frames[i], cls = f.g.classList;
+      var f = frames[i], cls = f.g.classList, where = pprofFlameGeom.relation(f, z, eps);
       cls.remove("gone"); cls.remove("dim");
-      if (!z) { place(f, 0, scale); continue; }
-      if (f.d < z.d && f.x <= x0 + eps && f.x + f.w >= x0 + w0 - eps) {
-        cls.add("dim");                        // an ancestor: full width
+      if (where === "ancestor") {
+        cls.add("dim");                        // full width
         f.rect.setAttribute("x", PAD);
         f.rect.setAttribute("width", (WIDTH - 2 * PAD).toFixed(2));
         f.text.setAttribute("x", PAD + 3);
         f.text.textContent = label(f.name, WIDTH - 2 * PAD);
-      } else if (f.d >= z.d && f.x >= x0 - eps && f.x + f.w <= x0 + w0 + eps) {
-        place(f, x0, scale);                   // the frame and its descendants
+      } else if (where === "inside") {
+        place(f, x0, scale);
       } else {
         cls.add("gone");
       }
@@ -400,15 +403,7 @@ _SCRIPT = r"""(function () {
     lastRegex = re;
     if (re) { searchReset.classList.remove("hidden"); } else { searchReset.classList.add("hidden"); }
     if (!re) { matched.textContent = ""; return; }
-    // The share of the total covered by matches: the union of their x ranges.
-    hits.sort(function (a, b) { return a.x - b.x || b.w - a.w; });
-    var covered = 0, end = -Infinity;
-    for (var j = 0; j < hits.length; j++) {
-      var s = Math.max(hits[j].x, end), e = hits[j].x + hits[j].w;
-      if (e > s) { covered += e - s; }
-      end = Math.max(end, e);
-    }
-    matched.textContent = "Matched: " + pct(covered);
+    matched.textContent = "Matched: " + pct(pprofFlameGeom.covered(hits));
   }
   function askSearch() {
     var text = window.prompt("Search for (regular expression):", lastRegex ? lastRegex.source : "");
@@ -451,3 +446,7 @@ _SCRIPT = r"""(function () {
   window.flameGraph = { zoom: zoom, search: search, frames: frames, fit: fit };
 })();
 """ % {"width": WIDTH_PX, "pad": PAD_X, "char": repr(CHAR_WIDTH)}
+
+
+def _script():
+    return static_script("flamegeom.js") + _VIEWER

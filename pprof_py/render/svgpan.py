@@ -16,64 +16,19 @@ double-click (or the "0" key) goes back to the fitted view.
 """
 import re
 
-_SCRIPT = """<script type="text/ecmascript"><![CDATA[
-(function () {
-  "use strict";
-  // This script comes before the <g id="viewport"> it moves (as in
-  // pprof's layout), so the group is looked up when first needed.
-  var svg = document.documentElement;
-  var scale = 1, tx = 0, ty = 0, drag = null;
-  function apply() {
-    var view = document.getElementById("viewport");
-    if (view) {
-      view.setAttribute("transform",
-        "translate(" + tx + "," + ty + ") scale(" + scale + ")");
-    }
-  }
-  // The pointer in the picture's own units (the viewBox scales them).
-  function point(evt) {
-    var p = svg.createSVGPoint();
-    p.x = evt.clientX;
-    p.y = evt.clientY;
-    return p.matrixTransform(svg.getScreenCTM().inverse());
-  }
-  svg.addEventListener("wheel", function (evt) {
-    evt.preventDefault();
-    var p = point(evt);
-    var factor = Math.pow(1.0015, -evt.deltaY);
-    var next = Math.min(50, Math.max(0.02, scale * factor));
-    factor = next / scale;
-    tx = p.x - (p.x - tx) * factor;
-    ty = p.y - (p.y - ty) * factor;
-    scale = next;
-    apply();
-  }, { passive: false });
-  svg.addEventListener("mousedown", function (evt) {
-    if (evt.button !== 0) { return; }
-    var p = point(evt);
-    drag = { x: p.x - tx, y: p.y - ty };
-    svg.style.cursor = "move";
-  });
-  svg.addEventListener("mousemove", function (evt) {
-    if (!drag) { return; }
-    var p = point(evt);
-    tx = p.x - drag.x;
-    ty = p.y - drag.y;
-    apply();
-  });
-  function stop() { drag = null; svg.style.cursor = ""; }
-  svg.addEventListener("mouseup", stop);
-  svg.addEventListener("mouseleave", stop);
-  function reset() { scale = 1; tx = 0; ty = 0; apply(); }
-  svg.addEventListener("dblclick", reset);
-  document.addEventListener("keydown", function (evt) {
-    if (evt.key === "0") { reset(); }
-    else if (evt.key === "+" || evt.key === "=") { scale = Math.min(50, scale * 1.25); apply(); }
-    else if (evt.key === "-") { scale = Math.max(0.02, scale / 1.25); apply(); }
-  });
-})();
-]]></script>
-"""
+from pprof_py.render.webscripts import static_script
+
+# The behaviour is the web UI's pan/zoom script (pprof_py/web/static/
+# panzoom.js, shared with the graph page), copied in whole since the file
+# must work alone.  Here no click selects anything, so every move of a
+# pressed pointer pans at once, and with no style sheet around the
+# dragging cursor is set by the script.
+_CALL = 'pprofPanZoom(document.documentElement, { dragCursor: "move" });\n'
+
+
+def _script():
+    return ('<script type="text/ecmascript"><![CDATA[\n' + static_script("panzoom.js") + _CALL
+            + "]]></script>\n")
 
 
 def make_pannable(svg_bytes):
@@ -82,7 +37,7 @@ def make_pannable(svg_bytes):
     m = re.search(r'<g id="graph\d+"', svg)
     if m is None:
         return svg_bytes        # not graphviz's layout; leave it alone
-    svg = (svg[:m.start()] + _SCRIPT + '<g id="viewport" transform="translate(0,0)">\n'
+    svg = (svg[:m.start()] + _script() + '<g id="viewport" transform="translate(0,0)">\n'
            + svg[m.start():])
     end = svg.rfind("</svg>")
     svg = svg[:end] + "</g>\n" + svg[end:]

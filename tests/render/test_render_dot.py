@@ -121,6 +121,12 @@ def test_svg_is_pannable_and_zoomable():
     assert '<g id="viewport" transform="translate(0,0)">' in svg
     assert svg.index("<script") < svg.index('<g id="viewport"') < svg.index('<g id="graph0"')
     assert "addEventListener(\"wheel\"" in svg and "mousemove" in svg
+    # The script is the web UI's pan/zoom file, copied whole (the file has
+    # nothing else to load it from), then called on the document.
+    from pprof_py.render.webscripts import static_script
+    script = svg[svg.index("<![CDATA[\n") + len("<![CDATA[\n"):svg.index("]]></script>")]
+    assert script.startswith(static_script("panzoom.js"))
+    assert script[len(static_script("panzoom.js")):].startswith("pprofPanZoom(document.documentElement")
     assert svg.rstrip().endswith("</g>\n</svg>")
     # Well-formed XML, and the node labels survive.
     import xml.dom.minidom

@@ -165,6 +165,9 @@ def test_svg_is_self_contained_and_well_formed():
     assert re.findall(r"https?://[^\"' ]+", text) == ["http://www.w3.org/2000/svg"]
     assert "<script" in text and "xlink:href" not in text and "<image" not in text
     assert 'id="search"' in text and 'id="reset"' in text and 'id="matched"' in text
+    # The zoom and search logic is the web UI's flamegeom.js, copied in.
+    from pprof_py.render.webscripts import static_script
+    assert "<![CDATA[\n" + static_script("flamegeom.js") + "(function () {" in text
 
 
 def test_golden_svg():

@@ -93,13 +93,26 @@ def test_call_graph_svg_pans_and_zooms(browser, tmp_path):
     browser.execute_script("""
         var svg = document.documentElement;
         svg.dispatchEvent(new MouseEvent("mousedown", {button: 0, clientX: 100, clientY: 100, bubbles: true}));
+        window.cursorWhileDragging = svg.style.cursor;
         svg.dispatchEvent(new MouseEvent("mousemove", {clientX: 160, clientY: 130, bubbles: true}));
         svg.dispatchEvent(new MouseEvent("mouseup", {clientX: 160, clientY: 130, bubbles: true}));""")
     panned = viewport.get_attribute("transform")
+    # No style sheet here: the script shows the move cursor while dragging.
+    assert browser.execute_script("return [window.cursorWhileDragging, document.documentElement.style.cursor]") \
+        == ["move", ""]
     assert panned != zoomed and ("scale(%s)" % zoomed.split("scale(")[1].rstrip(")")) in panned
     # Double-click resets.
     browser.execute_script("""document.documentElement.dispatchEvent(
         new MouseEvent("dblclick", {bubbles: true}));""")
+    assert viewport.get_attribute("transform") == "translate(0,0) scale(1)"
+    # "+" and "-" zoom in and out, "0" fits again.
+    key = "document.dispatchEvent(new KeyboardEvent('keydown', {key: arguments[0], bubbles: true}))"
+    browser.execute_script(key, "+")
+    assert viewport.get_attribute("transform") == "translate(0,0) scale(1.25)"
+    browser.execute_script(key, "-")
+    browser.execute_script(key, "-")
+    assert viewport.get_attribute("transform") == "translate(0,0) scale(0.8)"
+    browser.execute_script(key, "0")
     assert viewport.get_attribute("transform") == "translate(0,0) scale(1)"
 
 

@@ -195,6 +195,33 @@ def test_graph_node_click_and_focus(browser, shots):
                                "new MouseEvent('dblclick', {bubbles: true}))")
         assert browser.find_element(_by("ID"), "viewport").get_attribute("transform") == \
             "translate(0,0) scale(1)"
+        # "+" zooms in (panzoom.js, as in the --svg file), but not when typed
+        # into the search box.
+        browser.find_element(_by("ID"), "search").send_keys("+")
+        assert browser.find_element(_by("ID"), "viewport").get_attribute("transform") == \
+            "translate(0,0) scale(1)"
+        browser.execute_script("document.body.dispatchEvent(new KeyboardEvent('keydown', "
+                               "{key: '+', bubbles: true}))")
+        assert browser.find_element(_by("ID"), "viewport").get_attribute("transform") == \
+            "translate(0,0) scale(1.25)"
+        # A press on a node that moves on is a drag: it pans and selects
+        # nothing; one that shakes by a pixel or two is still a click.
+        press = """
+            var names = JSON.parse(document.getElementById('graph-nodes').textContent);
+            var g = Array.prototype.filter.call(document.querySelectorAll('#graph-svg g.node'), function (n) {
+                return names[n.querySelector('title').textContent.split(' ')[0]]; })[0];
+            var label = g.querySelector('text');
+            var r = g.getBoundingClientRect(), x = r.left + r.width / 2, y = r.top + r.height / 2;
+            var dx = arguments[0], dy = arguments[1];
+            label.dispatchEvent(new MouseEvent('mousedown', {button: 0, clientX: x, clientY: y, bubbles: true}));
+            label.dispatchEvent(new MouseEvent('mousemove', {clientX: x + dx, clientY: y + dy, bubbles: true}));
+            label.dispatchEvent(new MouseEvent('mouseup', {button: 0, clientX: x + dx, clientY: y + dy, bubbles: true}));
+            return [window.pprofGraph.selected.length, g.classList.contains('selected')];"""
+        assert browser.execute_script(press, 40, 20) == [0, False]
+        assert browser.find_element(_by("ID"), "viewport").get_attribute("transform").startswith("translate(")
+        assert browser.find_element(_by("ID"), "viewport").get_attribute("transform") != \
+            "translate(0,0) scale(1.25)"
+        assert browser.execute_script(press, 1, 1) == [1, True]
         # The selection also names the routine for View > Source.
         browser.find_element(_by("ID"), "search").clear()
         browser.find_element(_by("ID"), "search").send_keys(selection)

@@ -332,6 +332,22 @@ def test_redirect_and_static(chain_server):
     assert page(url + "/?f=main") == page(url + "/ui/?f=main")     # "/" redirects with the query
 
 
+@pytest.mark.parametrize("path,shared,user", [("/ui/", "panzoom.js", "graph.js"),
+                                              ("/ui/flamegraph", "flamegeom.js", "flame.js")])
+def test_shared_scripts_load_before_their_users(path, shared, user, chain_server):
+    # panzoom.js and flamegeom.js are also what the --svg and --flame files
+    # embed (render/webscripts.py); the pages load them ahead of the view's
+    # own script, which calls them.
+    from pprof_py.render.webscripts import static_script
+    url, _ui = chain_server
+    html = page(url + path)
+    tag = '<script src="/ui/static/%s"></script>'
+    assert tag % shared in html and html.index(tag % shared) < html.index(tag % user)
+    status, headers, body = get(url + "/ui/static/" + shared)
+    assert status == 200 and headers["Content-Type"].startswith("text/javascript")
+    assert body.decode() == static_script(shared)
+
+
 # ---- concurrency and the cache ----
 
 def test_concurrent_requests_give_the_sequential_answers(chain_server):

@@ -10,6 +10,9 @@
 // frame's stack, root's child first, names joined by ";" as in
 // --collapsed>, updated in place (history.replaceState) on every click.
 //
+// Which frames a zoom keeps and what a search covers are flamegeom.js's
+// (loaded before this file), shared with the standalone --flame SVG.
+//
 // Frame data (views.py, from render/flame.py's flame_frames):
 //   [name, depth, x, width, delta, label, colour], x and width in value units.
 (function () {
@@ -50,11 +53,11 @@
     for (var i = 0; i < frames.length; i++) {
       var f = frames[i], s = f.div.style, cls = f.div.classList;
       cls.remove("dim");
-      var left, width;
-      if (z && f.d < z.d && f.x <= x0 + eps && f.x + f.w >= x0 + w0 - eps) {
-        left = 0; width = 1; cls.add("dim");                  // an ancestor
-      } else if (!z || (f.d >= z.d && f.x >= x0 - eps && f.x + f.w <= x0 + w0 + eps)) {
-        left = w0 > 0 ? (f.x - x0) / w0 : 0;                  // inside the zoomed frame
+      var left, width, where = pprofFlameGeom.relation(f, z, eps);
+      if (where === "ancestor") {
+        left = 0; width = 1; cls.add("dim");
+      } else if (where === "inside") {
+        left = w0 > 0 ? (f.x - x0) / w0 : 0;                  // scaled: the zoomed frame fills the box
         width = w0 > 0 ? f.w / w0 : 0;
       } else {
         s.display = "none";
@@ -114,15 +117,7 @@
       if (on) { hits.push(frames[i]); }
     }
     if (!re) { matched.textContent = ""; return; }
-    // The share covered by the matches: the union of their x ranges.
-    hits.sort(function (a, b) { return a.x - b.x || b.w - a.w; });
-    var covered = 0, end = -Infinity;
-    for (var j = 0; j < hits.length; j++) {
-      var s = Math.max(hits[j].x, end), e = hits[j].x + hits[j].w;
-      if (e > s) { covered += e - s; }
-      end = Math.max(end, e);
-    }
-    matched.textContent = "Matched: " + pct(covered);
+    matched.textContent = "Matched: " + pct(pprofFlameGeom.covered(hits));
   }
 
   box.addEventListener("click", function (evt) {
