@@ -92,10 +92,15 @@ run_killed() {  # description, profile, expected status, command...
 }
 
 for p in sampler_weights sampler_threads sampler_fork sampler_region sampler_toggle sampler_ownhandler \
-         sampler_closefds sampler_manythreads sampler_selfkill sampler_alarm; do
+         sampler_closefds sampler_manythreads sampler_selfkill sampler_alarm sampler_execpending; do
     build "$p"
 done
 
+# each exec wrapper (the list forms gather their arguments on the stack)
+for form in execve execv execvp execvpe execl execlp execle; do
+    CPUPROFILE="$work/x.prof" CPUPROFILE_FREQUENCY=1000 run "signal pending at $form" "" \
+        "$work/sampler_execpending" 0.05 "$form"
+done
 CPUPROFILE="$work/w.prof" CPUPROFILE_FREQUENCY=1000 run "single thread, perf/default" "$work/w.prof" "$work/sampler_weights" 0.5
 CPUPROFILE="$work/wi.prof" CPUPROFILE_FREQUENCY=1000 PPROF_PY_CPU_TIMER=itimer \
     run "single thread, itimer" "$work/wi.prof" "$work/sampler_weights" 0.3
