@@ -334,6 +334,9 @@ def perl_style_argv(argv, cmd=None):
                 else:
                     takes_value.add(name[2:])
     names = sorted(set(flags) | takes_value)
+    # one-letter options (-o FILE, -h): "-ofile" is -o with its value
+    short = {name[1] for param in cmd.params if isinstance(param, click.Option)
+             for name in param.opts if len(name) == 2 and name[1] != "-"}
     out = []
     i = 0
     while i < len(argv):
@@ -358,6 +361,10 @@ def perl_style_argv(argv, cmd=None):
                                                 == flags[negated].flag_value):
                         del out[j]
                 continue
+            if not arg.startswith("--") and arg[1] not in short:
+                # an unknown long option with one dash (Go pprof's -top):
+                # say "no such option --top", not "-t" of a letter cluster
+                arg = "-" + arg
             out.append(arg)
             continue
         out.append("--" + full + (eq + value if eq else ""))

@@ -41,10 +41,18 @@ def text_report():
     (["--text", "--", "-text"], ["--text", "--", "-text"]),
     (["-o", "out.txt", "--in"], ["-o", "out.txt", "--in"]),      # ambiguous: left to click
     (["--show_addr", "--no_strip"], ["--show_addresses", "--no_strip_temp"]),
+    (["-top", "p"], ["--top", "p"]),                 # unknown: click names it as typed
+    (["-oout.txt", "-h"], ["-oout.txt", "-h"]),      # one-letter options stay as they are
 ])
 def test_getopt_long_spellings(argv, expected):
     from pprof_py.cli import perl_style_argv
     assert perl_style_argv(argv) == expected
+
+
+def test_unknown_one_dash_option_is_named_in_one_line():
+    # Go pprof's -top was reported as "No such option '-t'" (a letter cluster)
+    proc = pprof(["-top"] + CHAIN)
+    assert_one_line_error(proc, "No such option '--top'")
 
 
 def test_every_google_pprof_option_is_known():
