@@ -46,12 +46,14 @@ static void central_release_to_spans(central_t *c, int cl, void *head, uint32_t 
             pp_fatal("free(): pointer not at the start of an object", p);
         *(void **)p = s->freelist;
         s->freelist = p;
+        c->free_objs++;
+        --s->refcount;
+        if (s->owned) continue;      /* its owner still carves it: see disown_locked */
         if (!s->on_list) {
             spanlist_push(&c->nonempty, s);
             s->on_list = 1;
         }
-        c->free_objs++;
-        if (--s->refcount == 0) {
+        if (s->refcount == 0) {
             spanlist_remove(s);
             s->on_list = 0;
             c->free_objs -= pp_class_objs[cl];
@@ -60,8 +62,75 @@ static void central_release_to_spans(central_t *c, int cl, void *head, uint32_t 
     }
 }
 
-static void *central_take_from_spans(central_t *c, int cl) {
+/* Spans of a thread's own, for the classes under a cache line.  Objects
+ * carved one after the other from a shared span go to different threads,
+ * and objects smaller than a line share lines: two threads writing their
+ * own objects then bounce one line between their cores (false sharing),
+ * and a thread that frees another's object and allocates again writes
+ * that line too (passive false sharing: mimalloc-bench's cache-scratch,
+ * where glibc's 32-byte chunks happened to fall into different lines and
+ * ours did not, 1.14x glibc's time).  So for these classes a thread's
+ * refill carves fresh objects only from a span no other thread carves
+ * (tcache_t.own[cl]): its first refill of the class takes a new span, and
+ * a later one once the thread's span is used up and no shared span has
+ * free objects.  Objects freed into an owned span wait in its free list
+ * until the owner is done with it; it then joins the shared spans (or, if
+ * all its objects are free, goes back to the page heap).  *own is NULL
+ * before the thread's first refill, OWN_DONE after its span was used up.
+ * Caller of everything here holds c->lock. */
+static span_t own_done_sentinel;
+#define OWN_DONE (&own_done_sentinel)
+
+static void disown_locked(central_t *c, int cl, span_t *s) {
+    s->owned = 0;
+    if (s->refcount == 0) {
+        c->free_objs -= pp_class_objs[cl];
+        pp_ph_free(s);
+    } else if (s->freelist || s->bump < s->limit) {
+        spanlist_push(&c->nonempty, s);
+        s->on_list = 1;
+    }
+}
+
+static void *carve_own(central_t *c, int cl, span_t **own) {
+    span_t *s = *own;
+    if (s == NULL || (s == OWN_DONE && spanlist_empty(&c->nonempty))) {
+        s = pp_ph_alloc_small(cl);
+        if (!s) {
+            *own = OWN_DONE;                 /* the shared spans may still have objects */
+            return NULL;
+        }
+        s->owned = 1;
+        *own = s;
+        c->free_objs += pp_class_objs[cl];
+    }
+    if (s == OWN_DONE) return NULL;      /* take from the shared spans */
+    void *p = s->bump;
+    s->bump += pp_class_size[cl];
+    s->refcount++;
+    c->free_objs--;
+    if (s->bump >= s->limit) {
+        *own = OWN_DONE;
+        disown_locked(c, cl, s);
+    }
+    return p;
+}
+
+void pp_central_disown(int cl, span_t **own) {
+    central_t *c = &central[cl];
+    pp_lock(&c->lock);
+    span_t *s = *own;
+    if (s && s != OWN_DONE) disown_locked(c, cl, s);
+    *own = NULL;
+    pp_unlock(&c->lock);
+}
+
+static void *central_take_from_spans(central_t *c, int cl, span_t **own) {
     span_t *s;
+    if (own) {
+        void *p = carve_own(c, cl, own);
+        if (p || *own != OWN_DONE) return p;
+    }
     if (spanlist_empty(&c->nonempty)) {
         s = pp_ph_alloc_small(cl);
         if (!s) return NULL;
@@ -105,7 +174,7 @@ void pp_central_insert(int cl, void *head, void *tail, uint32_t n) {
 }
 
 /* Remove up to n objects; returns count, list in head and tail. */
-uint32_t pp_central_remove(int cl, uint32_t n, void **head, void **tail) {
+uint32_t pp_central_remove(int cl, uint32_t n, void **head, void **tail, span_t **own) {
     central_t *c = &central[cl];
     pp_lock(&c->lock);
     c->ops++;
@@ -120,7 +189,7 @@ uint32_t pp_central_remove(int cl, uint32_t n, void **head, void **tail) {
     void *h = NULL, *t = NULL;
     uint32_t got = 0;
     while (got < n) {
-        void *p = central_take_from_spans(c, cl);
+        void *p = central_take_from_spans(c, cl, own);
         if (!p) break;
         if (!h) t = p;
         *(void **)p = h;
@@ -135,7 +204,7 @@ uint32_t pp_central_remove(int cl, uint32_t n, void **head, void **tail) {
 
 void *pp_central_alloc_one(int cl) {
     void *h, *t;
-    return pp_central_remove(cl, 1, &h, &t) ? h : NULL;
+    return pp_central_remove(cl, 1, &h, &t, NULL) ? h : NULL;
 }
 
 void pp_central_free_one(void *p, int cl) {

@@ -64,6 +64,7 @@ typedef struct span {
     uint8_t location;            /* SPAN_* */
     uint8_t on_list;
     uint8_t fresh;               /* free spans: never used since mapped (all zero) */
+    uint8_t owned;               /* small spans: carved by one thread only (central_freelist.c) */
     uint32_t sampled;            /* objects of this span in the profiler's table */
     uint64_t freed_at;           /* free spans: when last freed (ms, monotonic) */
 } span_t;
@@ -153,8 +154,13 @@ typedef struct {
     uint32_t length, max_length, low_water, overages;
 } freelist_t;
 
+/* Classes whose objects are smaller than a cache line (16, 32, 48 bytes):
+   each thread carves them from spans of its own (central_freelist.c). */
+#define OWN_CLASSES 4
+
 typedef struct tcache {
     freelist_t lists[MAX_CLASSES];
+    struct span *own[OWN_CLASSES];   /* the span this thread carves class cl from (central_freelist.c) */
     size_t size;                 /* bytes held in the lists */
     size_t max_size;
     ssize_t sample_left;         /* bytes until the next profiler sample */
@@ -199,7 +205,8 @@ PP_HIDDEN void pp_tc_stats(struct pprofpy_malloc_stats *st);
 /* ---- central free lists (central_freelist.c) ---- */
 PP_HIDDEN void pp_central_init(void);
 PP_HIDDEN void pp_central_insert(int cl, void *head, void *tail, uint32_t n);
-PP_HIDDEN uint32_t pp_central_remove(int cl, uint32_t n, void **head, void **tail);
+PP_HIDDEN uint32_t pp_central_remove(int cl, uint32_t n, void **head, void **tail, span_t **own);
+PP_HIDDEN void pp_central_disown(int cl, span_t **own);
 PP_HIDDEN void *pp_central_alloc_one(int cl);
 PP_HIDDEN void pp_central_free_one(void *p, int cl);
 PP_HIDDEN void pp_central_flush(void);

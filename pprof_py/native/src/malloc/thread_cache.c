@@ -84,7 +84,7 @@ void *pp_tc_fetch(tcache_t *tc, int cl) {
     uint32_t want = fl->max_length < batch ? fl->max_length : batch;
     if (want == 0) want = 1;
     void *h, *t;
-    uint32_t got = pp_central_remove(cl, want, &h, &t);
+    uint32_t got = pp_central_remove(cl, want, &h, &t, cl < OWN_CLASSES ? &tc->own[cl] : NULL);
     if (!got) return NULL;
     /* slow start: grow the list limit while the thread keeps missing */
     if (fl->max_length < batch) fl->max_length++;
@@ -103,6 +103,17 @@ void *pp_tc_fetch(tcache_t *tc, int cl) {
 void pp_tc_list_too_long(tcache_t *tc, int cl) {
     freelist_t *fl = &tc->lists[cl];
     uint32_t batch = pp_class_batch[cl];
+    if (cl < OWN_CLASSES && fl->max_length == 0) {
+        /* The thread frees an object of a class it never allocated: it
+           is another thread's, and the next allocation would hand it to
+           this one, next to that thread's objects (passive false sharing,
+           central_freelist.c).  It goes back to its span instead, and the
+           thread's first allocation comes from a span of its own; later
+           frees are kept as usual. */
+        tc_release(tc, cl, 1);
+        fl->max_length = 1;
+        return;
+    }
     tc_release(tc, cl, batch);
     if (fl->max_length < batch) {
         fl->max_length++;
@@ -159,8 +170,16 @@ static tcache_t *tc_parked;
 static int tc_parked_count;
 
 /* Return every object of an unowned cache and recycle its struct. */
-static void tc_retire(tcache_t *tc) {
+/* Everything the cache holds goes back to the central lists, and its own
+   spans join the shared ones. */
+static void tc_release_all(tcache_t *tc) {
     for (int cl = 1; cl < pp_num_classes; cl++) tc_release(tc, cl, tc->lists[cl].length);
+    for (int cl = 1; cl < OWN_CLASSES && cl < pp_num_classes; cl++)
+        if (tc->own[cl]) pp_central_disown(cl, &tc->own[cl]);
+}
+
+static void tc_retire(tcache_t *tc) {
+    tc_release_all(tc);
     pp_lock(&tc_lock);
     tc_budget_used -= tc->max_size;
     tc->next_all = tc_free;
@@ -335,7 +354,8 @@ tcache_t *pp_tc_get_slow(void) {
         tc->stack_lo = tc->stack_hi = tc->stack_probe = 0;
     } else {
         memset(tc, 0, sizeof *tc);
-        for (int cl = 1; cl < pp_num_classes; cl++) tc->lists[cl].max_length = 1;
+        /* 0 for the classes under a cache line: see pp_tc_list_too_long */
+        for (int cl = 1; cl < pp_num_classes; cl++) tc->lists[cl].max_length = cl < OWN_CLASSES ? 0 : 1;
     }
     tc->rng = (uintptr_t)tc ^ ((uint64_t)syscall(SYS_gettid) << 32) ^ 0x2545F4914F6CDD1Dull;
     pp_lock(&tc_lock);
@@ -390,9 +410,7 @@ void pp_tc_reset_all_samples(void) {
 void pp_tc_init(void) { tc_key_ok = pthread_key_create(&tc_key, tc_destroy) == 0; }
 
 /* Give every cached object of tc back to the central lists. */
-void pp_tc_flush(tcache_t *tc) {
-    for (int cl = 1; cl < pp_num_classes; cl++) tc_release(tc, cl, tc->lists[cl].length);
-}
+void pp_tc_flush(tcache_t *tc) { tc_release_all(tc); }
 
 void pp_tc_lock_all(void) { pp_lock(&tc_lock); }
 void pp_tc_unlock_all(void) { pp_unlock(&tc_lock); }
