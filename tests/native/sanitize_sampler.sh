@@ -92,7 +92,7 @@ run_killed() {  # description, profile, expected status, command...
 }
 
 for p in sampler_weights sampler_threads sampler_fork sampler_region sampler_toggle sampler_ownhandler \
-         sampler_closefds sampler_manythreads sampler_selfkill sampler_alarm sampler_execpending; do
+         sampler_closefds sampler_manythreads sampler_selfkill sampler_alarm sampler_execpending lastexit; do
     build "$p"
 done
 
@@ -101,6 +101,9 @@ for form in execve execv execvp execvpe execl execlp execle; do
     CPUPROFILE="$work/x.prof" CPUPROFILE_FREQUENCY=1000 run "signal pending at $form" "" \
         "$work/sampler_execpending" 0.05 "$form"
 done
+# main() calls pthread_exit: the process ends with its worker (helper_threads.h)
+CPUPROFILE="$work/le.prof" CPUPROFILE_FREQUENCY=1000 run "main thread calls pthread_exit" "$work/le.prof" \
+    timeout 20 "$work/lastexit" 0.2
 CPUPROFILE="$work/w.prof" CPUPROFILE_FREQUENCY=1000 run "single thread, perf/default" "$work/w.prof" "$work/sampler_weights" 0.5
 CPUPROFILE="$work/wi.prof" CPUPROFILE_FREQUENCY=1000 PPROF_PY_CPU_TIMER=itimer \
     run "single thread, itimer" "$work/wi.prof" "$work/sampler_weights" 0.3

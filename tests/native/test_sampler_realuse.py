@@ -343,3 +343,40 @@ def test_cpu_profile_together_with_our_allocator_does_not_hang(progs, tmp_path, 
                               env=_clean_env(), capture_output=True, text=True, timeout=TIMEOUT)
         assert proc.returncode == 0, (cmd, proc.returncode, proc.stderr)
         read_profile(prof)
+
+
+# --------------------------------------------- the program's last thread ends
+
+@pytest.mark.parametrize("libs", ["malloc", "profiler", "both", "profiler+signal", "heapprofile"])
+def test_process_ends_with_its_last_thread(tmp_path_factory, tmp_path, libs):
+    """main() calls pthread_exit while a worker runs on: the process ends
+    when the worker does (exit status 0, atexit handlers run), though our
+    release and writer threads are still there (they used to keep it alive
+    for ever, with SIGTERM pending in their blocked masks); the profile has
+    the worker's samples."""
+    program = _build(tmp_path_factory, "lastexit")
+    env = _clean_env()
+    preload = []
+    prof = tmp_path / "last.prof"
+    if libs in ("profiler", "both", "profiler+signal"):
+        preload.append(libpath("profiler"))
+        env.update(CPUPROFILE=str(prof), CPUPROFILE_FREQUENCY="500")
+        if libs == "profiler+signal":
+            env["CPUPROFILESIGNAL"] = "12"
+    if libs in ("malloc", "both", "heapprofile"):
+        preload.append(libpath("malloc"))
+    if libs == "heapprofile":
+        env["HEAPPROFILE"] = str(tmp_path / "last")
+    env["LD_PRELOAD"] = " ".join(preload)
+    proc = subprocess.run([program, "0.3"], env=env, capture_output=True, text=True, timeout=20)
+    assert proc.returncode == 0, (proc.returncode, proc.stderr)
+    assert proc.stdout.split("\n")[:2] == ["worker done", "atexit ran"], proc.stdout
+    if libs in ("profiler", "both"):
+        total, rows = pprof_text(program, prof)
+        assert rows["burn"][0] >= 0.8 * total and total >= 50, rows
+    if libs == "heapprofile":
+        # the dump at exit, after main() ended, still has the memory map
+        # (/proc/self/maps is empty by then: helper_threads.h)
+        dumps = sorted(tmp_path.glob("last.*.heap"))
+        assert dumps, os.listdir(tmp_path)
+        assert program in dumps[-1].read_text(errors="replace").split("MAPPED_LIBRARIES:")[-1]

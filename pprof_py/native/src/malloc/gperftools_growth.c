@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "helper_threads.h"
 
 #define GROWTH_DEPTH 30
 
@@ -125,7 +126,7 @@ char *pp_growth_profile(void) {
     }
     free(copy);
     add_str(&t, "\nMAPPED_LIBRARIES:\n");
-    int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+    int fd = open(pp_maps_path(), O_RDONLY | O_CLOEXEC);
     if (fd >= 0) {
         char buf[4096];
         ssize_t r;

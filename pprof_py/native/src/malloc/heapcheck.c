@@ -51,6 +51,7 @@
 #include <unistd.h>
 
 #include "heap.h"
+#include "helper_threads.h"
 #include "internal.h"
 
 /* ------------------------------------------------------------------ */
@@ -746,7 +747,7 @@ done:
    the symbolizer could not run or answered something else. */
 static int symbolize_pcs(const char *exe, void *const *pcs, size_t n, sbuf_t *out, const char **names) {
     sbuf_t in = {0};
-    sb_file(&in, "/proc/self/maps");
+    sb_file(&in, pp_maps_path());
     for (size_t i = 0; i < n; i++) {
         sb_hex(&in, (uintptr_t)pcs[i] - 1);      /* the call, not the return address */
         sb_str(&in, "\n");
@@ -836,7 +837,7 @@ static void flood(int through_exit, int nregs) {
 #endif
         }
     sbuf_t maps = {0};
-    sb_file(&maps, "/proc/self/maps");
+    sb_file(&maps, pp_maps_path());
     scan_roots(&maps);
     sb_free(&maps);
     if (cfg.ignore_thread_live) {
@@ -1055,7 +1056,7 @@ static long leak_check_locked(const char *name, int through_exit, int (*may_repo
         }
     }
     sb_str(&prof, "\nMAPPED_LIBRARIES:\n");
-    sb_file(&prof, "/proc/self/maps");
+    sb_file(&prof, pp_maps_path());
     char exe[1024], file[2048];
     exe_path(exe, sizeof exe);
     int werr = write_leak_dump(file, sizeof file, exe, name, &prof);

@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "heap-profiler.h"
+#include "helper_threads.h"
 #include "heap.h"
 #include "internal.h"
 
@@ -289,7 +290,7 @@ static void build_profile(sbuf_t *out) {
         sb_pcs(out, b->pcs, b->depth);
     }
     sb_str(out, "\nMAPPED_LIBRARIES:\n");
-    sb_file(out, "/proc/self/maps");
+    sb_file(out, pp_maps_path());
     if (items) munmap(items, nb * sizeof(item_t));
 }
 

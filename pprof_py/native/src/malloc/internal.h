@@ -226,6 +226,7 @@ PP_HIDDEN int pp_large_resize(span_t *s, size_t npages);   /* in place; 1 on suc
 PP_HIDDEN size_t pp_ph_release_all(void);       /* returns the bytes given back */
 PP_HIDDEN void pp_ph_set_keep_bytes(size_t bytes);
 PP_HIDDEN void pp_ph_background_poke(void);      /* caller holds no allocator lock */
+PP_HIDDEN void pp_ph_thread_exited(void);        /* a thread's cache was given up (thread_cache.c) */
 PP_HIDDEN void pp_ph_after_fork_child(void);
 PP_HIDDEN void pp_ph_lock_all(void);
 PP_HIDDEN void pp_ph_unlock_all(void);

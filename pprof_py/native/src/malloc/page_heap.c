@@ -14,10 +14,14 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <linux/futex.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "gperftools_glue.h"
+#include "helper_threads.h"
 #include "internal.h"
 #include "malloc_extension.h"
 
@@ -195,13 +199,27 @@ static inline void ph_maybe_decay(uint64_t now) {
 enum { BG_NONE = 0, BG_STARTING, BG_RUNNING, BG_OFF };
 static int bg_state;
 
+/* Set and woken by pp_ph_thread_exited: a thread ended, maybe the
+   program's last (helper_threads.h); the release thread then looks more
+   often for a while, as an ending thread is still listed for a moment. */
+static unsigned bg_exit_poke;
+
 static void *bg_main(void *arg) {
     (void)arg;
-    prctl(PR_SET_NAME, "pprof_py-release", 0, 0, 0);
+    prctl(PR_SET_NAME, PP_HELPER_PREFIX "release", 0, 0, 0);
+    int quick = 0;                   /* short waits left after a poke */
     for (;;) {
         uint64_t wait = ph.decay_ms / 2 ? ph.decay_ms / 2 : 1;
+        if (quick > 0) wait = wait < 5 ? wait : 5;
         struct timespec ts = {(time_t)(wait / 1000), (long)(wait % 1000) * 1000000};
-        while (nanosleep(&ts, &ts) != 0) {}
+        syscall(SYS_futex, &bg_exit_poke, FUTEX_WAIT_PRIVATE, 0, &ts, NULL, 0);
+        if (__atomic_exchange_n(&bg_exit_poke, 0, __ATOMIC_ACQ_REL)) quick = 40;
+        if (quick > 0) quick--;
+        if (pp_program_threads_gone()) {
+            /* end, so that the process does; no new release thread */
+            __atomic_store_n(&bg_state, BG_OFF, __ATOMIC_RELEASE);
+            return NULL;
+        }
         /* FLAGS_tcmalloc_release_rate = 0: the allocator gives nothing back
            by itself, not even cached objects to the page heap (a program
            counting free pages, as gperftools' tests do, sees only its own
@@ -257,6 +275,12 @@ static void ph_background_poke(void) {
 }
 
 void pp_ph_background_poke(void) { ph_background_poke(); }
+
+void pp_ph_thread_exited(void) {
+    if (__atomic_load_n(&bg_state, __ATOMIC_ACQUIRE) != BG_RUNNING) return;
+    __atomic_store_n(&bg_exit_poke, 1, __ATOMIC_RELEASE);
+    syscall(SYS_futex, &bg_exit_poke, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
 
 void pp_ph_after_fork_child(void) {
     if (bg_state != BG_OFF) bg_state = BG_NONE;     /* the thread did not survive fork */

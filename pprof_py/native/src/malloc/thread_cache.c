@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "helper_threads.h"
 #include "malloc_extension.h"
 
 __thread tcache_t *pp_tc __attribute__((tls_model("initial-exec")));
@@ -211,10 +212,12 @@ static void tc_destroy(void *arg) {
         tc_parked = tc;
         tc_parked_count++;
         pp_unlock(&tc_lock);
+        pp_ph_thread_exited();
         return;
     }
     pp_unlock(&tc_lock);
     tc_retire(tc);
+    pp_ph_thread_exited();
 }
 
 /* Retire parked caches: all of them, or (idle_only) those already seen
@@ -265,7 +268,7 @@ size_t pp_dead_stacks(uintptr_t *starts, uintptr_t *ends, uintptr_t *tps, size_t
  * separate mapping), whose top holds the thread control block, as
  * pthread_getattr_np reports it.  Returns 0 when not found. */
 static int mapping_of(uintptr_t addr, uintptr_t *lo, uintptr_t *hi) {
-    int fd = (int)syscall(SYS_openat, AT_FDCWD, "/proc/self/maps", O_RDONLY | O_CLOEXEC);
+    int fd = (int)syscall(SYS_openat, AT_FDCWD, pp_maps_path(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) return 0;
     char buf[4096];
     uintptr_t start = 0, end = 0;

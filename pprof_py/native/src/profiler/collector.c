@@ -24,6 +24,7 @@
  * it; other threads only spin for the few hundred nanoseconds of one update.
  */
 #include "profiler_internal.h"
+#include "helper_threads.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -567,7 +568,7 @@ void pp_snapshot_regions(void) {
   struct pp_snapshot *snap = cur_snap == &snaps[0] ? &snaps[1] : &snaps[0];
   struct pp_region *pp_regions = snap->regions;
   struct pp_map *pp_maps = snap->maps;
-  int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+  int fd = open(pp_maps_path(), O_RDONLY | O_CLOEXEC);
   int n = 0, nmaps = 0;
   if (fd >= 0) {
     size_t have = 0;

@@ -18,6 +18,7 @@
  * and the memory map.
  */
 #include "profiler_internal.h"
+#include "helper_threads.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -25,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/prctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/time.h>
@@ -150,7 +152,7 @@ static void out_tail(void) {
   if (out_seekable) pwrite_all(out_fd, trailer, sizeof trailer, off);
   else write_all(out_fd, trailer, sizeof trailer);
   off += (off_t)sizeof trailer;
-  int maps = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+  int maps = open(pp_maps_path(), O_RDONLY | O_CLOEXEC);
   if (maps >= 0) {
     for (;;) {
       ssize_t r = read(maps, buf, sizeof buf);
@@ -334,6 +336,7 @@ void pp_final_dump(void) {
 
 static void *writer_main(void *unused) {
   (void)unused;
+  prctl(PR_SET_NAME, PP_HELPER_PREFIX "writer", 0, 0, 0);
   pp_register_self(1);
   __atomic_store_n(&writer_tid, pp_gettid(), __ATOMIC_RELEASE);
   long last_scan = now_ms(), last_refresh = 0, last_checkpoint = now_ms();
@@ -365,6 +368,13 @@ static void *writer_main(void *unused) {
       /* Stacks of new threads, libraries loaded since the start. */
       if (added || ++scans % 3 == 0) pp_snapshot_regions();
       check_handler();
+      /* the program's threads have all ended (its main thread called
+         pthread_exit): end too, or the process never would; the exit(0)
+         that follows writes the profile (helper_threads.h) */
+      if (pp_program_threads_gone()) {
+        __atomic_store_n(&writer_running, 0, __ATOMIC_RELEASE);
+        break;
+      }
     }
     pp_futex_wait(&pp_wake_seq, seen, __atomic_load_n(&pp_snapshot_stale, __ATOMIC_ACQUIRE) ? 10 : 100);
   }
@@ -779,13 +789,15 @@ static void toggle_handler(int sig) {
  * handler only counts; this thread does the work. */
 static void *toggle_main(void *unused) {
   (void)unused;
+  prctl(PR_SET_NAME, PP_HELPER_PREFIX "toggle", 0, 0, 0);
   pp_register_self(1);
   __atomic_store_n(&toggle_tid, pp_gettid(), __ATOMIC_RELEASE);
   unsigned done = 0;
   for (;;) {
     unsigned seq = __atomic_load_n(&toggle_seq, __ATOMIC_ACQUIRE);
     if (seq == done) {
-      pp_futex_wait(&toggle_seq, seq, 1000);
+      pp_futex_wait(&toggle_seq, seq, 100);
+      if (pp_program_threads_gone()) break;   /* helper_threads.h */
       continue;
     }
     done++;
@@ -799,6 +811,7 @@ static void *toggle_main(void *unused) {
     }
     pthread_mutex_unlock(&ctl_mu);
   }
+  pp_unregister_tid(pp_gettid());
   return NULL;
 }
 
