@@ -203,16 +203,26 @@ static int bg_state;
    program's last (helper_threads.h); the release thread then looks more
    often for a while, as an ending thread is still listed for a moment. */
 static unsigned bg_exit_poke;
+static int bg_long_wait;             /* the release thread is in its long wait: a poke wakes it */
 
 static void *bg_main(void *arg) {
     (void)arg;
     prctl(PR_SET_NAME, PP_HELPER_PREFIX "release", 0, 0, 0);
     int quick = 0;                   /* short waits left after a poke */
+    uint64_t next_tick = now_ms() + (ph.decay_ms / 2 ? ph.decay_ms / 2 : 1);
     for (;;) {
-        uint64_t wait = ph.decay_ms / 2 ? ph.decay_ms / 2 : 1;
-        if (quick > 0) wait = wait < 5 ? wait : 5;
+        /* the tick's work every decay_ms / 2 whatever the pokes; after a
+           poke, looks for the program's end every 5 ms for 200 ms */
+        uint64_t now = now_ms(), wait = next_tick > now ? next_tick - now : 0;
+        if (quick > 0 && wait > 5) wait = 5;
         struct timespec ts = {(time_t)(wait / 1000), (long)(wait % 1000) * 1000000};
-        syscall(SYS_futex, &bg_exit_poke, FUTEX_WAIT_PRIVATE, 0, &ts, NULL, 0);
+        if (wait) {
+            /* a poke after this store wakes the wait; one before it makes
+               the wait return at once (bg_exit_poke is no longer 0) */
+            __atomic_store_n(&bg_long_wait, quick == 0, __ATOMIC_SEQ_CST);
+            syscall(SYS_futex, &bg_exit_poke, FUTEX_WAIT_PRIVATE, 0, &ts, NULL, 0);
+            __atomic_store_n(&bg_long_wait, 0, __ATOMIC_RELAXED);
+        }
         if (__atomic_exchange_n(&bg_exit_poke, 0, __ATOMIC_ACQ_REL)) quick = 40;
         if (quick > 0) quick--;
         if (pp_program_threads_gone()) {
@@ -220,6 +230,8 @@ static void *bg_main(void *arg) {
             __atomic_store_n(&bg_state, BG_OFF, __ATOMIC_RELEASE);
             return NULL;
         }
+        if (now_ms() < next_tick) continue;
+        next_tick = now_ms() + (ph.decay_ms / 2 ? ph.decay_ms / 2 : 1);
         /* FLAGS_tcmalloc_release_rate = 0: the allocator gives nothing back
            by itself, not even cached objects to the page heap (a program
            counting free pages, as gperftools' tests do, sees only its own
@@ -276,13 +288,27 @@ static void ph_background_poke(void) {
 
 void pp_ph_background_poke(void) { ph_background_poke(); }
 
+/* Only once the main thread has ended (pthread_exit: its cache goes too)
+   can a thread's end be the program's: before that nothing is poked, so a
+   program that starts and ends thousands of threads a second never wakes
+   the release thread (larson-like bench: 3.5% more CPU time when every
+   end poked it).  And only a release thread in its long wait is woken; in
+   its short waits it sees the flag at the next one. */
+static int main_thread_gone;
+
 void pp_ph_thread_exited(void) {
+    if (!main_thread_gone) {
+        if (syscall(SYS_gettid) != getpid()) return;
+        __atomic_store_n(&main_thread_gone, 1, __ATOMIC_RELAXED);
+    }
     if (__atomic_load_n(&bg_state, __ATOMIC_ACQUIRE) != BG_RUNNING) return;
-    __atomic_store_n(&bg_exit_poke, 1, __ATOMIC_RELEASE);
-    syscall(SYS_futex, &bg_exit_poke, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+    __atomic_store_n(&bg_exit_poke, 1, __ATOMIC_SEQ_CST);
+    if (__atomic_load_n(&bg_long_wait, __ATOMIC_SEQ_CST))
+        syscall(SYS_futex, &bg_exit_poke, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
 }
 
 void pp_ph_after_fork_child(void) {
+    main_thread_gone = 0;                           /* the forking thread is the child's main one */
     if (bg_state != BG_OFF) bg_state = BG_NONE;     /* the thread did not survive fork */
 }
 
