@@ -5,10 +5,52 @@
 #include <fcntl.h>
 #include <stdint.h>
 #include <string.h>
-#include <sys/resource.h>
-#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+
+#include "fds.h"
+
+/* The state letter of a /proc stat line ("pid (comm) S ..."), 0 if none:
+ * it follows the last ')' (comm may hold anything, ')' included). */
+static char stat_state(const char *line) {
+    const char *close_paren = strrchr(line, ')');
+    return close_paren && close_paren[1] == ' ' ? close_paren[2] : 0;
+}
+
+/* Whether the main thread has ended.  Read through a descriptor kept open
+ * for it, so that the check made while the program runs opens nothing:
+ * even a moment's open() could take the number another thread of the
+ * program is about to get from its own.  The descriptor is parked high
+ * and close-on-exec (fds.c); before each read it is checked to be still
+ * ours (the program may have closed it and reused the number), and a
+ * forked child opens its own. */
+static int leader_fd = -1;
+static pid_t leader_pid;
+static struct pp_fd_id leader_id;
+
+static int main_thread_ended(void) {
+    pid_t pid = getpid();
+    if (leader_fd >= 0 && (leader_pid != pid || !pp_fd_is(leader_fd, &leader_id))) {
+        if (leader_pid != pid && pp_fd_is(leader_fd, &leader_id)) close(leader_fd);   /* the parent's, inherited */
+        leader_fd = -1;
+    }
+    if (leader_fd < 0) {
+        int fd = pp_fd_park(open("/proc/self/stat", O_RDONLY | O_CLOEXEC));
+        if (fd < 0) return 0;
+        if (!pp_fd_identify(fd, &leader_id)) {
+            close(fd);
+            return 0;
+        }
+        leader_fd = fd;
+        leader_pid = pid;
+    }
+    char line[256];
+    ssize_t got = pread(leader_fd, line, sizeof line - 1, 0);
+    if (got <= 0) return 0;
+    line[got] = 0;
+    char state = stat_state(line);
+    return state == 'Z' || state == 'X';
+}
 
 /* The record getdents64 fills (linux/dirent.h's linux_dirent64). */
 struct task_dirent {
@@ -19,11 +61,9 @@ struct task_dirent {
     char name[];
 };
 
-static char stat_state(const char *line);
-
 /* Whether task `tid` (a name under /proc/self/task) is a program thread
- * still running: its stat line is "tid (comm) S ...", with the state after
- * the last ')' (comm may hold anything, ')' included). */
+ * still running: not exited, and its name not starting with
+ * PP_HELPER_PREFIX. */
 static int is_running_program_thread(int dir, const char *tid) {
     char path[40];
     size_t n = strlen(tid);
@@ -37,85 +77,11 @@ static int is_running_program_thread(int dir, const char *tid) {
     close(fd);
     if (got <= 0) return 0;
     line[got] = 0;
-    char *open_paren = strchr(line, '('), *close_paren = strrchr(line, ')');
+    const char *comm = strchr(line, '(');
     char state = stat_state(line);
-    if (!open_paren || !state) return 1;                                  /* cannot tell: assume it runs */
-    if (state == 'Z' || state == 'X') return 0;                            /* exited, not yet reaped */
-    size_t prefix = sizeof PP_HELPER_PREFIX - 1;
-    return !(close_paren - open_paren - 1 >= (long)prefix && memcmp(open_paren + 1, PP_HELPER_PREFIX, prefix) == 0);
-}
-
-static int other_threads_gone(void);
-
-/* The state letter of a /proc stat line ("pid (comm) S ..."), 0 if none. */
-static char stat_state(const char *line) {
-    const char *close_paren = strrchr(line, ')');
-    return close_paren && close_paren[1] == ' ' ? close_paren[2] : 0;
-}
-
-/* Whether the main thread has ended.  Read through a descriptor kept open
- * for it, so that the check made while the program runs opens nothing:
- * even a moment's open() could take the number another thread of the
- * program is about to get from its own.  The descriptor is moved to a
- * high number (the upper half of RLIMIT_NOFILE, at most 4096) and is
- * close-on-exec; before each read fstat checks that it is still ours (the
- * program may have closed it and reused the number), and a forked child
- * opens its own. */
-static int leader_fd = -1;
-static pid_t leader_pid;
-static dev_t leader_dev;
-static ino_t leader_ino;
-
-static int leader_fd_is_ours(void) {
-    struct stat st;
-    return fstat(leader_fd, &st) == 0 && st.st_dev == leader_dev && st.st_ino == leader_ino;
-}
-
-static int main_thread_ended(void) {
-    pid_t pid = getpid();
-    if (leader_fd >= 0 && (leader_pid != pid || !leader_fd_is_ours())) {
-        if (leader_pid != pid && leader_fd_is_ours()) close(leader_fd);   /* the parent's, inherited */
-        leader_fd = -1;
-    }
-    if (leader_fd < 0) {
-        int fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
-        if (fd < 0) return 0;
-        struct rlimit rl;
-        long floor = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY ? (long)rl.rlim_cur / 2 : 4096;
-        if (floor > 4096) floor = 4096;
-        if (fd < floor) {
-            int high = fcntl(fd, F_DUPFD_CLOEXEC, (int)floor);
-            if (high >= 0) {
-                close(fd);
-                fd = high;
-            }
-        }
-        struct stat st;
-        if (fstat(fd, &st) != 0) {
-            close(fd);
-            return 0;
-        }
-        leader_fd = fd;
-        leader_pid = pid;
-        leader_dev = st.st_dev;
-        leader_ino = st.st_ino;
-    }
-    char line[256];
-    ssize_t got = pread(leader_fd, line, sizeof line - 1, 0);
-    if (got <= 0) return 0;
-    line[got] = 0;
-    char state = stat_state(line);
-    return state == 'Z' || state == 'X';
-}
-
-int pp_program_threads_gone(void) {
-    /* two helper threads of one library may ask at once: one at a time,
-       the other hears "not yet" and asks again later */
-    static int busy;
-    if (__atomic_exchange_n(&busy, 1, __ATOMIC_ACQUIRE)) return 0;
-    int gone = main_thread_ended() && other_threads_gone();
-    __atomic_store_n(&busy, 0, __ATOMIC_RELEASE);
-    return gone;
+    if (!comm || !state) return 1;           /* cannot tell: assume it runs */
+    if (state == 'Z' || state == 'X') return 0;   /* exited, not yet reaped */
+    return strncmp(comm + 1, PP_HELPER_PREFIX, sizeof PP_HELPER_PREFIX - 1) != 0;
 }
 
 /* Called once the main thread has ended: whether every other thread left
@@ -141,6 +107,16 @@ static int other_threads_gone(void) {
         if (!gone) break;
     }
     close(dir);
+    return gone;
+}
+
+int pp_program_threads_gone(void) {
+    /* two helper threads of one library may ask at once: one at a time,
+       the other hears "not yet" and asks again later */
+    static int busy;
+    if (__atomic_exchange_n(&busy, 1, __ATOMIC_ACQUIRE)) return 0;
+    int gone = main_thread_ended() && other_threads_gone();
+    __atomic_store_n(&busy, 0, __ATOMIC_RELEASE);
     return gone;
 }
 

@@ -163,20 +163,8 @@ int pp_unwind_collect(struct pp_unwind_obj *out, int max);
 int pp_unwind_step(const struct pp_snapshot *snap, uintptr_t *pc, uintptr_t *sp, uintptr_t *fp, int exact,
                    uintptr_t lo, uintptr_t hi);
 
-/* ---- fds.c ---- */
-/* What a descriptor of ours refers to. */
-struct pp_fd_id {
-  dev_t dev;
-  ino_t ino;
-};
-long pp_fd_limit(void);
-long pp_fd_floor(void);
-/* Moves fd to a high, close-on-exec number (closing the original); returns
- * the descriptor to use. */
-int pp_fd_park(int fd);
-int pp_fd_identify(int fd, struct pp_fd_id *id);
-/* 1 if fd still refers to the file identified by id. */
-int pp_fd_is(int fd, const struct pp_fd_id *id);
+/* ---- common/fds.c: descriptors kept out of the program's way ---- */
+#include "fds.h"
 
 /* ---- signals.c ---- */
 int pp_real_sigaction(int sig, const struct sigaction *act, struct sigaction *old);

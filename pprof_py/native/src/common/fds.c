@@ -1,5 +1,7 @@
 /*
- * The sampler's file descriptors, kept out of the program's way.
+ * Our libraries' file descriptors, kept out of the program's way (the
+ * sampler's profile file and perf events, the helper threads' /proc file:
+ * helper_threads.c).
  *
  * A profiled program owns its descriptor numbers: daemons and test
  * harnesses close every inherited descriptor above 2 and then expect
@@ -18,7 +20,7 @@
  * perf event descriptors all share one anonymous inode, so they are
  * identified by their event id (PERF_EVENT_IOC_ID) instead (threads.c).
  */
-#include "profiler_internal.h"
+#include "fds.h"
 
 #include <fcntl.h>
 #include <sys/resource.h>
