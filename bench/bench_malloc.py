@@ -11,9 +11,12 @@ ratios: against each allocator and against the best of tcmalloc, jemalloc
 and mimalloc on each program.
 
 Programs (both C sources are compiled here with gcc -O2):
-  single, threads2, prodcons, largemix   micro workloads (BENCH_C below):
+  single, threads2, prodcons, largemix, largemix8, largemix32
+                                         micro workloads (BENCH_C below):
       1 thread 8-512 B with 4096 live; 2 threads 8 B-32 KiB; a producer
-      thread mallocs and a consumer frees; 1 thread 8 B-1 MiB, 256 live
+      thread mallocs and a consumer frees; 1 thread 8 B-1 MiB, 256 live;
+      the same in 8 and in 32 threads at once (the operations split
+      between them), where the thread caches share one budget
   larson, cache-scratch, malloc-large, xmalloc, realloc-4k, realloc-100,
   alloc-tree, idle-release               bench/malloc_programs.c, written
       in the style of mimalloc-bench's programs (see its header);
@@ -132,6 +135,22 @@ int main(int argc, char **argv) {
         churn(&a);
         t1 = now();
         printf("%.2f\n", (t1 - t0) * 1e9 / iters);
+    } else if (!strncmp(w, "largemix", 8) && atoi(w + 8) > 0) {
+        /* largemixN: N threads each churning like largemix, iters split */
+        int nt = atoi(w + 8);
+        if (nt > 64) nt = 64;
+        pthread_t t[64];
+        arg_t a[64];
+        for (int i = 0; i < nt; i++) {
+            a[i].iters = iters / nt;
+            a[i].kind = 3;
+            a[i].seed = 1000 + (uint64_t)i;
+        }
+        t0 = now();
+        for (int i = 0; i < nt; i++) pthread_create(&t[i], NULL, churn, &a[i]);
+        for (int i = 0; i < nt; i++) pthread_join(t[i], NULL);
+        t1 = now();
+        printf("%.2f\n", (t1 - t0) * 1e9 / iters);
     } else if (!strcmp(w, "threads2")) {
         pthread_t t[2];
         arg_t a[2] = {{iters, 2, 11}, {iters, 2, 12345}};
@@ -170,6 +189,8 @@ PROGRAMS = [
     ("threads2", "2 threads, 8 B-32 KiB", ("bench", "threads2", "8000000")),
     ("prodcons", "producer/consumer (cross-thread free)", ("bench", "prodcons", "3000000")),
     ("largemix", "1 thread, 8 B-1 MiB", ("bench", "largemix", "10000000")),
+    ("largemix8", "8 threads, 8 B-1 MiB each", ("bench", "largemix8", "10000000")),
+    ("largemix32", "32 threads, 8 B-1 MiB each", ("bench", "largemix32", "10000000")),
     ("larson", "larson-like server, 4 threads", ("progs", "larson")),
     ("cache-scratch", "cache-scratch (false sharing)", ("progs", "cache-scratch")),
     ("malloc-large", "malloc-large, 20 x 5-25 MiB live", ("progs", "malloc-large")),

@@ -72,12 +72,12 @@ for mode in "stress 4 4000" "stress 1 20000" fork threadexit edge xthread stats;
         "$WORK/stress_ubsan" $mode
 done
 # the realloc, limits and release programs, each linked with the allocator
-for prog in malloc_realloc malloc_limits malloc_release malloc_lines lastexit; do
+for prog in malloc_realloc malloc_limits malloc_release malloc_lines lastexit malloc_busy_threads; do
     link_ubsan "$PROG/$prog.c" "$WORK/${prog}_ubsan"
 done
 for run in "malloc_realloc grow 4096 16777216" "malloc_realloc grow 100 4194304" "malloc_realloc inplace" \
            "malloc_limits huge" "malloc_limits mallinfo" "malloc_release reuse" "malloc_release idle" \
-           malloc_lines "lastexit 0.1"; do
+           malloc_lines "lastexit 0.1" malloc_busy_threads; do
     set -- $run
     prog="$1"; shift
     check "ubsan $run" timeout 300 env UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
@@ -102,11 +102,11 @@ for mode in "stress 2 3000" edge threadexit stats; do
     # shellcheck disable=SC2086
     check "memcheck $mode" timeout 600 env LD_PRELOAD="$LIB" "${VG[@]}" "$WORK/stress" $mode
 done
-for prog in malloc_realloc malloc_limits malloc_release malloc_lines lastexit; do
+for prog in malloc_realloc malloc_limits malloc_release malloc_lines lastexit malloc_busy_threads; do
     gcc -O1 -g -fno-builtin -fno-omit-frame-pointer -pthread "$PROG/$prog.c" -o "$WORK/$prog"
 done
 for run in "malloc_realloc grow 4096 8388608" "malloc_realloc inplace" "malloc_limits huge" \
-           "malloc_limits mallinfo" "malloc_release reuse" malloc_lines "lastexit 0.1"; do
+           "malloc_limits mallinfo" "malloc_release reuse" malloc_lines "lastexit 0.1" malloc_busy_threads; do
     # shellcheck disable=SC2086
     check "memcheck $run" timeout 600 env LD_PRELOAD="$LIB" PPROFPY_MALLOC_DECAY_MS=100 "${VG[@]}" "$WORK"/$run
 done

@@ -164,7 +164,7 @@ static NOINLINE __attribute__((noreturn)) void bad_free(void *p) {
     pp_fatal("free(): double free or invalid pointer", p);
 }
 
-static NOINLINE void free_slow(void *p) {
+static NOINLINE void free_slow(void *p, const void *caller) {
     if (PP_UNLIKELY(pp_hooks_on)) pp_run_delete_hooks(p);   /* before the block can be reused */
     if (PP_UNLIKELY(p == NULL)) return;
     span_t *s = pp_span_of(p);
@@ -174,7 +174,7 @@ static NOINLINE void free_slow(void *p) {
     if (cl == 0) {
         if (PP_UNLIKELY((uintptr_t)p != (s->start << PAGE_SHIFT)))
             pp_fatal("free(): invalid pointer (inside a large block)", p);
-        pp_large_free(s);
+        pp_large_free(s, caller);
         return;
     }
     tcache_t *tc = pp_tc ? pp_tc : pp_tc_get_slow();
@@ -186,7 +186,7 @@ static NOINLINE void free_slow(void *p) {
     *(void **)p = fl->head;
     fl->head = p;
     tc->size += pp_class_size[cl];
-    if (++fl->length > fl->max_length) pp_tc_list_too_long(tc, cl);
+    if (++fl->length > fl->max_length) pp_tc_list_too_long(tc, cl, caller);
     else if (tc->size > tc->max_size) pp_tc_scavenge(tc);
 }
 
@@ -209,11 +209,11 @@ static inline __attribute__((always_inline)) void do_free(void *p) {
         *(void **)p = fl->head;
         fl->head = p;
         tc->size += pp_class_size[cl];
-        if (PP_UNLIKELY(++fl->length > fl->max_length)) pp_tc_list_too_long(tc, cl);
+        if (PP_UNLIKELY(++fl->length > fl->max_length)) pp_tc_list_too_long(tc, cl, __builtin_return_address(0));
         else if (PP_UNLIKELY(tc->size > tc->max_size)) pp_tc_scavenge(tc);
         return;
     }
-    free_slow(p);
+    free_slow(p, __builtin_return_address(0));
 }
 
 static size_t usable_size(const void *p) {

@@ -191,7 +191,7 @@ PP_HIDDEN void pp_get_stats(struct pprofpy_malloc_stats *st);
 PP_HIDDEN void pp_tc_init(void);
 PP_HIDDEN tcache_t *pp_tc_get_slow(void);        /* may return NULL (during setup / thread exit) */
 PP_HIDDEN void *pp_tc_fetch(tcache_t *tc, int cl);   /* list empty: refill from central, pop one */
-PP_HIDDEN void pp_tc_list_too_long(tcache_t *tc, int cl);
+PP_HIDDEN void pp_tc_list_too_long(tcache_t *tc, int cl, const void *caller);
 PP_HIDDEN void pp_tc_scavenge(tcache_t *tc);
 PP_HIDDEN void pp_tc_flush(tcache_t *tc);
 PP_HIDDEN void pp_tc_flush_parked_idle(void);   /* background thread */
@@ -221,11 +221,11 @@ PP_HIDDEN span_t *pp_ph_alloc_small(int cl);     /* a span carved for class cl, 
 PP_HIDDEN void pp_ph_free(span_t *s);
 PP_HIDDEN void *pp_large_alloc(size_t bytes, size_t align, int *zeroed);
 PP_HIDDEN void *pp_large_alloc_growing(size_t bytes);   /* realloc moving a growing block */
-PP_HIDDEN void pp_large_free(span_t *s);
+PP_HIDDEN void pp_large_free(span_t *s, const void *caller);
 PP_HIDDEN int pp_large_resize(span_t *s, size_t npages);   /* in place; 1 on success */
 PP_HIDDEN size_t pp_ph_release_all(void);       /* returns the bytes given back */
 PP_HIDDEN void pp_ph_set_keep_bytes(size_t bytes);
-PP_HIDDEN void pp_ph_background_poke(void);      /* caller holds no allocator lock */
+PP_HIDDEN void pp_ph_background_poke(const void *caller);   /* caller: free's return address; holds no allocator lock */
 PP_HIDDEN void pp_ph_thread_exited(void);        /* a thread's cache was given up (thread_cache.c) */
 PP_HIDDEN void pp_ph_after_fork_child(void);
 PP_HIDDEN void pp_ph_lock_all(void);

@@ -10,11 +10,14 @@
  * pp_ph_* / pp_large_* functions, which take it.
  */
 #define _GNU_SOURCE
+#include <elf.h>
 #include <pthread.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <link.h>
 #include <linux/futex.h>
+#include <sys/auxv.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -246,9 +249,41 @@ static void *bg_main(void *arg) {
     return NULL;
 }
 
-/* Callers hold no allocator lock. */
-static void ph_background_poke(void) {
+/* Whether a code address lies in the dynamic loader (ld.so), whose text
+ * is found from the auxiliary vector's AT_BASE and its program headers. */
+static int in_dynamic_loader(const void *addr) {
+    static uintptr_t lo, hi;
+    static int known;
+    if (!known) {
+        uintptr_t base = (uintptr_t)getauxval(AT_BASE);
+        if (base) {
+            const ElfW(Ehdr) *eh = (const ElfW(Ehdr) *)base;
+            const ElfW(Phdr) *ph_ = (const ElfW(Phdr) *)(base + eh->e_phoff);
+            uintptr_t l = UINTPTR_MAX, h = 0;
+            for (int i = 0; i < eh->e_phnum; i++) {
+                if (ph_[i].p_type != PT_LOAD) continue;
+                uintptr_t a = base + ph_[i].p_vaddr;
+                if (a < l) l = a;
+                if (a + ph_[i].p_memsz > h) h = a + ph_[i].p_memsz;
+            }
+            if (l < h) lo = l, hi = h;
+        }
+        known = 1;
+    }
+    return (uintptr_t)addr >= lo && (uintptr_t)addr < hi;
+}
+
+/* Starts the release thread the first time free pages stay in the page
+ * heap.  Callers hold no allocator lock, and caller is the return address
+ * of the free that got here: none from the dynamic loader, since glibc's
+ * thread exit and pthread_join free the stacks they cache, and with them
+ * each thread's TLS blocks (_dl_deallocate_tls calls free), while holding
+ * the stack-cache lock that pthread_create takes: creating the thread
+ * there deadlocked the program (tests/native/test_malloc_threads.py, 40
+ * threads joined).  A later free starts it. */
+static void ph_background_poke(const void *caller) {
     if (PP_LIKELY(bg_state != BG_NONE) || !__atomic_load_n(&ph.free_bytes, __ATOMIC_RELAXED)) return;
+    if (in_dynamic_loader(caller)) return;
     /* Not while the heap profiler or leak checker runs: the leak checker
        signals every thread for its registers and would wait for this one,
        which blocks all signals, until its timeout (the next call releases
@@ -286,7 +321,7 @@ static void ph_background_poke(void) {
     __atomic_store_n(&bg_state, ok ? BG_RUNNING : BG_OFF, __ATOMIC_RELEASE);
 }
 
-void pp_ph_background_poke(void) { ph_background_poke(); }
+void pp_ph_background_poke(const void *caller) { ph_background_poke(caller); }
 
 /* Only once the main thread has ended (pthread_exit: its cache goes too)
    can a thread's end be the program's: before that nothing is poked, so a
@@ -623,7 +658,7 @@ void *pp_large_alloc_growing(size_t bytes) {
     return s ? (void *)(s->start << PAGE_SHIFT) : NULL;
 }
 
-void pp_large_free(span_t *s) {
+void pp_large_free(span_t *s, const void *caller) {
     pp_lock(&ph.lock);
     if (s->location != SPAN_IN_USE) {
         pp_unlock(&ph.lock);
@@ -631,7 +666,7 @@ void pp_large_free(span_t *s) {
     }
     ph_free_locked(s);
     pp_unlock(&ph.lock);
-    ph_background_poke();
+    ph_background_poke(caller);
 }
 
 /* realloc of a large block without copying: resize the in-use span s to

@@ -35,9 +35,16 @@ static __thread int tc_state __attribute__((tls_model("initial-exec")));   /* 1 
  * cap grown by 256 KiB steps (47k vs 14k over 8M operations), 1.5x the
  * time, and more peak RSS (19 vs 12 MiB), since reused cached objects touch
  * no new pages.  The budget bounds what all threads together can take
- * beyond their first MIN_TC_SIZE. */
+ * beyond their first MIN_TC_SIZE.  It is 256 MiB, not 64: with 8 and 32
+ * threads each churning 8 B-1 MiB blocks (bench_malloc.py's largemix8 and
+ * largemix32), caches held to a few MiB sent every block of 32 KiB and
+ * more through the page heap, whose free spans then fragmented: 64 MiB
+ * took 1.8 s and 162 MiB peak RSS with 8 threads, 4.1 s and 510 MiB with
+ * 32; 256 MiB took 1.3 s and 53 MiB, 1.8 s and 240 MiB (glibc 2.0 s and
+ * 238 MiB, 2.9 s and 470 MiB).  A single thread never takes more than
+ * MAX_TC_SIZE, so only programs with several busy threads use it. */
 #ifndef OVERALL_TC_BUDGET
-#define OVERALL_TC_BUDGET ((size_t)64 << 20)
+#define OVERALL_TC_BUDGET ((size_t)256 << 20)
 #endif
 #ifndef MIN_TC_SIZE
 #define MIN_TC_SIZE ((size_t)2 << 20)
@@ -101,7 +108,7 @@ void *pp_tc_fetch(tcache_t *tc, int cl) {
     return p;
 }
 
-void pp_tc_list_too_long(tcache_t *tc, int cl) {
+void pp_tc_list_too_long(tcache_t *tc, int cl, const void *caller) {
     freelist_t *fl = &tc->lists[cl];
     uint32_t batch = pp_class_batch[cl];
     if (cl < OWN_CLASSES && fl->max_length == 0) {
@@ -125,7 +132,7 @@ void pp_tc_list_too_long(tcache_t *tc, int cl) {
         }
     }
     if (tc->size > tc->max_size) pp_tc_scavenge(tc);
-    pp_ph_background_poke();      /* spans may have gone back to the page heap */
+    pp_ph_background_poke(caller);      /* spans may have gone back to the page heap */
 }
 
 void pp_tc_scavenge(tcache_t *tc) {
@@ -136,8 +143,12 @@ void pp_tc_scavenge(tcache_t *tc) {
         if (drop) tc_release(tc, cl, drop);
         fl->low_water = fl->length;
     }
+    /* still too big: halve the lists of the largest objects first, the
+       fewest objects to move per byte given back; small objects are the
+       ones a thread reuses most (32 threads churning 8 B-1 MiB blocks in
+       2 MiB caches: 9.9 -> 5.8 s when the largest go first) */
     if (tc->size > tc->max_size) {
-        for (int cl = 1; cl < pp_num_classes && tc->size > tc->max_size / 2; cl++)
+        for (int cl = pp_num_classes - 1; cl >= 1 && tc->size > tc->max_size / 2; cl--)
             tc_release(tc, cl, (tc->lists[cl].length + 1) / 2);
     }
     /* a busy thread may take more of the global budget */
@@ -182,7 +193,7 @@ static void tc_release_all(tcache_t *tc) {
 static void tc_retire(tcache_t *tc) {
     tc_release_all(tc);
     pp_lock(&tc_lock);
-    tc_budget_used -= tc->max_size;
+    tc_budget_used -= tc->max_size - MIN_TC_SIZE;
     tc->next_all = tc_free;
     tc_free = tc;
     pp_unlock(&tc_lock);
@@ -362,10 +373,7 @@ tcache_t *pp_tc_get_slow(void) {
     }
     tc->rng = (uintptr_t)tc ^ ((uint64_t)syscall(SYS_gettid) << 32) ^ 0x2545F4914F6CDD1Dull;
     pp_lock(&tc_lock);
-    if (!adopted) {
-        tc_budget_used += MIN_TC_SIZE;
-        tc->max_size = MIN_TC_SIZE;
-    }
+    if (!adopted) tc->max_size = MIN_TC_SIZE;     /* outside the budget, which is for growth */
     tc->in_use = 1;
     tc->prev_all = NULL;
     tc->next_all = tc_all;
