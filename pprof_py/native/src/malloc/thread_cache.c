@@ -143,12 +143,8 @@ void pp_tc_scavenge(tcache_t *tc) {
         if (drop) tc_release(tc, cl, drop);
         fl->low_water = fl->length;
     }
-    /* still too big: halve the lists of the largest objects first, the
-       fewest objects to move per byte given back; small objects are the
-       ones a thread reuses most (32 threads churning 8 B-1 MiB blocks in
-       2 MiB caches: 9.9 -> 5.8 s when the largest go first) */
     if (tc->size > tc->max_size) {
-        for (int cl = pp_num_classes - 1; cl >= 1 && tc->size > tc->max_size / 2; cl--)
+        for (int cl = 1; cl < pp_num_classes && tc->size > tc->max_size / 2; cl++)
             tc_release(tc, cl, (tc->lists[cl].length + 1) / 2);
     }
     /* a busy thread may take more of the global budget */
