@@ -10,7 +10,6 @@
  * pp_ph_* / pp_large_* functions, which take it.
  */
 #define _GNU_SOURCE
-#include <elf.h>
 #include <pthread.h>
 #include <signal.h>
 #include <string.h>
@@ -249,28 +248,24 @@ static void *bg_main(void *arg) {
     return NULL;
 }
 
-/* Whether a code address lies in the dynamic loader (ld.so), whose text
- * is found from the auxiliary vector's AT_BASE and its program headers. */
-static int in_dynamic_loader(const void *addr) {
-    static uintptr_t lo, hi;
-    static int known;
-    if (!known) {
-        uintptr_t base = (uintptr_t)getauxval(AT_BASE);
-        if (base) {
-            const ElfW(Ehdr) *eh = (const ElfW(Ehdr) *)base;
-            const ElfW(Phdr) *ph_ = (const ElfW(Phdr) *)(base + eh->e_phoff);
-            uintptr_t l = UINTPTR_MAX, h = 0;
-            for (int i = 0; i < eh->e_phnum; i++) {
-                if (ph_[i].p_type != PT_LOAD) continue;
-                uintptr_t a = base + ph_[i].p_vaddr;
-                if (a < l) l = a;
-                if (a + ph_[i].p_memsz > h) h = a + ph_[i].p_memsz;
-            }
-            if (l < h) lo = l, hi = h;
-        }
-        known = 1;
+/* The dynamic loader's (ld.so's) address range, from the auxiliary
+ * vector's AT_BASE and its program headers; set once by pp_ph_init, and
+ * empty when ld.so was run as the program (AT_BASE is 0 then). */
+static uintptr_t ldso_lo, ldso_hi;
+
+static void find_dynamic_loader(void) {
+    uintptr_t base = (uintptr_t)getauxval(AT_BASE);
+    if (!base) return;
+    const ElfW(Ehdr) *eh = (const ElfW(Ehdr) *)base;
+    const ElfW(Phdr) *phdr = (const ElfW(Phdr) *)(base + eh->e_phoff);
+    uintptr_t lo = UINTPTR_MAX, hi = 0;
+    for (int i = 0; i < eh->e_phnum; i++) {
+        if (phdr[i].p_type != PT_LOAD) continue;
+        uintptr_t a = base + phdr[i].p_vaddr;
+        if (a < lo) lo = a;
+        if (a + phdr[i].p_memsz > hi) hi = a + phdr[i].p_memsz;
     }
-    return (uintptr_t)addr >= lo && (uintptr_t)addr < hi;
+    if (lo < hi) ldso_lo = lo, ldso_hi = hi;
 }
 
 /* Starts the release thread the first time free pages stay in the page
@@ -283,7 +278,7 @@ static int in_dynamic_loader(const void *addr) {
  * threads joined).  A later free starts it. */
 static void ph_background_poke(const void *caller) {
     if (PP_LIKELY(bg_state != BG_NONE) || !__atomic_load_n(&ph.free_bytes, __ATOMIC_RELAXED)) return;
-    if (in_dynamic_loader(caller)) return;
+    if ((uintptr_t)caller >= ldso_lo && (uintptr_t)caller < ldso_hi) return;   /* from ld.so */
     /* Not while the heap profiler or leak checker runs: the leak checker
        signals every thread for its registers and would wait for this one,
        which blocks all signals, until its timeout (the next call releases
@@ -755,6 +750,7 @@ void pp_ph_init(size_t keep_bytes, uint64_t decay_ms, int background) {
     ph.decay_ms = decay_ms;
     ph.last_decay = now_ms();
     if (!background) bg_state = BG_OFF;
+    find_dynamic_loader();
 }
 
 size_t pp_ph_release_all(void) {

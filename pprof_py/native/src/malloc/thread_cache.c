@@ -40,8 +40,8 @@ static __thread int tc_state __attribute__((tls_model("initial-exec")));   /* 1 
  * largemix32), caches held to a few MiB sent every block of 32 KiB and
  * more through the page heap, whose free spans then fragmented: 64 MiB
  * took 1.8 s and 162 MiB peak RSS with 8 threads, 4.1 s and 510 MiB with
- * 32; 256 MiB took 1.3 s and 53 MiB, 1.8 s and 240 MiB (glibc 2.0 s and
- * 238 MiB, 2.9 s and 470 MiB).  A single thread never takes more than
+ * 32; 256 MiB took 1.3 s and 53 MiB, 1.8 s and 249 MiB (glibc 2.0 s and
+ * 241 MiB, 2.3 s and 588 MiB, in the same bench run).  A single thread never takes more than
  * MAX_TC_SIZE, so only programs with several busy threads use it. */
 #ifndef OVERALL_TC_BUDGET
 #define OVERALL_TC_BUDGET ((size_t)256 << 20)
